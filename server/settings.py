@@ -1,0 +1,242 @@
+"""Kenning's settings: one typed object, merged from every source.
+
+Precedence, highest first (PROTOCOL.md §3): CLI flags, LSP
+``initializationOptions``, ``KENNING_*`` environment variables, ``kenning.toml``
+or ``[tool.kenning]`` in ``pyproject.toml`` at the workspace root, then the
+defaults below. Every source is a plain nested dict; they are merged first and
+validated once, so an error names the field and the source it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "KENNING_"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class SettingsError(ValueError):
+    """A setting has the wrong type or value; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    schedule: str = "daily"
+    """`off`, `daily`, `hourly`, or an interval in minutes."""
+    on_cpu: bool = False
+    """Whether background retraining may run without a GPU."""
+    min_new_chunks: int = 200
+    """Retraining waits until this many chunks changed since the last run."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    """Hugging Face id or local directory of a sentence-transformers model."""
+    device: str = "auto"
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`."""
+    index_dir: str = ""
+    """Where the index and checkpoints live; empty means the per-user cache dir."""
+    include: tuple[str, ...] = ()
+    """Gitignore-style globs; when set, only matching files are indexed (and they
+    override the built-in excludes, secrets included, per pattern)."""
+    exclude: tuple[str, ...] = ()
+    """Gitignore-style globs excluded on top of `.gitignore` and the built-ins."""
+    max_file_bytes: int = 1 << 20
+    """Larger files are skipped and counted in status."""
+    max_seq_length: int = 256
+    """Tokens of each chunk the model reads; longer text is truncated."""
+    batch_size: int = 32
+    """Chunks per model call when embedding."""
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def resolved_index_dir(self, workspace: Path) -> Path:
+        """The folder for this workspace's index: the setting, or one per workspace
+        under the user's cache dir (named after the folder plus a hash of its path,
+        so two checkouts called `app` never share an index)."""
+        if self.index_dir:
+            return Path(self.index_dir).expanduser().resolve()
+        from platformdirs import user_cache_dir
+
+        root = workspace.resolve()
+        digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
+        return Path(user_cache_dir("kenning")) / f"{root.name}-{digest}"
+
+
+_SCHEDULES = {"off", "daily", "hourly"}
+_DEVICE_PREFIXES = ("auto", "cpu", "cuda", "mps")
+
+
+def load_settings(
+    workspace: Path,
+    *,
+    cli: Mapping[str, Any] | None = None,
+    init_options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge every source for `workspace` and validate the result.
+
+    Raises SettingsError naming the field and its source when a value is wrong.
+    """
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        ("workspace config", _read_workspace_file(workspace)),
+        ("environment", _read_environment(os.environ if environ is None else environ)),
+        ("initializationOptions", _normalise_keys(dict(init_options or {}))),
+        ("command line", _normalise_keys(dict(cli or {}))),
+    ]
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for source, layer in layers:
+        _deep_merge(merged, layer, origin, source)
+    return _build(Settings, merged, origin, prefix="")
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """Plain JSON-ready dict of the settings (for status output and child processes)."""
+    data = dataclasses.asdict(settings)
+    data["include"] = list(settings.include)
+    data["exclude"] = list(settings.exclude)
+    return data
+
+
+def _read_workspace_file(workspace: Path) -> dict[str, Any]:
+    kenning_toml = workspace / "kenning.toml"
+    pyproject = workspace / "pyproject.toml"
+    try:
+        if kenning_toml.is_file():
+            return _normalise_keys(tomllib.loads(kenning_toml.read_text("utf-8")))
+        if pyproject.is_file():
+            data = tomllib.loads(pyproject.read_text("utf-8"))
+            return _normalise_keys(data.get("tool", {}).get("kenning", {}))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read settings from {workspace}: {exc}") from exc
+    return {}
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """KENNING_TRAIN__ON_CPU=1 -> {"train": {"on_cpu": "1"}}; values stay strings
+    and are converted by the field's type later."""
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "KENNING_VERBOSE":
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept camelCase (VS Code sends it) and dotted keys (`train.on_cpu`)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        parts = [_snake(p) for p in str(key).split(".")]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _normalise_keys(value) if isinstance(value, dict) else value
+    return out
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _deep_merge(
+    into: dict[str, Any], layer: Mapping[str, Any], origin: dict[str, str], source: str, path=""
+) -> None:
+    for key, value in layer.items():
+        dotted = f"{path}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value, origin, source, dotted + ".")
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _deep_merge(into[key], value, origin, source, dotted + ".")
+        else:
+            into[key] = value
+            origin[dotted] = source
+
+
+def _build(cls: type, data: Mapping[str, Any], origin: dict[str, str], prefix: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = prefix + key
+        if key not in fields:
+            continue  # unknown keys are ignored, as the protocol says
+        ftype = fields[key].type
+        where = origin.get(dotted, "settings")
+        if ftype == "TrainSettings":
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"setting '{dotted}' ({where}) must be a table of settings")
+            kwargs[key] = _build(TrainSettings, value, origin, dotted + ".")
+        else:
+            kwargs[key] = _coerce(dotted, ftype, value, where)
+    result = cls(**kwargs)
+    _validate(result, prefix)
+    return result
+
+
+def _coerce(name: str, ftype: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> SettingsError:
+        return SettingsError(f"setting '{name}' ({where}) must be {expected}, got {value!r}")
+
+    if ftype == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise bad("true or false")
+    if ftype == "int":
+        if isinstance(value, bool):
+            raise bad("a whole number")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise bad("a whole number")
+    if ftype == "str":
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        raise bad("a string")
+    if ftype == "tuple[str, ...]":
+        if isinstance(value, str):
+            # Environment variables carry lists as comma-separated globs.
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise bad("a list of glob strings")
+    raise bad(ftype)  # pragma: no cover - every field type is handled above
+
+
+def _validate(obj: Any, prefix: str) -> None:
+    if isinstance(obj, TrainSettings):
+        schedule = obj.schedule
+        if schedule not in _SCHEDULES and not (schedule.isdigit() and int(schedule) > 0):
+            raise SettingsError(
+                f"setting '{prefix}schedule' must be off, daily, hourly or minutes, got {schedule!r}"
+            )
+        if obj.min_new_chunks < 0:
+            raise SettingsError(f"setting '{prefix}min_new_chunks' must be 0 or more")
+        return
+    if not obj.device.startswith(_DEVICE_PREFIXES):
+        raise SettingsError(f"setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}")
+    if obj.max_file_bytes <= 0:
+        raise SettingsError("setting 'max_file_bytes' must be a positive number of bytes")
+    if not 16 <= obj.max_seq_length <= 8192:
+        raise SettingsError("setting 'max_seq_length' must be between 16 and 8192 tokens")
+    if obj.batch_size <= 0:
+        raise SettingsError("setting 'batch_size' must be positive")
+    if not obj.model.strip():
+        raise SettingsError("setting 'model' must name a model id or a local directory")
