@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from server.settings import DEFAULT_MODEL, SettingsError, load_settings
+
+
+def test_defaults_when_nothing_is_configured(tmp_path):
+    s = load_settings(tmp_path, environ={})
+    assert s.model == DEFAULT_MODEL
+    assert s.device == "auto"
+    assert s.max_file_bytes == 1 << 20
+    assert (s.train.schedule, s.train.on_cpu, s.train.min_new_chunks) == ("daily", False, 200)
+
+
+def test_precedence_cli_over_lsp_over_env_over_file(tmp_path: Path):
+    (tmp_path / "kenning.toml").write_text('model = "file"\ndevice = "cpu"\nmax_file_bytes = 10\n'
+                                           '[train]\nschedule = "hourly"\n')
+    env = {"KENNING_MODEL": "env", "KENNING_DEVICE": "cuda", "KENNING_TRAIN__ON_CPU": "true"}
+    s = load_settings(tmp_path, environ=env, init_options={"model": "lsp"}, cli={"model": "cli"})
+    assert s.model == "cli"
+    assert s.device == "cuda"  # env beats the file
+    assert s.max_file_bytes == 10  # only the file sets it
+    assert s.train.schedule == "hourly" and s.train.on_cpu is True
+
+
+def test_pyproject_tool_table_and_camel_case_init_options(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text('[tool.kenning]\nexclude = ["*.csv"]\n')
+    s = load_settings(tmp_path, environ={}, init_options={"maxFileBytes": 42, "train": {"minNewChunks": 7}})
+    assert s.exclude == ("*.csv",)
+    assert s.max_file_bytes == 42 and s.train.min_new_chunks == 7
+
+
+def test_environment_lists_are_comma_separated(tmp_path):
+    s = load_settings(tmp_path, environ={"KENNING_EXCLUDE": "*.csv, fixtures/"})
+    assert s.exclude == ("*.csv", "fixtures/")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_file_bytes": "lots"}, "max_file_bytes"),
+        ({"device": "tpu"}, "device"),
+        ({"train": {"schedule": "weekly"}}, "schedule"),
+        ({"train": {"on_cpu": "maybe"}}, "train.on_cpu"),
+        ({"include": [1, 2]}, "include"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, options, field):
+    with pytest.raises(SettingsError, match=field):
+        load_settings(tmp_path, environ={}, init_options=options)
+
+
+def test_unknown_keys_are_ignored(tmp_path):
+    assert load_settings(tmp_path, environ={}, init_options={"colour": "blue"}).model == DEFAULT_MODEL
+
+
+def test_default_index_dir_is_per_workspace(tmp_path):
+    a, b = tmp_path / "one" / "app", tmp_path / "two" / "app"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    sa, sb = load_settings(a, environ={}), load_settings(b, environ={})
+    assert sa.resolved_index_dir(a) != sb.resolved_index_dir(b)

@@ -1,0 +1,104 @@
+"""The store on its own: transactions, shared vectors, lexical terms, and
+recovery from damaged files. Vectors here are random, not from a model."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.chunking import chunk_file
+from server.store import FileUpdate, Store, fts_query, lexical_terms
+
+
+def update(path: str, text: str) -> FileUpdate:
+    return FileUpdate(path, len(text), 1, str(hash(text)), "python", chunk_file(path, text))
+
+
+def fill(store: Store, dim: int = 8):
+    store.apply_files([update("a.py", "def alpha():\n    return compute_alpha_value(1)\n"),
+                       update("b.py", "def beta():\n    return compute_beta_value(2)\n")])
+    gen = store.create_generation("m@base", "m", "m", dim, active=True)
+    pending = store.pending_texts(gen.id, 100)
+    vectors = np.random.default_rng(0).normal(size=(len(pending), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.add_embeddings(gen.id, [h for h, _ in pending], vectors)
+    return gen, pending, vectors
+
+
+def test_dense_search_finds_the_stored_vector(tmp_path):
+    store = Store.open(tmp_path)
+    gen, pending, vectors = fill(store)
+    (eid, sim), *_ = store.dense_search(gen, vectors[1], 1)
+    owner = store.chunks_for_embeddings([eid])[eid]
+    assert sim == pytest.approx(1.0, abs=1e-2)
+    expected_path = pending[1][1].split()[0]  # the context line starts with the path
+    assert store.chunks_by_ids(owner)[owner[0]].path == expected_path
+
+
+def test_removing_a_file_removes_its_chunks_and_vectors(tmp_path):
+    store = Store.open(tmp_path)
+    gen, _, _ = fill(store)
+    store.apply_files([], removed=["a.py"])
+    assert store.counts(gen.id) == (1, 1, 0)
+    assert store.generation_counts(gen.id) == 1
+    assert len(store.matrix(gen).snapshot()[0]) == 1
+
+
+def test_identical_text_shares_one_vector(tmp_path):
+    store = Store.open(tmp_path)
+    gen, _, _ = fill(store)
+    text = "def alpha():\n    return compute_alpha_value(1)\n"
+    store.apply_files([FileUpdate("a.py", 1, 2, "other", "python", chunk_file("a.py", text))])
+    assert store.pending_texts(gen.id, 10) == []  # same path, same text: nothing to embed
+
+
+def test_snapshot_round_trip_and_damage_is_rebuilt(tmp_path):
+    store = Store.open(tmp_path)
+    gen, _, vectors = fill(store)
+    store.save_snapshot()
+    store.close()
+    reopened = Store.open(tmp_path)
+    assert len(reopened.matrix(gen).snapshot()[0]) == 2 and not reopened.warnings
+    reopened.close()
+    snap = tmp_path / f"vectors-g{gen.id}.npy"
+    snap.write_bytes(snap.read_bytes()[:100])  # truncated
+    damaged = Store.open(tmp_path)
+    hits = damaged.dense_search(gen, vectors[0], 2)
+    assert len(hits) == 2
+    assert any("damaged" in w for w in damaged.warnings)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path, damage):
+    store = Store.open(tmp_path)
+    fill(store)
+    store.close()
+    db = tmp_path / "index.sqlite"
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"not a database" * 100)
+    for extra in ("index.sqlite-wal", "index.sqlite-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
+    fresh = Store.open(tmp_path)
+    assert fresh.counts() == (0, 0, 0)
+    assert any("corrupt" in w for w in fresh.warnings)
+    assert list(tmp_path.glob("corrupt-*/index.sqlite"))
+
+
+def test_index_dir_is_private(tmp_path):
+    target = tmp_path / "idx"
+    Store.open(target).close()
+    assert (target.stat().st_mode & 0o777) == 0o700
+    assert ((target / "index.sqlite").stat().st_mode & 0o777) == 0o600
+
+
+def test_lexical_terms_split_camel_case_and_queries_are_safe():
+    assert "retry Failed Upload" in lexical_terms("def retryFailedUpload(): pass")
+    assert fts_query('where do we "retry" failed uploads? OR NOT') == '"retry" OR "failed" OR "uploads" OR "not"'
+    assert fts_query("?? !!") == ""
+
+
+def test_lexical_search_ranks_the_matching_chunk_first(tmp_path):
+    store = Store.open(tmp_path)
+    fill(store)
+    (cid, _), *_ = store.lexical_search("compute beta value", 5)
+    assert store.chunks_by_ids([cid])[cid].path == "b.py"
