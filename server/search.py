@@ -8,6 +8,7 @@ one long function) are collapsed to the best, so the top ten are ten places.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ RRF_K = 60
 it flattens the head so one side's first place does not drown the other."""
 DENSE_WEIGHT = 1.0
 LEXICAL_WEIGHT = 1.0
+PROSE_PRIOR = 1.0
+"""Score multiplier for prose (Markdown, reST, plain text): docs that describe an
+API in the same words as a query otherwise outrank the code itself."""
+TEST_PRIOR = 1.0
+"""Score multiplier for test files: people mostly look for the implementation."""
+PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
 
@@ -100,13 +107,15 @@ def search(
     if mode in ("hybrid", "lexical"):
         lexical = store.lexical_search(query, pool)
 
-    ranked = _fuse(dense, lexical, mode)
-    chunks = store.chunks_by_ids([cid for cid, _ in ranked[: pool * 2]])
+    ranked = _fuse(dense, lexical, mode)[: pool * 2]
+    chunks = store.chunks_by_ids([cid for cid, _ in ranked])
+    ranked = sorted(
+        ((cid, score * prior(chunks[cid])) for cid, score in ranked if cid in chunks),  # gone since read
+        key=lambda x: -x[1],
+    )
     results: list[SearchResult] = []
     for cid, score in ranked:
-        chunk = chunks.get(cid)
-        if chunk is None:
-            continue  # removed since the candidate lists were read
+        chunk = chunks[cid]
         if path_filter is not None and not path_filter.match_file(chunk.path):
             continue
         if any(_overlaps(chunk, r) for r in results):
@@ -132,6 +141,19 @@ def _fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode
             scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank + 1)
     best_possible = (DENSE_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
     return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
+
+
+_TEST_PATH = re.compile(r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+
+
+def prior(chunk: StoredChunk) -> float:
+    """How much a result's kind of file is worth before its text is compared."""
+    weight = 1.0
+    if chunk.language in PROSE_LANGUAGES:
+        weight *= PROSE_PRIOR
+    if _TEST_PATH.search(chunk.path):
+        weight *= TEST_PRIOR
+    return weight
 
 
 def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:

@@ -7,9 +7,10 @@ Vectors live in SQLite as float16 blobs, one row per distinct chunk text and
 model generation; searching uses an in-memory float16 matrix of the active
 generation, brute-forced by usearch's SIMD kernels (about 10 ms for 10^5
 vectors on two cores, 768 bytes a vector). The matrix is saved to
-`vectors-g<N>.npy` (written to a temporary name, then renamed) with the
-version it reflects, so a restart maps it back instead of reading every blob;
-a snapshot whose version disagrees with SQLite is rebuilt from SQLite.
+`vectors-g<N>.npy` (written to a temporary name, then renamed), so a restart
+reads one file instead of every blob; rows SQLite gained or lost since the
+file was written are replayed from SQLite on load, and a damaged file is
+rebuilt from SQLite.
 
 A generation is one model's set of vectors. Re-embedding for a new model fills
 a new generation while the active one keeps answering; activation is a single
@@ -34,6 +35,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+SNAPSHOT_SLACK = 1000
+"""Vectors the snapshot may lag behind SQLite before it is rewritten."""
 DB_NAME = "index.sqlite"
 
 _SCHEMA = """
@@ -147,6 +150,8 @@ class VectorMatrix:
             self._data[:n] = data
         self._row = {int(i): r for r, i in enumerate(self._ids[:n])}
         self.n = n
+        self.changes = 0
+        """Rows added or removed since the last snapshot was written."""
         self.lock = threading.Lock()
 
     def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
@@ -161,6 +166,7 @@ class VectorMatrix:
                     self.n += 1
                     self._row[vid] = row
                     self._ids[row] = vid
+                    self.changes += 1
                 self._data[row] = vec
 
     def remove(self, ids: Iterable[int]) -> None:
@@ -176,6 +182,7 @@ class VectorMatrix:
                     self._data[row] = self._data[last]
                     self._row[moved] = row
                 self.n -= 1
+                self.changes += 1
 
     def _grow(self) -> None:
         capacity = len(self._ids) * 2
@@ -218,6 +225,7 @@ class Store:
         self._local = threading.local()
         self._matrix: VectorMatrix | None = None
         self._matrix_gen: int | None = None
+        self._snapshot_delta = 0  # rows the loaded matrix differed from its file by
         self._write_lock = threading.Lock()
 
     # -- opening -----------------------------------------------------------------
@@ -307,10 +315,6 @@ class Store:
     def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def _bump_version(self, gen: int) -> None:
-        key = f"vectors_version:{gen}"
-        self._set_meta(key, str(int(self._meta(key) or 0) + 1))
-
     # -- files and chunks ------------------------------------------------------------
 
     def file_records(self) -> dict[str, FileRecord]:
@@ -373,16 +377,12 @@ class Store:
         """Delete embeddings whose chunk text no longer exists; returns (gen, id)."""
         dropped: list[tuple[int, int]] = []
         conn = self.conn
-        touched: set[int] = set()
         for h in hashes:
             if conn.execute("SELECT 1 FROM chunks WHERE hash = ? LIMIT 1", (h,)).fetchone():
                 continue
             rows = conn.execute("SELECT gen, id FROM embeddings WHERE hash = ?", (h,)).fetchall()
             conn.execute("DELETE FROM embeddings WHERE hash = ?", (h,))
             dropped.extend(rows)
-            touched.update(g for g, _ in rows)
-        for gen in touched:
-            self._bump_version(gen)
         return dropped
 
     def _forget_vectors(self, dropped: Sequence[tuple[int, int]]) -> None:
@@ -403,14 +403,20 @@ class Store:
             ).fetchone()[0]
         return files, chunks, pending
 
-    def pending_texts(self, gen: int, limit: int) -> list[tuple[str, str]]:
-        """Up to `limit` (hash, text the model should read) still without a vector in `gen`."""
+    def pending_texts(self, gen: int, limit: int, paths: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """Up to `limit` (hash, text the model should read) still without a vector in `gen`,
+        only from the files `paths` when given (a saved file goes first)."""
+        only = ""
+        args: list = [gen]
+        if paths is not None:
+            only = f"AND f.path IN ({','.join('?' * len(paths))}) "
+            args.extend(paths)
         rows = self.conn.execute(
             "SELECT c.hash, f.path, c.symbol, c.text FROM chunks c JOIN files f ON f.id = c.file_id "
             "WHERE c.embeddable = 1 AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.gen = ? AND e.hash = c.hash) "
-            "GROUP BY c.hash LIMIT ?",
-            (gen, limit),
+            f"{only}GROUP BY c.hash LIMIT ?",
+            (*args, limit),
         ).fetchall()
         from .chunking import embed_text_for
 
@@ -493,7 +499,6 @@ class Store:
             with self.conn as conn:
                 conn.execute("DELETE FROM embeddings WHERE gen = ?", (gen_id,))
                 conn.execute("DELETE FROM generations WHERE id = ?", (gen_id,))
-                conn.execute("DELETE FROM meta WHERE key = ?", (f"vectors_version:{gen_id}",))
             for path in self.dir.glob(f"vectors-g{gen_id}.*"):
                 path.unlink(missing_ok=True)
 
@@ -511,7 +516,6 @@ class Store:
                         (gen, h, v.tobytes()),
                     )
                     ids.append(cur.fetchone()[0])
-                self._bump_version(gen)
             if self._matrix is not None and self._matrix_gen == gen:
                 self._matrix.add(ids, vectors16)
 
@@ -529,19 +533,44 @@ class Store:
         return self.matrix(gen).search(query, k)
 
     def _load_matrix(self, gen: Generation) -> VectorMatrix:
-        version = self._meta(f"vectors_version:{gen.id}") or "0"
-        snap = self._read_snapshot(gen, version)
-        if snap is not None:
-            return VectorMatrix(gen.dim, *snap)
-        ids, data = self._read_vectors(gen)
+        """The snapshot, brought up to date with SQLite: rows deleted since it was
+        written are dropped and rows added since are read from their blobs. A
+        small edit therefore never forces a full rewrite of the vector file."""
+        snap = self._read_snapshot(gen)
+        if snap is None:
+            ids, data = self._read_vectors(gen)
+            self._snapshot_delta = len(ids)
+            return VectorMatrix(gen.dim, ids, data)
+        snap_ids, snap_data = snap
+        current = np.fromiter(
+            (r[0] for r in self.conn.execute("SELECT id FROM embeddings WHERE gen = ?", (gen.id,))), dtype=np.int64
+        )
+        keep = np.isin(snap_ids, current)
+        missing = np.setdiff1d(current, snap_ids[keep], assume_unique=True)
+        new_ids, new_data = self._read_vectors(gen, only=missing) if len(missing) else (missing, None)
+        ids = np.concatenate([snap_ids[keep], new_ids])
+        data = snap_data[keep] if new_data is None else np.concatenate([snap_data[keep], new_data])
+        self._snapshot_delta = int((~keep).sum()) + len(new_ids)
         return VectorMatrix(gen.dim, ids, data)
 
-    def _read_vectors(self, gen: Generation) -> tuple[np.ndarray, np.ndarray]:
+    def _read_vectors(self, gen: Generation, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         width = gen.dim * 2
         ids: list[int] = []
         blobs: list[bytes] = []
         bad: list[int] = []
-        for eid, blob in self.conn.execute("SELECT id, vec FROM embeddings WHERE gen = ?", (gen.id,)):
+        if only is None:
+            rows = self.conn.execute("SELECT id, vec FROM embeddings WHERE gen = ?", (gen.id,))
+        else:
+            wanted = [int(i) for i in only]
+            rows = (
+                row
+                for start in range(0, len(wanted), 500)
+                for row in self.conn.execute(
+                    f"SELECT id, vec FROM embeddings WHERE id IN ({','.join('?' * len(wanted[start:start + 500]))})",
+                    wanted[start : start + 500],
+                )
+            )
+        for eid, blob in rows:
             if len(blob) != width:
                 bad.append(eid)
                 continue
@@ -558,52 +587,56 @@ class Store:
     def _snapshot_paths(self, gen_id: int) -> tuple[Path, Path]:
         return self.dir / f"vectors-g{gen_id}.npy", self.dir / f"vectors-g{gen_id}.json"
 
-    def _read_snapshot(self, gen: Generation, version: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def _read_snapshot(self, gen: Generation) -> tuple[np.ndarray, np.ndarray] | None:
         data_path, info_path = self._snapshot_paths(gen.id)
         if not info_path.exists() or not data_path.exists():
             return None
         try:
             info = json.loads(info_path.read_text())
-            if str(info.get("version")) != version:
-                return None  # SQLite moved on since the snapshot: rebuild from it
             with open(data_path, "rb") as fh:
                 ids = np.load(fh, allow_pickle=False)
                 data = np.load(fh, allow_pickle=False)
             if ids.shape != (info["count"],) or data.shape != (info["count"], gen.dim):
                 raise ValueError(f"shape {data.shape} does not match its card")
             return ids.astype(np.int64), data.astype(np.float16)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
             msg = f"vector file {data_path.name} is damaged ({exc}); rebuilt it from the database"
             self.warnings.append(msg)
             log.warning(msg)
             return None
 
-    def save_snapshot(self) -> None:
-        """Write the active generation's matrix to disk if it changed (temp + rename)."""
+    def save_snapshot(self, *, force: bool = False) -> bool:
+        """Write the active generation's matrix to disk (temp + rename) when it has
+        drifted from the file by more than a few percent; returns whether it wrote.
+
+        Small drifts are cheaper to replay from SQLite at the next start than to
+        rewrite tens of megabytes after every edit.
+        """
         gen = self.active_generation()
         if gen is None:
-            return
-        version = self._meta(f"vectors_version:{gen.id}") or "0"
+            return False
+        matrix = self.matrix(gen)
         data_path, info_path = self._snapshot_paths(gen.id)
-        try:
-            if info_path.exists() and json.loads(info_path.read_text()).get("version") == version:
-                return
-        except (OSError, json.JSONDecodeError):
-            pass
-        ids, data = self.matrix(gen).snapshot()
+        drift = self._snapshot_delta + matrix.changes
+        if not force and info_path.exists() and drift <= max(SNAPSHOT_SLACK, matrix.n // 20):
+            return False
+        ids, data = matrix.snapshot()
         tmp = data_path.with_suffix(".npy.tmp")
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
             np.save(fh, ids, allow_pickle=False)
             np.save(fh, data, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
-        # The card goes first (pointing at a version), then the data: a crash in
-        # between leaves a card whose data does not match, which is detected.
         info_tmp = info_path.with_suffix(".json.tmp")
-        info_tmp.write_text(json.dumps({"version": version, "count": len(ids), "dim": gen.dim}))
+        info_tmp.write_text(json.dumps({"count": len(ids), "dim": gen.dim}))
         os.chmod(info_tmp, 0o600)
+        # Data first, then its card: a crash in between leaves a card whose count
+        # disagrees with the data, which is detected and rebuilt from SQLite.
         os.replace(tmp, data_path)
         os.replace(info_tmp, info_path)
+        self._snapshot_delta = 0
+        matrix.changes = 0
+        return True
 
     def cleanup_leftovers(self) -> None:
         """Remove temp files a crash may have left."""

@@ -102,3 +102,18 @@ def test_lexical_search_ranks_the_matching_chunk_first(tmp_path):
     fill(store)
     (cid, _), *_ = store.lexical_search("compute beta value", 5)
     assert store.chunks_by_ids([cid])[cid].path == "b.py"
+
+
+def test_snapshot_that_lags_behind_the_database_is_replayed_not_rewritten(tmp_path):
+    store = Store.open(tmp_path)
+    gen, _, _ = fill(store)
+    assert store.save_snapshot()
+    store.apply_files([update("c.py", "def gamma():\n    return compute_gamma_value(3)\n")], removed=["a.py"])
+    (h, _), = store.pending_texts(gen.id, 10)
+    store.add_embeddings(gen.id, [h], np.ones((1, 8), dtype=np.float32) / np.sqrt(8))
+    assert not store.save_snapshot()  # two rows of drift: not worth a rewrite
+    store.close()
+    reopened = Store.open(tmp_path)
+    ids, _ = reopened.matrix(gen).snapshot()
+    expected = {r[0] for r in reopened.conn.execute("SELECT id FROM embeddings")}
+    assert set(ids.tolist()) == expected and len(ids) == 2
