@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--index-dir", help="where the index lives (default: per-user cache dir)")
         p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
 
+    p = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    transport = p.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    transport.add_argument("--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT")
+    common(p)
+
     p = sub.add_parser("index", help="build or update the index, then print a summary")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -49,11 +55,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
+    p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
+    p.add_argument("workspace", nargs="?", default=".")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training pairs (default 1)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="pairs per step; each anchor sees the others as negatives (default 32)")
+    p.add_argument("--lr", type=float, default=3e-5, help="peak learning rate (default 3e-5)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="promote the new model even if held-out quality does not improve (marked in its card)")
+    p.add_argument("--max-pairs", type=int, default=2000, help="training pairs to use at most (default 2000)")
+    p.add_argument("--min-steps", type=int, default=20,
+                   help="repeat small data until the run has this many optimizer steps (default 20)")
+    p.add_argument("--seed", type=int, default=42, help="seed for the split, sampling and training (default 42)")
+    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming an interrupted run")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
+    p = sub.add_parser("eval", help="retrieval quality on the workspace's own held-out pairs")
+    p.add_argument("workspace", nargs="?", default=".")
+    p.add_argument("--seed", type=int, default=42, help="seed of the train/held-out split (default 42)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
     p = sub.add_parser("status", help="index size, model in use, training history")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument("--json", action="store_true")
     common(p)
     return parser
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:2087, got {value!r}")
+    return host or "127.0.0.1", int(port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,11 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_usage_error(exc: Exception) -> bool:
+    from trainer.run import DeviceUnavailable
+
     from .engine import WorkspaceError
     from .search import SearchError
     from .settings import SettingsError
 
-    return isinstance(exc, (UsageError, WorkspaceError, SettingsError, SearchError))
+    return isinstance(exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable))
 
 
 def _one_line(exc: Exception) -> str:
@@ -137,6 +174,13 @@ class _ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .lsp import serve
+
+    serve(_overrides(args), tcp=args.tcp, verbose=args.verbose)
+    return EXIT_OK
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -205,7 +249,65 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status}
+def _say(enabled: bool):
+    return (lambda line: print(f"kenning: {line}", file=sys.stderr)) if enabled else (lambda line: None)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.run import TrainOptions, train_workspace
+
+    for flag, value, least in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 2),
+                               ("--max-pairs", args.max_pairs, 2), ("--min-steps", args.min_steps, 1)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}")
+    if not args.lr > 0:
+        raise UsageError("--lr must be positive")
+    options = TrainOptions(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, no_gate=args.no_gate,
+        max_pairs=args.max_pairs, min_steps=args.min_steps, seed=args.seed, resume=not args.no_resume,
+    )
+    try:
+        result = train_workspace(args.workspace, _overrides(args), options, say=_say(not args.json),
+                                 show_progress=sys.stderr.isatty() and not args.json)
+    except KeyboardInterrupt:
+        print("kenning: training interrupted; the model in use is unchanged and "
+              "`kenning train` resumes from the last saved step", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.status in ("skipped", "failed"):
+        print(f"kenning: {result.reason}", file=sys.stderr)
+    else:
+        print(f"{result.status}: {result.reason}")
+        if result.promoted:
+            print(f"model      {result.model_after} (the index re-embeds on the next `kenning index` or search)")
+        if result.chart_path:
+            print(f"chart      {result.chart_path}")
+        print(f"history    {result.history_path}")
+    return EXIT_OK if result.status in ("promoted", "rejected") else EXIT_ERROR
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from trainer.run import evaluate_workspace
+
+    result = evaluate_workspace(args.workspace, _overrides(args), seed=args.seed, say=_say(not args.json))
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return EXIT_OK
+    m = result.metrics
+    print(f"model      {result.model}")
+    print(f"held-out   {m.queries} queries from {result.heldout_files} files, against {m.corpus} chunks")
+    print(f"MRR@10     {m.mrr_at_10:.3f}")
+    print(f"Recall@1   {m.recall_at_1:.3f}")
+    print(f"Recall@10  {m.recall_at_10:.3f}")
+    for kind, k in sorted(m.by_kind.items()):
+        print(f"  {kind:<10} {k['queries']:>4} queries  MRR@10 {k['mrr_at_10']:.3f}  "
+              f"R@1 {k['recall_at_1']:.3f}  R@10 {k['recall_at_10']:.3f}")
+    return EXIT_OK
+
+
+COMMANDS = {"serve": cmd_serve, "index": cmd_index, "search": cmd_search, "train": cmd_train, "eval": cmd_eval,
+            "status": cmd_status}
 
 
 if __name__ == "__main__":

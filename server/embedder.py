@@ -88,8 +88,8 @@ def pick_device(setting: str) -> str:
 
 
 class Embedder:
-    """A sentence-transformers model, loaded lazily, safe to call from one worker
-    thread at a time (a lock serialises model calls)."""
+    """A sentence-transformers model, loaded lazily (once, under a lock), and
+    safe to encode with from several threads at once."""
 
     def __init__(self, ref: ModelRef, *, device: str = "auto", max_seq_length: int = 256, batch_size: int = 32):
         self.ref = ref
@@ -128,6 +128,7 @@ class Embedder:
             # Half precision doubles GPU throughput; cosine ranking is unaffected.
             model.half()
         model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
+        _share_between_threads(model)
         self.device = device
         return model
 
@@ -141,21 +142,44 @@ class Embedder:
         """Unit-length float32 vectors, shape (len(texts), dim).
 
         sentence-transformers sorts the texts by length before batching, so
-        each batch pads to similar lengths and little compute is wasted.
+        each batch pads to similar lengths and little compute is wasted. Safe
+        to call from several threads at once (see `_share_between_threads`).
         """
         model = self.load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = model.encode(
-                texts,
-                batch_size=batch_size or self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        vectors = model.encode(
+            texts,
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_query(self, query: str) -> np.ndarray:
-        """One query vector, shape (dim,)."""
+        """One query vector, shape (dim,). Runs alongside a bulk `encode` on
+        another thread rather than waiting for it to finish."""
         return self.encode([query])[0]
+
+
+def _share_between_threads(model: SentenceTransformer) -> None:
+    """Let several threads encode with one model at once.
+
+    The forward pass in inference mode is safe to share, but a Rust tokenizer
+    raises "Already borrowed" when two threads tokenize at the same moment. So
+    tokenizing alone is serialised (milliseconds), and a search's query is
+    embedded while the indexer's batch of hundreds of chunks is still running,
+    instead of queueing behind it for seconds.
+    """
+    lock = threading.RLock()  # re-entrant: tokenize() may call preprocess()
+    for name in ("preprocess", "tokenize"):
+        method = getattr(model, name, None)
+        if method is None:
+            continue
+
+        def serialised(*args, _method=method, **kwargs):
+            with lock:
+                return _method(*args, **kwargs)
+
+        setattr(model, name, serialised)

@@ -8,7 +8,7 @@ the (lazily loaded) embedder, and knows which model generation should answer.
 from __future__ import annotations
 
 import logging
-
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,10 @@ class Engine:
         self.indexer = Indexer(root, self.store, self.filter, settings.max_file_bytes)
         self.model_ref = self._target_model()
         self._embedder: Embedder | None = None
+        self._older_embedders: dict[str, Embedder] = {}
+        # The daemon reaches for the embedder from the index worker and from
+        # query threads at once: one lock so that the model is built once.
+        self._embedder_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -91,14 +95,21 @@ class Engine:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None or self._embedder.ref != self.model_ref:
-            self._embedder = Embedder(
-                self.model_ref,
-                device=self.settings.device,
-                max_seq_length=self.settings.max_seq_length,
-                batch_size=self.settings.batch_size,
-            )
-        return self._embedder
+        with self._embedder_lock:
+            if self._embedder is None or self._embedder.ref != self.model_ref:
+                self._embedder = Embedder(
+                    self.model_ref,
+                    device=self.settings.device,
+                    max_seq_length=self.settings.max_seq_length,
+                    batch_size=self.settings.batch_size,
+                )
+            return self._embedder
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the current model is in memory (loading it takes seconds)."""
+        embedder = self._embedder
+        return embedder is not None and embedder.ref == self.model_ref and embedder.loaded
 
     # -- generations -------------------------------------------------------------------
 
@@ -163,10 +174,16 @@ class Engine:
         return self.search_outcome(query, limit=limit, mode=mode, paths=paths).results
 
     def _embedder_for(self, gen: Generation) -> Embedder:
-        # An older generation answers with the model it was built with.
-        name, _, version = gen.model.partition("@")
-        return Embedder(ModelRef(name, version or "base", gen.location), device=self.settings.device,
-                        max_seq_length=self.settings.max_seq_length, batch_size=self.settings.batch_size)
+        # An older generation answers with the model it was built with, loaded
+        # once and kept until the new generation takes over.
+        with self._embedder_lock:
+            embedder = self._older_embedders.get(gen.identity)
+            if embedder is None:
+                name, _, version = gen.model.partition("@")
+                embedder = Embedder(ModelRef(name, version or "base", gen.location), device=self.settings.device,
+                                    max_seq_length=self.settings.max_seq_length, batch_size=self.settings.batch_size)
+                self._older_embedders = {gen.identity: embedder}
+            return embedder
 
     def status(self) -> Status:
         gen = self.serving_generation()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,18 +141,23 @@ class Indexer:
 
     def embed_pending(self, gen: Generation, embedder: Embedder, progress: Progress | None = None,
                       should_stop: Callable[[], bool] | None = None,
-                      on_batch: Callable[[int], None] | None = None) -> int:
+                      on_batch: Callable[[int], None] | None = None, *,
+                      paths: Sequence[str] | None = None, batch_size: int = EMBED_BATCH) -> int:
         """Embed every chunk text that has no vector in `gen`; returns how many.
 
         `should_stop` is polled between batches so shutdown can finish the batch
-        in flight and leave the rest for the next start.
+        in flight and leave the rest for the next start. `paths` limits the work
+        to those files (a saved file, ahead of the rest); `batch_size` is chunk
+        texts per transaction, and so also how long a stop request may wait.
         """
-        _, _, pending = self.store.counts(gen.id)
+        if paths is not None and not paths:
+            return 0
+        pending = self.store.counts(gen.id)[2] if progress else 0
         done = 0
         if progress:
             progress("embed", 0, pending)
         while not (should_stop and should_stop()):
-            batch = self.store.pending_texts(gen.id, EMBED_BATCH)
+            batch = self.store.pending_texts(gen.id, batch_size, paths)
             if not batch:
                 break
             hashes = [h for h, _ in batch]

@@ -98,6 +98,56 @@ def load_settings(
     return _build(Settings, merged, origin, prefix="")
 
 
+_FOLDER_KEYS = ("workspace", "workspaceFolder", "workspace_folder", "uri", "scopeUri")
+
+
+def options_for_workspace(options: Any, workspace: Path) -> dict[str, Any]:
+    """The settings inside LSP ``initializationOptions``, whichever shape the client sends.
+
+    - The settings dict itself, as Neovim sends it: ``{"indexDir": "..."}``.
+    - The same wrapped in the client's config section: ``{"kenning": {...}}``.
+    - A per-folder list, as a VS Code extension sends it: ``[{"workspace":
+      "file:///repo", ...settings}, ...]``, bare or as ``{"settings": [...],
+      "globalSettings": {...}}``. The global settings apply first, then the
+      entry for `workspace` (or the only entry, when there is just one).
+
+    Raises SettingsError when the options are neither an object nor a list.
+    """
+    if options is None:
+        return {}
+    if isinstance(options, Mapping) and set(options) == {"kenning"} and isinstance(options["kenning"], Mapping):
+        options = options["kenning"]
+    merged: dict[str, Any] = {}
+    if isinstance(options, Mapping) and isinstance(options.get("settings"), list):
+        merged.update(options.get("globalSettings") or {})
+        options = options["settings"]
+    if isinstance(options, Mapping):
+        merged.update(options)
+        return merged
+    if not isinstance(options, list) or not all(isinstance(e, Mapping) for e in options):
+        raise SettingsError(
+            f"initializationOptions must be an object of settings or a list of per-folder settings, got {options!r}"
+        )
+    entry = next((e for e in options if _folder_of(e) == workspace.resolve()), None)
+    if entry is None and len(options) == 1:
+        entry = options[0]
+    merged.update({k: v for k, v in (entry or {}).items() if k not in _FOLDER_KEYS})
+    return merged
+
+
+def _folder_of(entry: Mapping[str, Any]) -> Path | None:
+    from urllib.parse import unquote, urlparse
+
+    for key in _FOLDER_KEYS:
+        value = entry.get(key)
+        if isinstance(value, Mapping):  # {"workspaceFolder": {"uri": ..., "name": ...}}
+            value = value.get("uri")
+        if isinstance(value, str) and value:
+            path = unquote(urlparse(value).path) if value.startswith("file:") else value
+            return Path(path).expanduser().resolve()
+    return None
+
+
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
     """Plain JSON-ready dict of the settings (for status output and child processes)."""
     data = dataclasses.asdict(settings)

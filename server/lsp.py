@@ -1,0 +1,566 @@
+"""`kenning serve`: the language server (PROTOCOL.md §2).
+
+Thin handlers on a typed `KenningLanguageServer`. The event loop only reads
+params, hands work to a thread and maps results to protocol types:
+
+- the index worker (server/worker.py, one thread: the store has one writer)
+  reads, embeds and writes; it reports progress and landed batches here, and
+  this module forwards them as `$/progress` and `kenning/indexChanged`;
+- queries (`kenning/search`, `kenning/status`, `workspace/symbol`) run on a
+  small thread pool, so they are answered while the worker is busy;
+- changes arrive from `didSave` (urgent), `workspace/didChangeWatchedFiles`
+  and a watchdog observer, all into one debounced ChangeQueue.
+
+Logs go to stderr and to the client's log (`window/logMessage`); stdout
+carries the protocol only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from .engine import Engine
+from .protocol import (
+    KENNING_INDEX_CHANGED,
+    KENNING_REINDEX,
+    KENNING_SEARCH,
+    KENNING_STATUS,
+    KENNING_TRAIN,
+    IndexChanged,
+    KenningProtocol,
+    ModelInfo,
+    ReindexParams,
+    ReindexResponse,
+    SearchHit,
+    SearchParams,
+    SearchResponse,
+    ServerState,
+    StatusParams,
+    StatusResponse,
+    TrainParams,
+    TrainResponse,
+    make_converter,
+)
+from .search import SearchError
+from .settings import SettingsError, options_for_workspace
+from .watcher import ChangeQueue, WorkspaceWatcher
+from .worker import IndexCounts, IndexWorker
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+REQUEST_FAILED = -32803
+"""LSP's RequestFailed: the request was valid but the server cannot answer it."""
+SYMBOL_LIMIT = 50
+T = TypeVar("T")
+
+_SYMBOL_KINDS = {
+    "function": types.SymbolKind.Function,
+    "method": types.SymbolKind.Method,
+    "class": types.SymbolKind.Class,
+    "header": types.SymbolKind.Class,
+    "type": types.SymbolKind.Interface,
+}
+
+
+class KenningLanguageServer(LanguageServer):
+    """The server and everything it holds for one workspace."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None):
+        super().__init__(
+            "kenning", VERSION, protocol_cls=KenningProtocol, converter_factory=make_converter
+        )
+        self.overrides: dict[str, Any] = dict(overrides or {})
+        """Settings from the command line: above everything else."""
+        self.root: Path | None = None
+        self.init_options: Any = None
+        self.engine: Engine | None = None
+        self.worker: IndexWorker | None = None
+        self.watcher: WorkspaceWatcher | None = None
+        self.changes = ChangeQueue()
+        self.queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-query")
+        """Searches and status: off the event loop, apart from the index worker."""
+        self.startup_error: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Event | None = None
+        self._progress: ProgressForwarder | None = None
+        self._stopped = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def remember_workspace(self, params: types.InitializeParams) -> None:
+        self.loop = asyncio.get_running_loop()
+        folders = params.workspace_folders or []
+        uri = folders[0].uri if folders else params.root_uri
+        if uri is None and params.root_path:
+            uri = from_fs_path(params.root_path)
+        if uri:
+            path = to_fs_path(uri)
+            self.root = Path(os.path.normpath(path)) if path else None
+        if len(folders) > 1:
+            log.warning("Kenning indexes one folder per server; indexing %s only", self.root)
+        self.init_options = params.initialization_options
+
+    async def open_index(self) -> None:
+        """Open the stored index (searchable at once), then start indexing and watching."""
+        self.loop = asyncio.get_running_loop()
+        self._ready = self._ready or asyncio.Event()
+        try:
+            if self.root is None:
+                raise SettingsError("no workspace folder is open, so there is nothing to index")
+            self.engine = await self.loop.run_in_executor(
+                self.queries, self._open_engine, self.root
+            )
+        except Exception as exc:  # noqa: BLE001 - stay up and say why in every answer
+            log.exception("cannot open the index")
+            self.startup_error = f"Kenning cannot start: {exc}"
+            self.show(self.startup_error, types.MessageType.Error)
+            self._ready.set()
+            return
+        for warning in self.engine.store.warnings:
+            self.show(f"Kenning: {warning}", types.MessageType.Warning)
+        log.info("workspace %s, index %s", self.engine.root, self.engine.index_dir)
+        wants_progress = bool(
+            getattr(getattr(self.client_capabilities, "window", None), "work_done_progress", False)
+        )
+        self._progress = ProgressForwarder(self) if wants_progress else None
+        self.worker = IndexWorker(self.engine, self.changes, _Listener(self))
+        self.watcher = WorkspaceWatcher(
+            self.engine.root, self.changes, ignore_dirs=[self.engine.index_dir]
+        )
+        self.worker.start()
+        try:
+            self.watcher.start()
+        except OSError as exc:  # e.g. out of inotify watches: saves still work
+            log.warning("cannot watch the workspace for outside changes: %s", exc)
+        self._ready.set()
+
+    def _open_engine(self, root: Path) -> Engine:
+        """Engine.open with the client's options; bad options are reported and skipped."""
+        try:
+            options = options_for_workspace(self.init_options, root)
+            return Engine.open(root, self.overrides, init_options=options)
+        except SettingsError as exc:
+            self.show(
+                f"Kenning: {exc}; using the other settings sources instead", types.MessageType.Error
+            )
+            return Engine.open(root, self.overrides)
+
+    def stop_indexing(self) -> None:
+        """Finish the batch in flight, save the vector snapshot and close the store. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.changes.close()
+        if self.worker is not None and not self.worker.stop():
+            log.warning("the index worker did not stop in time; the unfinished batch is dropped")
+        if self.engine is not None:
+            self.engine.close()
+        self.queries.shutdown(wait=False, cancel_futures=True)
+
+    # -- helpers for handlers --------------------------------------------------------------
+
+    async def ready_engine(self) -> Engine:
+        """The open Engine, waiting for `initialized` to have opened it."""
+        self._ready = self._ready or asyncio.Event()
+        await self._ready.wait()
+        if self.engine is None:
+            raise JsonRpcException(
+                self.startup_error or "Kenning is not running", code=REQUEST_FAILED
+            )
+        return self.engine
+
+    async def run_query(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on the query pool; a SearchError becomes InvalidParams."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.queries, fn, *args)
+        except SearchError as exc:
+            raise JsonRpcInvalidParams(f"Invalid params: {exc}") from exc
+
+    @property
+    def state(self) -> ServerState:
+        if self.worker is None:
+            return "starting"
+        if not self.worker.first_index_done.is_set() or self.changes.waiting():
+            return "indexing"
+        return "idle"
+
+    def relative_path(self, uri_or_path: str) -> str | None:
+        """Workspace-relative `/` path of a file:// URI or path; None if outside the workspace."""
+        if self.engine is None:
+            return None
+        raw = to_fs_path(uri_or_path) if uri_or_path.startswith("file:") else uri_or_path
+        if raw is None:
+            return None
+        if not os.path.isabs(raw):
+            rel = PurePosixPath(raw.replace(os.sep, "/"))
+            return None if ".." in rel.parts or rel.as_posix() == "." else rel.as_posix()
+        path = Path(os.path.normpath(raw))
+        # The client may name the root through a symlink (/tmp -> /private/tmp).
+        for root in dict.fromkeys(r for r in (self.root, self.engine.root) if r is not None):
+            if path.is_relative_to(root) and path != root:
+                return path.relative_to(root).as_posix()
+        return None
+
+    def uri_for(self, rel: str) -> str:
+        """The file:// URI of a workspace file, under the root as the client named it."""
+        root = self.root or (self.engine.root if self.engine else Path("."))
+        return from_fs_path(str(root / rel)) or ""
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """window/showMessage from any thread."""
+        self._call_soon(
+            self.window_show_message, types.ShowMessageParams(type=kind, message=message)
+        )
+
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop closed meanwhile: we are exiting
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Full detail to the log; a short message to the user, never for a request
+        (its error response already says it)."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+        if source is not FeatureRequestError:
+            self.show(f"Kenning: {error}", types.MessageType.Error)
+
+
+class ProgressForwarder:
+    """The worker's progress as `$/progress` (begin / report / end), in order, from any thread."""
+
+    def __init__(self, ls: KenningLanguageServer):
+        self.ls = ls
+        self._queue: asyncio.Queue[tuple[str, str, str, int | None]] = asyncio.Queue()
+        self._token: str | None = None
+        self._task = asyncio.get_running_loop().create_task(self._pump())
+
+    def post(
+        self, kind: str, title: str = "", message: str = "", percentage: int | None = None
+    ) -> None:
+        self.ls._call_soon(self._queue.put_nowait, (kind, title, message, percentage))
+
+    async def _pump(self) -> None:
+        progress = self.ls.work_done_progress
+        while True:
+            kind, title, message, percentage = await self._queue.get()
+            if kind == "begin":
+                token = f"kenning-index-{uuid.uuid4().hex[:8]}"
+                try:
+                    await progress.create_async(token)
+                except Exception as exc:  # noqa: BLE001 - the client refused: no progress bar
+                    log.debug("client refused a progress token: %s", exc)
+                    continue
+                self._token = token
+                progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=title, message=message, percentage=0, cancellable=False
+                    ),
+                )
+            elif self._token is None:
+                continue
+            elif kind == "report":
+                progress.report(
+                    self._token,
+                    types.WorkDoneProgressReport(message=message, percentage=percentage),
+                )
+            else:
+                progress.end(self._token, types.WorkDoneProgressEnd(message=message))
+                self._token = None
+
+
+class _Listener:
+    """What the index worker reports, forwarded to the client (called on the worker thread)."""
+
+    def __init__(self, ls: KenningLanguageServer):
+        self.ls = ls
+
+    def progress_begin(self, title: str, message: str) -> None:
+        if self.ls._progress:
+            self.ls._progress.post("begin", title, message)
+
+    def progress_report(self, message: str, percentage: int) -> None:
+        if self.ls._progress:
+            self.ls._progress.post("report", message=message, percentage=percentage)
+
+    def progress_end(self, message: str) -> None:
+        if self.ls._progress:
+            self.ls._progress.post("end", message=message)
+
+    def index_changed(self, counts: IndexCounts) -> None:
+        params = IndexChanged(
+            generation=counts.generation,
+            files=counts.files,
+            chunks=counts.chunks,
+            partial=counts.partial,
+        )
+        self.ls._call_soon(self.ls.protocol.notify, KENNING_INDEX_CHANGED, params)
+
+    def problem(self, message: str) -> None:
+        self.ls.show(message, types.MessageType.Error)
+
+
+class LspLogHandler(logging.Handler):
+    """Kenning's log records as `window/logMessage`, from any thread."""
+
+    _TYPES = (
+        (logging.ERROR, types.MessageType.Error),
+        (logging.WARNING, types.MessageType.Warning),
+        (logging.INFO, types.MessageType.Info),
+    )
+
+    def __init__(self, ls: KenningLanguageServer, level: int = logging.INFO):
+        super().__init__(level)
+        self.ls = ls
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = next(
+            (t for level, t in self._TYPES if record.levelno >= level), types.MessageType.Log
+        )
+        try:
+            message = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            return
+        self.ls._call_soon(
+            self.ls.window_log_message, types.LogMessageParams(type=kind, message=message)
+        )
+
+
+# -- answers (run on the query pool) -----------------------------------------------------
+
+
+def answer_search(
+    ls: KenningLanguageServer, engine: Engine, params: SearchParams
+) -> SearchResponse:
+    worker = ls.worker
+    partial = worker is None or not worker.first_index_done.is_set()
+    mode = params.mode
+    notes: list[str] = []
+    semantic_ok = worker is None or worker.semantic_available
+    if mode == "hybrid" and (not semantic_ok or not engine.model_loaded):
+        # Loading the model takes seconds; answer with what needs no model meanwhile.
+        mode = "lexical"
+        partial = partial or semantic_ok
+        notes.append(
+            "the model is still loading: these results are lexical only"
+            if semantic_ok
+            else "the model could not be loaded: these results are lexical only"
+        )
+    elif mode == "semantic" and not semantic_ok:
+        raise JsonRpcException(
+            "the model could not be loaded, so semantic search is unavailable; use mode 'lexical'",
+            code=REQUEST_FAILED,
+        )
+    outcome = engine.search_outcome(params.query, limit=params.limit, mode=mode, paths=params.paths)
+    if partial:
+        notes.insert(0, "the index is still being built: results come from what is indexed so far")
+    notes.extend(outcome.notes)
+    if not outcome.results and not partial:
+        notes.append(
+            "nothing matched; try other words, or check kenning/status for what is indexed"
+        )
+    hits = [
+        SearchHit(
+            uri=ls.uri_for(r.path),
+            range=types.Range(
+                start=types.Position(line=r.start_line - 1, character=0),
+                end=types.Position(line=r.end_line, character=0),
+            ),
+            score=round(r.score, 4),
+            snippet=r.snippet,
+            path=r.path,
+            symbol=r.symbol,
+            language=r.language,
+            kind=r.kind or None,
+        )
+        for r in outcome.results
+    ]
+    return SearchResponse(
+        results=hits,
+        took_ms=round(outcome.took_ms, 2),
+        model=outcome.model,
+        generation=outcome.generation,
+        partial=partial,
+        notes=notes,
+    )
+
+
+def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
+    status = engine.status()
+    name, _, version = status.model.partition("@")
+    return StatusResponse(
+        state=ls.state,
+        files=status.files,
+        chunks=status.chunks,
+        pending=status.pending,
+        model=ModelInfo(name=name, version=version or "base"),
+        workspace=status.workspace,
+        index_dir=status.index_dir,
+        generation=status.generation,
+        queued=ls.changes.waiting(),
+        embedded_since_start=ls.worker.embedded if ls.worker else 0,
+        index_bytes=status.index_bytes,
+        warnings=status.warnings,
+    )
+
+
+def symbols_for(hits: list[SearchHit]) -> list[types.WorkspaceSymbol]:
+    out = []
+    for hit in hits:
+        first_line = next((ln.strip() for ln in hit.snippet.splitlines() if ln.strip()), "")
+        name = hit.symbol or first_line[:80] or hit.path
+        kind = _SYMBOL_KINDS.get(hit.kind or "", types.SymbolKind.File)
+        out.append(
+            types.WorkspaceSymbol(
+                name=name,
+                kind=kind,
+                container_name=hit.path,
+                location=types.Location(uri=hit.uri, range=hit.range),
+            )
+        )
+    return out
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+
+def on_initialize(ls: KenningLanguageServer, params: types.InitializeParams) -> None:
+    ls.remember_workspace(params)
+
+
+async def on_initialized(ls: KenningLanguageServer, params: types.InitializedParams) -> None:
+    await ls.open_index()
+
+
+async def on_shutdown(ls: KenningLanguageServer, params: None) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, ls.stop_indexing)
+
+
+def on_did_save(ls: KenningLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+    rel = ls.relative_path(params.text_document.uri)
+    if rel is not None:
+        ls.changes.add(rel, urgent=True)
+
+
+def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+    rels = [rel for change in params.changes if (rel := ls.relative_path(change.uri)) is not None]
+    ls.changes.add_many(rels)
+
+
+async def on_search(ls: KenningLanguageServer, params: SearchParams) -> SearchResponse:
+    engine = await ls.ready_engine()
+    return await ls.run_query(answer_search, ls, engine, params)
+
+
+async def on_status(ls: KenningLanguageServer, params: StatusParams) -> StatusResponse:
+    engine = await ls.ready_engine()
+    return await ls.run_query(answer_status, ls, engine)
+
+
+async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> ReindexResponse:
+    engine = await ls.ready_engine()
+    if params.paths is None:
+        ls.changes.request_rescan()
+        files = await ls.run_query(lambda: engine.store.counts(None)[0])
+        return ReindexResponse(queued=files)
+    rels = []
+    for i, raw in enumerate(params.paths):
+        rel = ls.relative_path(raw)
+        if rel is None:
+            raise JsonRpcInvalidParams(
+                f"Invalid params: params.paths[{i}] is not inside the workspace {engine.root}"
+            )
+        rels.append(rel)
+    ls.changes.add_many(rels, urgent=True)
+    return ReindexResponse(queued=len(rels))
+
+
+async def on_train(ls: KenningLanguageServer, params: TrainParams) -> TrainResponse:
+    return TrainResponse(started=False, reason="training not available yet")
+
+
+async def on_workspace_symbol(
+    ls: KenningLanguageServer, params: types.WorkspaceSymbolParams
+) -> list[types.WorkspaceSymbol]:
+    if not params.query.strip():
+        return []
+    engine = await ls.ready_engine()
+    answer = await ls.run_query(
+        answer_search, ls, engine, SearchParams(query=params.query, limit=SYMBOL_LIMIT)
+    )
+    return symbols_for(answer.results)
+
+
+def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageServer:
+    """A server with every feature registered; `overrides` are settings from the command line."""
+    ls = KenningLanguageServer(overrides)
+    features: list[tuple[str, Callable[..., Any], Any]] = [
+        (types.INITIALIZE, on_initialize, None),
+        (types.INITIALIZED, on_initialized, None),
+        (types.SHUTDOWN, on_shutdown, None),
+        (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
+        (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
+        (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
+        (KENNING_SEARCH, on_search, None),
+        (KENNING_STATUS, on_status, None),
+        (KENNING_REINDEX, on_reindex, None),
+        (KENNING_TRAIN, on_train, None),
+    ]
+    for method, handler, options in features:
+        ls.feature(method, options)(handler)
+    return ls
+
+
+def serve(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    tcp: tuple[str, int] | None = None,
+    verbose: bool = False,
+) -> None:
+    """Run the language server until the client exits (stdio unless `tcp` is given)."""
+    ls = build_server(overrides)
+    kenning_log = logging.getLogger("server")
+    kenning_log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    kenning_log.addHandler(LspLogHandler(ls))
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, format="kenning: %(levelname)s %(message)s")
+    try:
+        if tcp is not None:
+            ls.start_tcp(*tcp)
+        else:
+            stdin, stdout = _protocol_streams()
+            ls.start_io(stdin, stdout)
+    finally:
+        ls.stop_indexing()
+
+
+def _protocol_streams() -> tuple[Any, Any]:
+    """stdin and a private duplicate of stdout for the protocol; file descriptor 1
+    itself then points at stderr, so a stray print (ours or a library's, from
+    Python or C) lands in the log instead of corrupting the JSON-RPC stream."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    return sys.stdin.buffer, os.fdopen(protocol_fd, "wb")

@@ -1,0 +1,370 @@
+"""The wire types of Kenning's custom LSP methods (PROTOCOL.md §2), and their validation.
+
+Each `kenning/*` request has an attrs params class and an attrs result class.
+`KenningProtocol` maps the method names to these classes, so a handler receives
+params that are already typed and checked: a wrong type, a missing field or a
+bad value is answered with JSON-RPC -32602 InvalidParams whose message names
+the field (``params.limit must be a whole number, got '5'``), and the server
+carries on. Unknown fields are ignored, as the protocol promises.
+
+pygls structures incoming messages inside ``json.loads``; a message that fails
+there would get no answer at all. The protocol subclass therefore catches the
+failure and answers the request with the error instead, for the standard LSP
+methods too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal, get_args
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, IterableValidationError
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.protocol import LanguageServerProtocol, default_converter
+
+log = logging.getLogger(__name__)
+
+KENNING_SEARCH = "kenning/search"
+KENNING_STATUS = "kenning/status"
+KENNING_REINDEX = "kenning/reindex"
+KENNING_TRAIN = "kenning/train"
+KENNING_INDEX_CHANGED = "kenning/indexChanged"
+
+SearchMode = Literal["hybrid", "semantic", "lexical"]
+ServerState = Literal["starting", "indexing", "idle", "training"]
+MAX_LIMIT = 1000
+
+
+class ParamsError(ValueError):
+    """Request params that do not fit their type; the message names the field."""
+
+
+# -- params --------------------------------------------------------------------------
+
+
+@attrs.define
+class SearchParams:
+    query: str
+    """What the code does, in words ("retry failed uploads")."""
+    limit: int = 10
+    """How many results, best first (1 to 1000)."""
+    mode: SearchMode = "hybrid"
+    """hybrid (dense + lexical, fused), semantic (dense only) or lexical (FTS only)."""
+    paths: list[str] = attrs.Factory(list)
+    """Gitignore-style globs; when given, only matching files are searched."""
+
+    def check(self) -> None:
+        if not self.query.strip():
+            raise ParamsError(
+                "params.query is empty; say what the code does, e.g. 'retry failed uploads'"
+            )
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ParamsError(f"params.limit must be between 1 and {MAX_LIMIT}, got {self.limit}")
+
+
+@attrs.define
+class StatusParams:
+    pass
+
+
+@attrs.define
+class ReindexParams:
+    paths: list[str] | None = None
+    """Workspace-relative paths, absolute paths or file:// URIs; none means the whole workspace."""
+
+
+@attrs.define
+class TrainParams:
+    force: bool = False
+    """Start now, skipping the schedule's waiting conditions (never the quality gate)."""
+
+
+# -- results -------------------------------------------------------------------------
+
+
+@attrs.define
+class SearchHit:
+    uri: str
+    range: types.Range
+    """0-based lines, end exclusive (the start of the line after the chunk)."""
+    score: float
+    snippet: str
+    path: str
+    """Workspace-relative, `/` separators (as in `kenning search --json`)."""
+    symbol: str | None = None
+    language: str | None = None
+    kind: str | None = None
+    """function, method, class, type, header or window (a span of lines without a symbol)."""
+
+
+@attrs.define
+class SearchResponse:
+    results: list[SearchHit]
+    took_ms: float
+    model: str
+    generation: int | None
+    partial: bool = False
+    """True while the first index is still being built: results come from what is indexed so far."""
+    notes: list[str] = attrs.Factory(list)
+    """Plain-language remarks: still building, no vectors yet, nothing indexed."""
+
+
+@attrs.define
+class ModelInfo:
+    name: str
+    version: str
+    trained_at: str | None = None
+
+
+@attrs.define
+class StatusResponse:
+    state: ServerState
+    files: int
+    chunks: int
+    pending: int
+    """Chunks still waiting for a vector."""
+    model: ModelInfo
+    last_training: dict[str, Any] | None = None
+    workspace: str | None = None
+    index_dir: str | None = None
+    generation: int | None = None
+    queued: int = 0
+    """Changed paths waiting to be re-indexed (or being re-indexed now)."""
+    embedded_since_start: int = 0
+    """Chunk texts this server process has sent to the model."""
+    index_bytes: int = 0
+    warnings: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class ReindexResponse:
+    queued: int
+
+
+@attrs.define
+class TrainResponse:
+    started: bool
+    reason: str | None = None
+
+
+@attrs.define
+class IndexChanged:
+    """Params of the `kenning/indexChanged` notification, sent after each batch lands."""
+
+    generation: int | None
+    files: int
+    chunks: int
+    partial: bool = False
+
+
+# -- request messages ----------------------------------------------------------------
+
+
+# Shaped as pygls' RPCRequest protocol expects (id, method, jsonrpc, params).
+
+
+@attrs.define
+class SearchRequest:
+    id: int | str
+    params: SearchParams
+    method: str = KENNING_SEARCH
+    jsonrpc: str = "2.0"
+
+
+@attrs.define
+class StatusRequest:
+    id: int | str
+    params: StatusParams
+    method: str = KENNING_STATUS
+    jsonrpc: str = "2.0"
+
+
+@attrs.define
+class ReindexRequest:
+    id: int | str
+    params: ReindexParams
+    method: str = KENNING_REINDEX
+    jsonrpc: str = "2.0"
+
+
+@attrs.define
+class TrainRequest:
+    id: int | str
+    params: TrainParams
+    method: str = KENNING_TRAIN
+    jsonrpc: str = "2.0"
+
+
+REQUEST_PARAMS: dict[str, type] = {
+    KENNING_SEARCH: SearchParams,
+    KENNING_STATUS: StatusParams,
+    KENNING_REINDEX: ReindexParams,
+    KENNING_TRAIN: TrainParams,
+}
+REQUEST_TYPES: dict[str, type] = {
+    KENNING_SEARCH: SearchRequest,
+    KENNING_STATUS: StatusRequest,
+    KENNING_REINDEX: ReindexRequest,
+    KENNING_TRAIN: TrainRequest,
+}
+RESULT_TYPES = (
+    SearchResponse,
+    StatusResponse,
+    ReindexResponse,
+    TrainResponse,
+    IndexChanged,
+    SearchHit,
+    ModelInfo,
+)
+
+
+@attrs.define
+class RejectedRequest:
+    """A request whose params failed validation; answered with InvalidParams."""
+
+    id: int | str
+    method: str
+    message: str
+    jsonrpc: str = "2.0"
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+def _strict(expected: str, ok: Callable[[Any], bool]) -> Callable[[Any, type], Any]:
+    def hook(value: Any, _type: type) -> Any:
+        if not ok(value):
+            raise ParamsError(f"must be {expected}, got {value!r}")
+        return value
+
+    return hook
+
+
+def _literal_hook(value: Any, literal: Any) -> Any:
+    choices = get_args(literal)
+    if value not in choices:
+        raise ParamsError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _make_params_converter() -> cattrs.Converter:
+    """A converter that never coerces: JSON `"5"` is not an int, `"abc"` is not a list."""
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    conv.register_structure_hook(str, _strict("a string", lambda v: isinstance(v, str)))
+    conv.register_structure_hook(
+        int, _strict("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
+    )
+    conv.register_structure_hook(bool, _strict("true or false", lambda v: isinstance(v, bool)))
+    conv.register_structure_hook_func(
+        lambda t: getattr(t, "__origin__", None) is Literal, _literal_hook
+    )
+    list_of_str = conv.get_structure_hook(list[str])
+
+    def list_hook(value: Any, t: type) -> list[str]:
+        if not isinstance(value, list):
+            raise ParamsError(f"must be a list of strings, got {value!r}")
+        return list_of_str(value, t)
+
+    conv.register_structure_hook_func(lambda t: t == list[str], list_hook)
+    return conv
+
+
+_PARAMS = _make_params_converter()
+
+
+def _describe(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "is required"
+    if isinstance(exc, ParamsError):
+        return str(exc)
+    return f"is invalid ({exc})"
+
+
+def validation_message(exc: BaseException, root: str = "params") -> str:
+    """One line naming each bad field: `params.limit must be a whole number, got '5'`."""
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        parts = cattrs.transform_error(exc, path=root, format_exception=_describe)
+        return "; ".join(
+            f"{where.lstrip('.')} {what}" for what, _, where in (p.rpartition(" @ ") for p in parts)
+        )
+    return f"{root} {_describe(exc, None)}"
+
+
+def structure_params(raw: Any, params_type: type) -> Any:
+    """Typed, checked params from the JSON value; raises ParamsError naming the field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params must be an object, got {raw!r}")
+    try:
+        params: Any = _PARAMS.structure(raw, params_type)
+    except (ClassValidationError, IterableValidationError, ParamsError) as exc:
+        raise ParamsError(validation_message(exc)) from exc
+    check = getattr(params, "check", None)
+    if check is not None:
+        check()
+    return params
+
+
+# -- the protocol --------------------------------------------------------------------
+
+
+def make_converter() -> cattrs.Converter:
+    """pygls' converter, plus: Kenning's result types leave out optional fields
+    (those defaulting to None) while they are None, as `symbol?` in the protocol."""
+    conv = default_converter()
+    for cls in RESULT_TYPES:
+        base = cattrs.gen.make_dict_unstructure_fn(cls, conv)
+        optional = {f.name for f in attrs.fields(cls) if f.default is None}
+
+        def unstructure(obj: Any, _base=base, _optional=optional) -> dict[str, Any]:
+            return {k: v for k, v in _base(obj).items() if v is not None or k not in _optional}
+
+        conv.register_unstructure_hook(cls, unstructure)
+    return conv
+
+
+class KenningProtocol(LanguageServerProtocol):
+    """The LSP protocol plus typed `kenning/*` requests.
+
+    A request that cannot be structured (wrong types, missing fields) is turned
+    into a `RejectedRequest` and answered with -32602 naming the field, instead
+    of pygls' default of logging it and never answering.
+    """
+
+    def get_message_type(self, method: str) -> type | None:  # type: ignore[override]
+        return REQUEST_TYPES.get(method) or super().get_message_type(method)
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" not in data or "method" not in data or "id" not in data:
+            return super().structure_message(data)
+        method = data["method"]
+        params_type = REQUEST_PARAMS.get(method)
+        try:
+            if params_type is None:
+                return super().structure_message(data)
+            params = structure_params(data.get("params"), params_type)
+            return REQUEST_TYPES[method](
+                id=data["id"], params=params, method=method, jsonrpc=data["jsonrpc"]
+            )
+        except ParamsError as exc:
+            return RejectedRequest(id=data["id"], method=method, message=f"Invalid params: {exc}")
+        except JsonRpcInvalidParams as exc:
+            reason = validation_message(exc.__cause__, root="") if exc.__cause__ else "wrong types"
+            return RejectedRequest(
+                id=data["id"], method=method, message=f"Invalid params: {reason}"
+            )
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, RejectedRequest):
+            log.warning("%s: %s", message.method, message.message)
+            if not self._shutdown:
+                self._send_response(
+                    message.id, error=JsonRpcInvalidParams(message.message).to_response_error()
+                )
+            return
+        super().handle_message(message)

@@ -1,0 +1,331 @@
+"""The index worker: the one thread that reads files, runs the model and writes the store.
+
+The language server's event loop never does any of this itself; it only
+answers requests and forwards what this worker reports. The store has one
+writer, so one thread does all the writing, in this order:
+
+1. **First index.** The lexical pass over the whole workspace (so lexical
+   search works within seconds), then the model is loaded and the missing
+   vectors are embedded in batches. Between batches the worker checks for a
+   stop request (shutdown keeps every finished batch; a restart picks up the
+   rest) and for files saved in the editor, which are indexed at once.
+2. **Follow changes.** Drain the ChangeQueue: re-check the changed paths
+   (saved files first), embed their new chunks, repeat.
+
+Everything it has to say goes to a `WorkerListener`: progress, "a batch
+landed", and problems a user should see. No LSP in here.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .engine import Engine
+from .indexer import IndexSummary
+from .store import Generation
+from .watcher import ChangeBatch, ChangeQueue
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 128
+"""Chunk texts per embedding transaction in the daemon: a stop request or a
+save waits for at most one batch (a few seconds on a busy CPU)."""
+SCAN_SHARE = 10
+"""Percent of the first-index progress bar given to reading files; the rest is embedding."""
+
+
+class _StopRequested(Exception):
+    """Raised from a progress callback to leave a long pass between two batches."""
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    INDEXING = "indexing"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class IndexCounts:
+    generation: int | None
+    files: int
+    chunks: int
+    partial: bool
+
+
+class WorkerListener(Protocol):
+    """Called on the worker thread; implementations must hand off, not block."""
+
+    def progress_begin(self, title: str, message: str) -> None: ...
+
+    def progress_report(self, message: str, percentage: int) -> None: ...
+
+    def progress_end(self, message: str) -> None: ...
+
+    def index_changed(self, counts: IndexCounts) -> None: ...
+
+    def problem(self, message: str) -> None: ...
+
+
+class IndexWorker:
+    """Keeps one Engine's index live on a background thread."""
+
+    def __init__(self, engine: Engine, changes: ChangeQueue, listener: WorkerListener):
+        self.engine = engine
+        self.changes = changes
+        self.listener = listener
+        self.state = WorkerState.STARTING
+        self.first_index_done = threading.Event()
+        """Set once the whole workspace has been read and embedded."""
+        self.embedded = 0
+        """Chunk texts sent to the model by this worker (a restart should need none)."""
+        self.semantic_available = True
+        """False once the model failed to load: search falls back to lexical."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._embed_done = 0
+        self._embed_total = 0
+        self._backlog = False
+        """Vectors left missing when embedding gave way to a save."""
+        self._loading_model = False
+
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kenning-index", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 120.0) -> bool:
+        """Finish the batch in flight, then stop; True if nothing was left unfinished.
+
+        While the model is still loading there is no batch to finish, so this
+        does not wait for the load (seconds) to end: the thread notices the stop
+        request right after it and touches nothing more.
+        """
+        self._stop.set()
+        self.changes.close()
+        thread = self._thread
+        deadline = time.monotonic() + timeout
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            if self._loading_model:
+                return True
+            thread.join(0.05)
+        return thread is None or not thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._first_index()
+            self._follow_changes()
+        except _StopRequested:
+            self.listener.progress_end("stopped; the index keeps every finished batch")
+        except Exception as exc:  # noqa: BLE001 - report, never die silently
+            log.exception("indexing stopped")
+            self.listener.problem(f"Kenning stopped indexing: {exc}")
+        finally:
+            self.state = WorkerState.IDLE
+
+    def _first_index(self) -> None:
+        self.state = WorkerState.INDEXING
+        indexer = self.engine.indexer
+        self.listener.progress_begin("Kenning: indexing", "reading files")
+        start = time.perf_counter()
+        summary = indexer.scan(progress=self._scan_progress)
+        log.info(
+            "read %d changed files (%d skipped) in %.1fs; lexical search is ready",
+            summary.changed_files,
+            summary.skipped,
+            time.perf_counter() - start,
+        )
+        self._announce()
+        gen = self._generation() if not self.stopping else None
+        if gen is not None:
+            self._embed_total = self.engine.store.counts(gen.id)[2]
+            self._report_embedding()
+            while not self._embed(gen, stop_for_saves=True) and not self.stopping:
+                # A file was saved meanwhile: index it now, then carry on.
+                self._take_and_apply(timeout=0, embed_rest=False)
+            if not self.stopping:
+                self.engine.finish_generation(gen)
+        if self.stopping:
+            self.listener.progress_end("stopped; the index keeps every finished batch")
+            return
+        self.engine.store.save_snapshot()
+        self.first_index_done.set()
+        files, chunks, _ = self.engine.store.counts(None)
+        log.info(
+            "index complete: %d files, %d chunks in %.1fs (%d chunks embedded)",
+            files,
+            chunks,
+            time.perf_counter() - start,
+            self.embedded,
+        )
+        self._announce()
+        self.listener.progress_end(f"{files} files, {chunks} chunks")
+        self.state = WorkerState.IDLE
+
+    def _follow_changes(self) -> None:
+        while not self.stopping:
+            if not self._take_and_apply(timeout=None, embed_rest=True):
+                return
+
+    def _take_and_apply(self, timeout: float | None, *, embed_rest: bool) -> bool:
+        batch = self.changes.take(timeout)
+        if batch is None:
+            return False
+        self.state = WorkerState.INDEXING
+        try:
+            self._apply(batch, embed_rest=embed_rest)
+        except Exception:  # noqa: BLE001 - one bad batch must not end change tracking
+            log.exception("could not re-index %s", ", ".join(batch.all_paths()[:5]))
+        finally:
+            self.changes.done()
+            if self.first_index_done.is_set():
+                self.state = WorkerState.IDLE
+        return True
+
+    def _apply(self, batch: ChangeBatch, *, embed_rest: bool) -> None:
+        """Re-index the paths of one batch: saved files first, lexical then vectors.
+
+        With `embed_rest`, every other missing vector is embedded afterwards,
+        giving way to the next save between batches (which then carries on).
+        """
+        start = time.perf_counter()
+        indexer = self.engine.indexer
+        rels = self._expand(batch.all_paths())
+        rescan = batch.rescan
+        for rel in rels:
+            if rel == ".gitignore" or rel.endswith("/.gitignore"):
+                self.engine.filter.forget_gitignore(rel.rpartition("/")[0])
+                rescan = True  # what is ignored may have changed anywhere below it
+        summary = indexer.scan() if rescan else IndexSummary()
+        paths_summary = indexer.scan_paths(rels)
+        changed = summary.changed_files + paths_summary.changed_files
+        removed = summary.removed + paths_summary.removed
+        if changed or removed:
+            self._announce()
+            log.info(
+                "re-read %d changed files (%d chunks removed) in %.2fs",
+                changed,
+                removed,
+                time.perf_counter() - start,
+            )
+        elif not (embed_rest and self._backlog):
+            return
+        gen = self._generation()
+        if gen is None:
+            return
+        if batch.urgent:
+            self._embed(gen, paths=self._expand(batch.urgent))
+        if embed_rest and self._embed(gen, stop_for_saves=True):
+            self.engine.finish_generation(gen)
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _generation(self) -> Generation | None:
+        """The generation to embed into, loading the model on first use; None without a model."""
+        if not self.semantic_available:
+            return None
+        try:
+            self._loading_model = True
+            try:
+                self.engine.embedder.load()
+            finally:
+                self._loading_model = False
+            return None if self.stopping else self.engine.target_generation()
+        except Exception as exc:  # noqa: BLE001 - any model failure leaves lexical search working
+            self.semantic_available = False
+            log.exception("cannot load the model")
+            self.listener.problem(
+                f"Kenning could not load its model, so search is lexical only: {exc}"
+            )
+            return None
+
+    def _embed(
+        self, gen: Generation, *, paths: list[str] | None = None, stop_for_saves: bool = False
+    ) -> bool:
+        """Embed what is missing (in `paths` only, when given); False if it stopped
+        early for shutdown or, with `stop_for_saves`, for a file saved meanwhile."""
+
+        def should_stop() -> bool:
+            return self.stopping or (stop_for_saves and self.changes.has_urgent())
+
+        self.engine.indexer.embed_pending(
+            gen,
+            self.engine.embedder,
+            should_stop=should_stop,
+            on_batch=self._batch_landed,
+            paths=paths,
+            batch_size=EMBED_BATCH,
+        )
+        finished = not should_stop()
+        if paths is None:
+            self._backlog = not finished
+        return finished
+
+    def _batch_landed(self, n: int) -> None:
+        self.embedded += n
+        if not self.first_index_done.is_set():
+            self._embed_done += n
+            self._report_embedding()
+        self._announce()
+
+    def _announce(self) -> None:
+        files, chunks, _ = self.engine.store.counts(None)
+        gen = self.engine.serving_generation()
+        self.listener.index_changed(
+            IndexCounts(
+                generation=gen.id if gen else None,
+                files=files,
+                chunks=chunks,
+                partial=not self.first_index_done.is_set(),
+            )
+        )
+
+    def _scan_progress(self, phase: str, done: int, total: int) -> None:
+        if self.stopping:
+            raise _StopRequested  # called between committed batches: nothing is lost
+        share = SCAN_SHARE * done // total if total else SCAN_SHARE
+        self.listener.progress_report(f"reading {done}/{total} files", share)
+
+    def _report_embedding(self) -> None:
+        total = max(self._embed_total, self._embed_done)
+        share = 100 - SCAN_SHARE
+        pct = SCAN_SHARE + (share * self._embed_done // total if total else share)
+        self.listener.progress_report(f"embedding {self._embed_done}/{total} chunks", min(pct, 100))
+
+    def _expand(self, rels: Iterable[str]) -> list[str]:
+        """Files meant by changed paths: a folder means every file below it, on
+        disk now (created, renamed here) or in the index (deleted, renamed away)."""
+        root = self.engine.root
+        flt = self.engine.filter
+        out: list[str] = []
+        known: list[str] | None = None
+        for rel in rels:
+            path = root / rel
+            if path.is_file():
+                out.append(rel)
+                continue
+            if path.is_dir() and not path.is_symlink():
+                for dirpath, dirnames, filenames in os.walk(path):
+                    base = os.path.relpath(dirpath, root).replace(os.sep, "/")
+                    dirnames[:] = [d for d in dirnames if not flt.dir_is_pruned(f"{base}/{d}")]
+                    out.extend(f"{base}/{name}" for name in filenames)
+            else:
+                out.append(rel)  # gone: scan_paths drops it from the index
+            if known is None:
+                known = list(self.engine.store.file_records())
+            prefix = rel + "/"
+            out.extend(k for k in known if k.startswith(prefix))
+        return list(dict.fromkeys(out))

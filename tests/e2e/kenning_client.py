@@ -1,0 +1,169 @@
+"""Driving a real `kenning serve` process from tests, through pytest-lsp's client.
+
+`kenning_server(...)` starts the server on a workspace of real files, with its
+index in a temporary folder (never the user's cache), initializes it with the
+recorded capabilities of a real editor, and shuts it down cleanly afterwards.
+Waiting is always for a notification or a polled condition, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.uris import from_fs_path
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import make_test_lsp_client
+
+SERVER_COMMAND = [sys.executable, "-m", "server.cli", "serve"]
+DATA = Path(__file__).resolve().parents[1] / "data" / "lsp"
+SETTLE_TIMEOUT_S = 150.0
+"""The first index loads the model (seconds, more on a busy CI machine) and embeds."""
+CHANGE_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
+
+
+def copy_workspace(dest: Path, name: str = "workspace") -> Path:
+    """A fresh copy of tests/data/lsp/<name>, so tests may edit it freely."""
+    shutil.copytree(DATA / name, dest)
+    return dest
+
+
+@dataclass
+class Session:
+    """One running server, its workspace and what it has told us."""
+
+    client: LanguageClient
+    workspace: Path
+    index_dir: Path
+    index_changes: list[Any] = field(default_factory=list)
+    """Every `kenning/indexChanged` notification received, in order."""
+
+    def uri(self, rel: str) -> str:
+        return from_fs_path(str(self.workspace / rel))
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        return await self.client.protocol.send_request_async(method, params)
+
+    async def raw_request(self, method: str, params: Any) -> Any:
+        """Send `params` exactly as given, even where the client's own types would
+        refuse them (a number for workspace/symbol's query): how a buggy client behaves."""
+        protocol = self.client.protocol
+        msg_id = f"raw-{uuid.uuid4().hex}"
+        future: Future[Any] = Future()
+        protocol._request_futures[msg_id] = future
+        protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        return await asyncio.wrap_future(future)
+
+    async def search(self, query: str, **options: Any) -> Any:
+        return await self.request("kenning/search", {"query": query, **options})
+
+    async def status(self) -> Any:
+        return await self.request("kenning/status", {})
+
+    async def eventually(
+        self,
+        check: Callable[[], Awaitable[T | None] | T | None],
+        *,
+        what: str,
+        timeout: float = CHANGE_TIMEOUT_S,
+    ) -> T:
+        """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            await asyncio.sleep(0.1)
+
+    async def settled(self, timeout: float = SETTLE_TIMEOUT_S) -> Any:
+        """The status once the server is idle with nothing queued and every vector embedded."""
+
+        async def idle() -> Any:
+            status = await self.status()
+            return (
+                status
+                if (status.state == "idle" and status.queued == 0 and status.pending == 0)
+                else None
+            )
+
+        return await self.eventually(idle, what="the index to settle", timeout=timeout)
+
+    async def save(self, rel: str, text: str) -> None:
+        """What an editor does on save: write the file, then send didSave."""
+        (self.workspace / rel).write_text(text)
+        self.client.text_document_did_save(
+            types.DidSaveTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=self.uri(rel))
+            )
+        )
+
+
+def paths(answer: Any) -> list[str]:
+    return [hit.path for hit in answer.results]
+
+
+def init_options(shape: str, workspace: Path, settings: dict[str, Any]) -> Any:
+    """Settings as a client sends them: one dict (Neovim) or a per-folder list (VS Code)."""
+    if shape == "dict":
+        return settings
+    return [{"workspace": from_fs_path(str(workspace)), **settings}]
+
+
+@asynccontextmanager
+async def kenning_server(
+    workspace: Path,
+    index_dir: Path,
+    *,
+    editor: str = "visual-studio-code",
+    options: Any = None,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Session]:
+    """A started and initialized server; shut down (shutdown + exit) on leaving.
+
+    The index lives in `index_dir` through `KENNING_INDEX_DIR` unless `options` or
+    `env` say otherwise.
+    """
+    client = make_test_lsp_client()
+    session = Session(client=client, workspace=workspace, index_dir=index_dir)
+
+    @client.feature("kenning/indexChanged")
+    def record_index_changed(ls: LanguageClient, params: Any) -> None:
+        session.index_changes.append(params)
+
+    server_env = {**os.environ, "KENNING_INDEX_DIR": str(index_dir), **(env or {})}
+    await client.start_io(*SERVER_COMMAND, env=server_env)
+    try:
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities(editor),
+                root_uri=session.uri(""),
+                workspace_folders=[
+                    types.WorkspaceFolder(uri=from_fs_path(str(workspace)), name=workspace.name)
+                ],
+                initialization_options=options,
+            )
+        )
+        yield session
+        await client.shutdown_session()
+    finally:
+        server = client._server
+        if server is not None and server.returncode is None:
+            server.kill()  # the test failed before a clean shutdown: do not wait on it
+        await client.stop()
