@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     transport = p.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     transport.add_argument("--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT")
+    # Editors put flags after the subcommand; SUPPRESS keeps a global -v intact.
+    p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log details to stderr")
     common(p)
 
     p = sub.add_parser("index", help="build or update the index, then print a summary")

@@ -546,6 +546,10 @@ def serve(
     kenning_log.addHandler(LspLogHandler(ls))
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, format="kenning: %(levelname)s %(message)s")
+    # The client's log already gets INFO through window/logMessage; editors file
+    # every stderr line as an error, so stderr carries only warnings and worse.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     try:
         if tcp is not None:
             ls.start_tcp(*tcp)

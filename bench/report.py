@@ -1,0 +1,190 @@
+"""Render bench/RESULTS.md (and the quality chart) from whatever results exist.
+
+Every number in RESULTS.md comes from a JSON or JSONL file under
+bench/.results/ written by one of the benchmark commands; a part that has not
+been run says so instead of showing a number. Run: `python -m bench.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from bench.quality import RESULTS_DIR, corpus_packages, markdown_table, methods_with_results, plot_quality, score_all
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "RESULTS.md"
+CHART = BENCH / "quality.png"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS_DIR / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _versions() -> str:
+    names = ["torch", "sentence-transformers", "transformers", "usearch", "pygls", "tree-sitter", "numpy"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=BENCH, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _kv_table(rows: list[tuple[str, object]]) -> str:
+    lines = ["| measure | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def quality_section() -> str:
+    methods = methods_with_results()
+    packages = corpus_packages()
+    if not methods or not packages:
+        return "## Quality\n\nNot run yet: `bench/run quality`.\n"
+    scores = score_all(methods, packages)
+    plot_quality(scores, CHART)
+    return (
+        "## Quality: natural-language search over real packages\n\n"
+        "CodeSearchNet method: a function whose docstring has at least six words becomes a query "
+        "(its first sentence); that docstring is removed from the workspace; a hit is a result in the "
+        "right file overlapping the function. Packages with `0/N` answered were not run for that method "
+        "(see the notes below the table). Latency columns are per query inside one process.\n\n"
+        "Command: `bench/run quality` (= `python -m bench.corpus && python -m bench.kenning_adapter && "
+        "bash bench/peers/setup.sh && bench/.venvs/*/bin/python bench/peers/*_run.py && "
+        "python -m bench.quality --plot`)\n\n"
+        f"{markdown_table(scores)}\n\n![MRR@10 per package and method](quality.png)\n"
+    )
+
+
+def index_section() -> str:
+    r = _load("index_speed.json")
+    if not r:
+        return "## Indexing speed\n\nNot run yet: `bench/run index`.\n"
+    full, eff, re = r["full"], r["efficiency"], r["reindex_one_function"]
+    embedded = (f"{full['fully_embedded_s']} s (measured)" if "fully_embedded_s" in full
+                else f"~{full.get('fully_embedded_s_projected')} s (projected from the measured rate)")
+    rows = [
+        ("repository", f"{r['repo']}: {full['files']} files, {full['chunks']} chunks ({full['to_embed']} to embed)"),
+        ("first index, lexical-ready", f"{full['lexical_ready_s']} s"),
+        ("first index, fully embedded", embedded),
+        ("efficiency subset", f"{eff['files']} files, {eff['embedded']} chunks embedded, "
+                              f"median {eff['median_tokens']} tokens, {eff['over_limit_pct']}% over {eff['max_seq_length']}"),
+        ("pipeline (kenning index)", f"{eff['pipeline_chunks_per_s']} chunks/s"),
+        ("raw SentenceTransformer.encode, same texts", f"{eff['raw_chunks_per_s']} chunks/s"),
+        ("pipeline efficiency (target >= 0.85)", eff["efficiency"]),
+        ("re-index after editing one function (target < 1 s)",
+         f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded per edit {re['embedded_per_edit']}"),
+    ]
+    return (f"## Indexing speed\n\nCommand: `python -m bench.index_speed` ({r['date']}, {r['cpus']} CPUs)\n\n"
+            f"{_kv_table(rows)}\n")
+
+
+def latency_section() -> str:
+    r = _load("search_latency.json")
+    if not r:
+        return "## Search latency and memory\n\nNot run yet: `bench/run latency`.\n"
+    s = r["search"]
+    rows = []
+    if "index" in r:
+        i = r["index"]
+        rows.append(("index", f"{i['chunks']} chunks from {i['files']} files, {i['bytes_per_chunk_on_disk']} bytes/chunk on disk"))
+    rows += [(f"{m} p50 / p95", f"{s[m]['p50_ms']} / {s[m]['p95_ms']} ms (n={s[m]['n']})") for m in ("hybrid", "semantic", "lexical")]
+    rows += [
+        ("query embedding alone, p50", f"{s['query_embedding_p50_ms']} ms"),
+        ("index load (vector file + replay)", f"{s['index_load_s']} s"),
+        ("RSS: start / model loaded / index loaded", f"{s['rss_mb']['start']} / {s['rss_mb']['model_loaded']} / {s['rss_mb']['index_loaded']} MB"),
+        ("index memory beyond the model (target < 1.5 KB/chunk)", f"{s['index_memory_bytes_per_chunk']} bytes/chunk"),
+    ]
+    st = r.get("startup", {})
+    if st:
+        rows.append(("`kenning search` process start-up breakdown", ", ".join(f"{k} {v}" for k, v in st.items())))
+    return (
+        "## Search latency and memory (100k chunks)\n\n"
+        "Real chunks of Django, SymPy and SQLAlchemy sdists; their vectors are random unit vectors (exact "
+        "search costs the same whatever the values; embedding 10^5 chunks takes hours on this CPU). "
+        "Every query is embedded by the real model.\n\n"
+        f"Command: `python -m bench.search_latency` ({r['date']}, {r['cpus']} CPUs)\n\n{_kv_table(rows)}\n"
+    )
+
+
+def lsp_section() -> str:
+    r = _load("lsp_latency.json")
+    if not r:
+        return "## Language server\n\nNot run yet: `bench/run lsp`.\n"
+    st, sv = r["startup_s"], r["save_to_searchable"]
+    rows = [
+        ("workspace", f"{Path(r['workspace']).parent.name}: {r['index']['files']} files, {r['index']['chunks']} chunks"),
+        ("start-up: initialize / first status / first results", f"{st['initialize']} / {st['first_status']} / {st['first_search_with_results']} s"),
+        ("first index (both passes)", f"{r['first_index_s']} s"),
+    ]
+    for key in ("search_while_model_loads", "search_during_indexing", "search_idle"):
+        rows.append((f"kenning/search round trip, {key.replace('_', ' ')}", f"p50 {r[key]['p50_ms']} ms, p95 {r[key]['p95_ms']} ms"))
+    rows += [
+        ("save -> found by lexical search", f"p50 {sv['lexical']['p50_ms']} ms, p95 {sv['lexical']['p95_ms']} ms"),
+        ("save -> embedded", f"p50 {sv['embedded']['p50_ms']} ms, p95 {sv['embedded']['p95_ms']} ms"),
+        ("idle RSS (target < 600 MB)", f"{r['idle_rss_mb']} MB"),
+        ("load average while measuring", r.get("load_avg_1m")),
+    ]
+    return f"## Language server\n\nCommand: `python -m bench.lsp_latency --json`\n\n{_kv_table(rows)}\n"
+
+
+def training_section() -> str:
+    r = _load("train_quality.json")
+    if not r:
+        return "## Training\n\nNot run yet: `python -m bench.train_quality`.\n"
+    return ("## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality`\n\n"
+            f"```json\n{json.dumps(r, indent=2)[:6000]}\n```\n")
+
+
+def render() -> str:
+    head = (
+        "# Kenning benchmark results\n\n"
+        f"Generated by `python -m bench.report` on {time.strftime('%Y-%m-%d')} at commit {_commit()}.\n\n"
+        f"- machine: {_machine()}\n- versions: {_versions()}\n"
+        f"- load: the machine was shared while measuring (1-minute load average now {os.getloadavg()[0]:.1f}); "
+        "compare ratios within one run, not absolute times across runs.\n"
+    )
+    parts = [head, quality_section(), index_section(), latency_section(), lsp_section(), training_section()]
+    notes = BENCH / "NOTES.md"
+    if notes.exists():
+        parts.append(notes.read_text())
+    return "\n".join(parts)
+
+
+def main() -> int:
+    OUT.write_text(render())
+    print(f"wrote {OUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
