@@ -70,8 +70,16 @@ def quality_section() -> str:
     packages = corpus_packages()
     if not methods or not packages:
         return "## Quality\n\nNot run yet: `bench/run quality`.\n"
-    scores = score_all(methods, packages)
+    # The macro average is only fair over packages every method answered.
+    complete = [p for p in packages if all(score_all([m], [p])[0].answered for m in methods)]
+    left_out = [p for p in packages if p not in complete]
+    scores = score_all(methods, complete)
     plot_quality(scores, CHART)
+    partial = ""
+    if left_out:
+        rows = [s for s in score_all(methods, left_out) if s.package != "macro" and s.answered]
+        partial = (f"\n\nLeft out of the macro average because not every method ran on them: "
+                   f"{', '.join(left_out)} (see the notes). What did run there:\n\n{markdown_table(rows)}")
     return (
         "## Quality: natural-language search over real packages\n\n"
         "CodeSearchNet method: a function whose docstring has at least six words becomes a query "
@@ -81,7 +89,7 @@ def quality_section() -> str:
         "Command: `bench/run quality` (= `python -m bench.corpus && python -m bench.kenning_adapter && "
         "bash bench/peers/setup.sh && bench/.venvs/*/bin/python bench/peers/*_run.py && "
         "python -m bench.quality --plot`)\n\n"
-        f"{markdown_table(scores)}\n\n![MRR@10 per package and method](quality.png)\n"
+        f"{markdown_table(scores)}{partial}\n\n![MRR@10 per package and method](quality.png)\n"
     )
 
 
