@@ -1,0 +1,160 @@
+"""Does `kenning train` help? Run it on benchmark packages and report what it measured.
+
+For each package, `kenning train --json` runs on the stripped benchmark workspace
+(``bench/.corpus/<pkg>/workspace``, built by ``python -m bench.corpus``) with a fresh
+index directory under ``bench/.work/train/<pkg>/``, so every run starts from the
+base model. The benchmark's query functions have their docstrings removed in that
+workspace, so training cannot see the benchmark queries.
+
+Reported per package: pairs mined per kind, training and held-out sizes, held-out
+MRR@10 / Recall@1 / Recall@10 of the base model and of the new checkpoint on
+Kenning's own held-out pairs (files the training never saw), the paired test over
+per-query ranks, the gate's verdict, optimizer steps, steps per second and wall time.
+
+With ``--bench-queries`` the benchmark's own queries are also searched (semantic
+mode) with the base model and, when one was promoted, the new model, scored like
+``bench.quality``: this re-embeds the workspace once per model, which on a CPU
+takes minutes.
+
+Usage (from the repository root)::
+
+    python -m bench.train_quality [--packages tqdm,more-itertools] [--epochs 1]
+        [--batch-size 32] [--max-pairs 2000] [--min-steps 20] [--device auto]
+        [--seed 42] [--bench-queries]
+
+Results go to ``bench/.results/train_quality.json`` and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import workspace_dir
+
+BENCH_DIR = Path(__file__).resolve().parent
+WORK_DIR = BENCH_DIR / ".work" / "train"
+RESULTS_PATH = BENCH_DIR / ".results" / "train_quality.json"
+DEFAULT_PACKAGES = ("tqdm", "more-itertools")
+
+
+def train_package(pkg: str, args: argparse.Namespace) -> dict[str, Any]:
+    workspace = workspace_dir(pkg)
+    if not workspace.is_dir():
+        raise SystemExit(f"no workspace for {pkg}: run `python -m bench.corpus --packages {pkg}` first")
+    index_dir = WORK_DIR / pkg / "index"
+    shutil.rmtree(WORK_DIR / pkg, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "server.cli", "train", str(workspace), "--json",
+        "--index-dir", str(index_dir), "--device", args.device, "--epochs", str(args.epochs),
+        "--batch-size", str(args.batch_size), "--max-pairs", str(args.max_pairs),
+        "--min-steps", str(args.min_steps), "--seed", str(args.seed), "--no-resume",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        raise SystemExit(f"kenning train failed on {pkg}:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout)
+    row: dict[str, Any] = {"package": pkg, "wall_s": round(wall, 1), **result}
+    if args.bench_queries:
+        row["bench_queries"] = bench_queries(pkg, index_dir, promoted=result["status"] == "promoted")
+    return row
+
+
+def bench_queries(pkg: str, index_dir: Path, *, promoted: bool) -> dict[str, Any]:
+    """MRR@10 of semantic search on the benchmark's queries: base model, then the promoted one."""
+    from bench.quality import CUTOFF, first_hit_rank, load_queries
+    from server.engine import Engine
+
+    queries = load_queries(pkg)
+    out: dict[str, Any] = {"queries": len(queries)}
+    runs = [("base", WORK_DIR / pkg / "index-base")] + ([("trained", index_dir)] if promoted else [])
+    for label, folder in runs:
+        start = time.perf_counter()
+        with Engine.open(workspace_dir(pkg), {"index_dir": str(folder)}) as engine:
+            engine.index()
+            ranks = []
+            for q in queries:
+                results = engine.search(q.query, limit=CUTOFF, mode="semantic")
+                ranks.append(first_hit_rank(_Answer(results), q))
+        rr = [1.0 / r if r and r <= CUTOFF else 0.0 for r in ranks]
+        out[label] = {"mrr_at_10": round(sum(rr) / max(1, len(rr)), 4), "model": engine.model_ref.label,
+                      "took_s": round(time.perf_counter() - start, 1)}
+    return out
+
+
+class _Answer:
+    """The shape bench.quality.first_hit_rank reads: `.results` with path and lines."""
+
+    def __init__(self, results: Sequence[Any]):
+        self.results = results
+
+
+def markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| package | pairs mined (doc/comment/module/sig/test/docs/commit) | train | held-out | "
+        "MRR@10 base -> new | R@1 | R@10 | better/worse (p) | verdict | steps | steps/s | wall |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        p = r["pairs"]
+        mined = "/".join(str(p.get(k, 0)) for k in
+                         ("docstring", "comment", "module", "signature", "test", "docs", "commit"))
+        b, a, t = r.get("before"), r.get("after"), r.get("paired")
+        training = r.get("training") or {}
+        if b and a and t:
+            mrr = f"{b['mrr_at_10']:.3f} -> {a['mrr_at_10']:.3f}"
+            r1 = f"{b['recall_at_1']:.3f} -> {a['recall_at_1']:.3f}"
+            r10 = f"{b['recall_at_10']:.3f} -> {a['recall_at_10']:.3f}"
+            paired = f"{t['better']}/{t['worse']} (p={t['wilcoxon_p']:.2g})"
+        else:
+            mrr = r1 = r10 = paired = "-"
+        lines.append(
+            f"| {r['package']} | {mined} | {r['train_pairs']} | {r['heldout_pairs']} | {mrr} | {r1} | {r10} | "
+            f"{paired} | {r['status']} | {training.get('steps', '-')} | {training.get('steps_per_s', '-')} | "
+            f"{r['wall_s']:.0f}s |"
+        )
+    extra = [r for r in rows if r.get("bench_queries")]
+    if extra:
+        lines += ["", "| package | benchmark queries | semantic MRR@10 base | after training |", "| --- | --- | --- | --- |"]
+        for r in extra:
+            bq = r["bench_queries"]
+            trained = bq.get("trained", {}).get("mrr_at_10", "not promoted")
+            lines.append(f"| {r['package']} | {bq['queries']} | {bq['base']['mrr_at_10']} | {trained} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packages", default=",".join(DEFAULT_PACKAGES))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-pairs", type=int, default=2000)
+    parser.add_argument("--min-steps", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--bench-queries", action="store_true",
+                        help="also score the benchmark's queries before and after (re-embeds the workspace)")
+    args = parser.parse_args(argv)
+    rows = []
+    for pkg in [p.strip() for p in args.packages.split(",") if p.strip()]:
+        print(f"training on {pkg} ...", file=sys.stderr, flush=True)
+        rows.append(train_package(pkg, args))
+        print(f"  {rows[-1]['status']}: {rows[-1]['reason']} ({rows[-1]['wall_s']:.0f}s)", file=sys.stderr)
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
+    print(markdown(rows))
+    print(f"\nresults: {RESULTS_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

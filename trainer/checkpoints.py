@@ -1,0 +1,273 @@
+"""Fine-tuned models on disk: checkpoints, their cards, the promotion pointer, the history.
+
+Layout under the workspace's index directory::
+
+    trainer/
+      checkpoints/<id>/     a sentence-transformers model folder (weights only as
+                            *.safetensors) plus card.json, written last
+      work/<key>/           the resumable state of a run in progress
+      promoted.json         {"checkpoint": id, "previous": [...]}: the model in use
+      history.jsonl         one JSON object per run, promoted or not
+      training.png          loss and held-out MRR across runs
+
+Nothing here is saved or loaded with pickle: a checkpoint folder that holds a
+pickle-format file (`*.bin`, `*.pt`, `*.pkl`, ...) is refused, and so is one
+whose safetensors files do not match the sha256 sums in its card. Promotion
+writes promoted.json to a temporary name and renames it over the old one, so
+a crash leaves either the old pointer or the new one. A refused checkpoint is
+reported once and the one promoted before it (or the configured base model)
+is used instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from server.embedder import ModelError, ModelRef, resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+CARD_NAME = "card.json"
+CARD_FORMAT = 1
+POINTER_NAME = "promoted.json"
+HISTORY_NAME = "history.jsonl"
+CHART_NAME = "training.png"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
+"""File types that may carry pickled objects; none may appear in a checkpoint."""
+_REQUIRED_CARD_FIELDS = ("format", "id", "root_model", "base_model", "files", "created_at")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, tampered with or holds a pickle file."""
+
+
+def trainer_dir(index_dir: Path) -> Path:
+    return Path(index_dir) / "trainer"
+
+
+def checkpoints_dir(index_dir: Path) -> Path:
+    return trainer_dir(index_dir) / "checkpoints"
+
+
+def new_checkpoint_id() -> str:
+    """Sortable and unique: UTC time plus random hex, e.g. 20250101-120000-3f9a1c."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(3).hex()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _pickle_files(folder: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
+    )
+
+
+def save_checkpoint(model: SentenceTransformer, index_dir: Path, card: Mapping[str, Any],
+                    checkpoint_id: str | None = None) -> Path:
+    """Write `model` as a new checkpoint folder with `card`; returns the folder.
+
+    The model is saved with safetensors into a temporary folder, checked for
+    stray pickle files, its weight files hashed into the card, the card written
+    last, and the folder renamed into place: a half-written checkpoint never
+    has a final name.
+    """
+    cid = checkpoint_id or new_checkpoint_id()
+    root = checkpoints_dir(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cid}-", dir=root))
+    try:
+        model.save(str(tmp), safe_serialization=True, create_model_card=False)
+        stray = _pickle_files(tmp)
+        if stray:
+            raise CheckpointError(f"saving wrote pickle-format files {stray}; refusing to keep them")
+        weights = sorted(p for p in tmp.rglob("*.safetensors"))
+        if not weights:
+            raise CheckpointError("saving wrote no safetensors weights")
+        full = dict(card)
+        full.update(
+            format=CARD_FORMAT, id=cid,
+            files={str(p.relative_to(tmp)): _sha256(p) for p in weights},
+            created_at=full.get("created_at") or time.time(),
+        )
+        write_json_atomic(tmp / CARD_NAME, full)
+        final = root / cid
+        os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def update_card(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `changes` into a checkpoint's card (atomically); returns the new card."""
+    card = json.loads((folder / CARD_NAME).read_text("utf-8"))
+    card.update(changes)
+    write_json_atomic(folder / CARD_NAME, card)
+    return card
+
+
+def verify_checkpoint(folder: Path) -> dict[str, Any]:
+    """The card of a checkpoint that is safe to load; CheckpointError otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint {folder.name} is missing")
+    try:
+        card = json.loads((folder / CARD_NAME).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {folder.name} has no readable card ({exc})") from exc
+    if not isinstance(card, dict) or any(k not in card for k in _REQUIRED_CARD_FIELDS):
+        raise CheckpointError(f"checkpoint {folder.name} has an incomplete card")
+    if card["format"] != CARD_FORMAT:
+        raise CheckpointError(f"checkpoint {folder.name} has card format {card['format']}, expected {CARD_FORMAT}")
+    stray = _pickle_files(folder)
+    if stray:
+        raise CheckpointError(f"checkpoint {folder.name} holds pickle-format files ({', '.join(stray)}); not loading it")
+    files = card["files"]
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        raise CheckpointError(f"checkpoint {folder.name} lists no model.safetensors in its card")
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*.safetensors")}
+    if on_disk != set(files):
+        raise CheckpointError(f"checkpoint {folder.name}: weight files differ from the card")
+    for rel, digest in files.items():
+        if _sha256(folder / rel) != digest:
+            raise CheckpointError(f"checkpoint {folder.name}: {rel} does not match its checksum (corrupt)")
+    return card
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, fsync it, rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- promotion ----------------------------------------------------------------------
+
+def read_pointer(index_dir: Path) -> dict[str, Any] | None:
+    path = trainer_dir(index_dir) / POINTER_NAME
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("the promoted-model pointer %s is unreadable (%s); using the base model", path, exc)
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("checkpoint"), str) else None
+
+
+def promote(index_dir: Path, checkpoint_id: str) -> None:
+    """Make `checkpoint_id` the model in use, in one atomic rename.
+
+    The ids promoted before it are kept, newest first, so a checkpoint found
+    corrupt later falls back to its predecessor rather than to the base model.
+    """
+    verify_checkpoint(checkpoints_dir(index_dir) / checkpoint_id)
+    old = read_pointer(index_dir)
+    previous = []
+    if old is not None:
+        previous = [old["checkpoint"], *[p for p in old.get("previous", []) if isinstance(p, str)]]
+    write_json_atomic(
+        trainer_dir(index_dir) / POINTER_NAME,
+        {"checkpoint": checkpoint_id, "previous": [p for p in previous if p != checkpoint_id][:10],
+         "promoted_at": time.time()},
+    )
+
+
+def promoted_checkpoint(index_dir: Path, model_setting: str) -> tuple[ModelRef, dict[str, Any]] | None:
+    """The promoted checkpoint that is safe to load and belongs to `model_setting`,
+    with its card; falls back to earlier promotions, then None (use the base)."""
+    pointer = read_pointer(index_dir)
+    if pointer is None:
+        return None
+    try:
+        root_name = resolve_model(model_setting).name
+    except ModelError:
+        root_name = model_setting
+    candidates = [pointer["checkpoint"], *[p for p in pointer.get("previous", []) if isinstance(p, str)]]
+    for cid in candidates:
+        folder = checkpoints_dir(index_dir) / cid
+        try:
+            card = verify_checkpoint(folder)
+        except CheckpointError as exc:
+            log.warning("%s; using the model promoted before it", exc)
+            continue
+        if card["root_model"] != root_name:
+            # Trained from another base than the one configured now: the user
+            # changed `model`, so their choice wins over old training.
+            return None
+        return ModelRef(root_name, cid, str(folder.resolve())), card
+    return None
+
+
+def promoted_model(index_dir: Path, model_setting: str) -> ModelRef | None:
+    """The model the engine should use instead of `model_setting`, if one was promoted."""
+    found = promoted_checkpoint(index_dir, model_setting)
+    return found[0] if found else None
+
+
+def discard(index_dir: Path, checkpoint_id: str) -> None:
+    """Delete a checkpoint that was not promoted (its card lives on in the history)."""
+    pointer = read_pointer(index_dir) or {}
+    if checkpoint_id == pointer.get("checkpoint") or checkpoint_id in pointer.get("previous", []):
+        raise CheckpointError(f"checkpoint {checkpoint_id} is or was promoted; not deleting it")
+    shutil.rmtree(checkpoints_dir(index_dir) / checkpoint_id, ignore_errors=True)
+
+
+# -- history -------------------------------------------------------------------------
+
+def append_history(index_dir: Path, record: Mapping[str, Any]) -> Path:
+    """Append one run's record as a JSON line; returns the history file."""
+    path = trainer_dir(index_dir) / HISTORY_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
+
+
+def read_history(index_dir: Path) -> list[dict[str, Any]]:
+    """Every run recorded so far, oldest first; unreadable lines are skipped."""
+    path = trainer_dir(index_dir) / HISTORY_NAME
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if isinstance(record, dict):
+            out.append(record)
+    return out
