@@ -88,6 +88,19 @@ def build_index(ws: Path, index_dir: Path, target_chunks: int) -> dict:
             "index_bytes": size, "bytes_per_chunk_on_disk": round(size / max(chunks, 1))}
 
 
+def describe_index(ws: Path, index_dir: Path) -> dict:
+    from server.engine import Engine
+
+    engine = Engine.open(ws, {"index_dir": str(index_dir)})
+    gen = engine.serving_generation()
+    files, chunks, _ = engine.store.counts(gen.id)
+    vectors = engine.store.generation_counts(gen.id)
+    engine.close()
+    size = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
+    return {"files": files, "chunks": chunks, "vectors": vectors, "index_bytes": size,
+            "bytes_per_chunk_on_disk": round(size / max(chunks, 1))}
+
+
 def queries(n: int) -> list[str]:
     out: list[str] = []
     for path in sorted((BENCH / ".corpus").glob("*/queries.jsonl")):
@@ -177,6 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.rmtree(index_dir)
         report["index"] = build_index(ws, index_dir, 100_000)
         print("index:", json.dumps(report["index"]), flush=True)
+    else:
+        report["index"] = describe_index(ws, index_dir)
     report["search"] = measure(index_dir, ws, args.queries)
     print("search:", json.dumps(report["search"]), flush=True)
     report["startup"] = startup_breakdown(index_dir, ws)
