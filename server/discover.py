@@ -56,6 +56,7 @@ GENERATED_PATTERNS = (
     "*.pyo", "*.wasm", "*.bin", "*.dat", "*.db", "*.sqlite", "*.sqlite3", "*.parquet",
     "*.pkl", "*.pickle", "*.npy", "*.npz", "*.pt", "*.pth", "*.safetensors", "*.onnx", "*.h5",
     "*.woff", "*.woff2", "*.ttf", "*.otf", "*.eot", "*.ipynb_checkpoints",
+    "*.po", "*.pot",  # translation catalogs: thousands of windows of msgid/msgstr noise
     ".DS_Store",
 )
 

@@ -35,7 +35,8 @@ def test_gitignore_nested_and_negated(tmp_path):
 
 def test_builtin_excludes_vendored_build_and_lock_files(tmp_path):
     for rel in ["src/main.py", "node_modules/lib/index.js", ".git/config", "dist/bundle.js",
-                "package-lock.json", "poetry.lock", "app.min.js", "logo.png", ".venv/lib/x.py"]:
+                "package-lock.json", "poetry.lock", "app.min.js", "logo.png", ".venv/lib/x.py",
+                "locale/de/LC_MESSAGES/django.po"]:
         write(tmp_path, rel)
     assert rels(tmp_path) == {"src/main.py"}
 
