@@ -99,15 +99,8 @@ export class LatestOnly<T> implements Disposable {
 
   /** The user typed: search for `query` after the pause, cancelling anything older. */
   update(query: string): void {
-    if (this.disposed) return;
-    const seq = ++this.seq;
-    this.cancelPending();
-    if (this.options.isEmpty?.(query)) {
-      this.setBusy(false);
-      this.events.onResult(query, undefined);
-      return;
-    }
-    this.setBusy(true);
+    const seq = this.begin(query);
+    if (seq === undefined) return;
     const timers = this.options.timers ?? realTimers;
     this.timer = timers.setTimeout(() => {
       this.timer = undefined;
@@ -117,16 +110,23 @@ export class LatestOnly<T> implements Disposable {
 
   /** Search for `query` now, skipping the pause (e.g. the box opens with text in it). */
   now(query: string): void {
-    if (this.disposed) return;
+    const seq = this.begin(query);
+    if (seq !== undefined) void this.fire(query, seq);
+  }
+
+  /** Supersede whatever is pending; the new sequence number, or undefined when
+   *  there is nothing to search (disposed, or an empty query answered at once). */
+  private begin(query: string): number | undefined {
+    if (this.disposed) return undefined;
     const seq = ++this.seq;
     this.cancelPending();
     if (this.options.isEmpty?.(query)) {
       this.setBusy(false);
       this.events.onResult(query, undefined);
-      return;
+      return undefined;
     }
     this.setBusy(true);
-    void this.fire(query, seq);
+    return seq;
   }
 
   dispose(): void {
