@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     repo = args.repo or fetch_django()
-    report: dict = {"repo": str(repo.name), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+    report: dict = {"repo": str(repo.name), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+                    "command": "python -m bench.index_speed " + " ".join(argv if argv is not None else sys.argv[1:])}
     report["full"] = lexical_ready(repo)
     print("lexical-ready:", json.dumps(report["full"]), flush=True)
 

@@ -113,7 +113,8 @@ def index_section() -> str:
         ("re-index after editing one function (target < 1 s)",
          f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded per edit {re['embedded_per_edit']}"),
     ]
-    return (f"## Indexing speed\n\nCommand: `python -m bench.index_speed` ({r['date']}, {r['cpus']} CPUs)\n\n"
+    command = r.get("command", "python -m bench.index_speed --quick")
+    return (f"## Indexing speed\n\nCommand: `{command.strip()}` ({r['date']}, {r['cpus']} CPUs)\n\n"
             f"{_kv_table(rows)}\n")
 
 
