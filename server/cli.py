@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -248,6 +249,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"model      {status['model']} (generation {status['generation']})")
         for w in status["warnings"]:
             print(f"warning    {w}")
+        runs = status["training"]
+        print(f"training   {len(runs)} run(s)" + (":" if runs else " (kenning train fine-tunes on this workspace)"))
+        for run in runs[-5:]:
+            stamp = run.get("time")
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if isinstance(stamp, (int, float)) else "?"
+            print(f"  {when}  {run.get('status', '?')}: {run.get('reason', '')}")
     return EXIT_OK
 
 

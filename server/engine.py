@@ -39,6 +39,8 @@ class Status:
     generation: int | None
     index_bytes: int
     warnings: list[str]
+    training: list[dict[str, Any]]
+    """Every `kenning train` run, oldest first: outcome, reason, metrics, time."""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -195,7 +197,13 @@ class Engine:
             workspace=str(self.root), index_dir=str(self.index_dir), files=files, chunks=chunks,
             pending=pending, model=gen.model if gen else self.model_ref.label,
             generation=gen.id if gen else None, index_bytes=size, warnings=list(self.store.warnings),
+            training=self.training_history(),
         )
+
+    def training_history(self) -> list[dict[str, Any]]:
+        from trainer.checkpoints import read_history
+
+        return read_history(self.index_dir)
 
     def close(self) -> None:
         try:

@@ -423,6 +423,7 @@ def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
         embedded_since_start=ls.worker.embedded if ls.worker else 0,
         index_bytes=status.index_bytes,
         warnings=status.warnings,
+        last_training=status.training[-1] if status.training else None,
     )
 
 

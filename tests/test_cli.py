@@ -116,6 +116,9 @@ def test_status_reports_the_index(capsys, core_workspace):
     assert code == 0
     assert status["files"] == 11 and status["pending"] == 0 and status["generation"] == 1
     assert status["model"] == "all-MiniLM-L6-v2@base"
+    assert status["training"] == []  # no run yet; `kenning train` appends to the history
+    code, out, _ = run(capsys, "status", str(core_workspace))
+    assert code == 0 and "training   0 run(s)" in out
 
 
 def test_corrupt_index_is_rebuilt_with_a_warning(capsys, core_workspace, tmp_path):
