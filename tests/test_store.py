@@ -117,3 +117,14 @@ def test_snapshot_that_lags_behind_the_database_is_replayed_not_rewritten(tmp_pa
     ids, _ = reopened.matrix(gen).snapshot()
     expected = {r[0] for r in reopened.conn.execute("SELECT id FROM embeddings")}
     assert set(ids.tolist()) == expected and len(ids) == 2
+
+
+def test_full_integrity_check_runs_only_after_an_unclean_shutdown(tmp_path):
+    Store.open(tmp_path).close()
+    clean = Store.open(tmp_path)
+    assert not clean.checked_integrity
+    clean.close()
+    (tmp_path / "open-999999999").touch()  # a process that died holding the index
+    after_crash = Store.open(tmp_path)
+    assert after_crash.checked_integrity
+    assert not list(tmp_path.glob("open-999999999"))
