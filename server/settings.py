@@ -34,6 +34,22 @@ class TrainSettings:
     """Whether background retraining may run without a GPU."""
     min_new_chunks: int = 200
     """Retraining waits until this many chunks changed since the last run."""
+    epochs: int = 1
+    """Passes over the mined training pairs in one run."""
+    batch_size: int = 32
+    """Pairs per optimizer step (in-batch negatives: larger is better, up to memory)."""
+    lr: float = 3e-5
+    """Learning rate of a run."""
+    max_pairs: int = 2000
+    """Training pairs kept per run (a seeded sample): bounds the run's length."""
+
+    @property
+    def interval_s(self) -> float | None:
+        """Seconds between scheduled runs; None when the schedule is off."""
+        if self.schedule == "off":
+            return None
+        minutes = {"daily": 24 * 60, "hourly": 60}.get(self.schedule) or int(self.schedule)
+        return minutes * 60.0
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,17 @@ def _coerce(name: str, ftype: str, value: Any, where: str) -> Any:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
         raise bad("a whole number")
+    if ftype == "float":
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad("a number") from None
+        raise bad("a number")
     if ftype == "str":
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             return str(value)
@@ -279,6 +306,11 @@ def _validate(obj: Any, prefix: str) -> None:
             )
         if obj.min_new_chunks < 0:
             raise SettingsError(f"setting '{prefix}min_new_chunks' must be 0 or more")
+        for name in ("epochs", "batch_size", "max_pairs"):
+            if getattr(obj, name) <= 0:
+                raise SettingsError(f"setting '{prefix}{name}' must be positive")
+        if not 0 < obj.lr < 1:
+            raise SettingsError(f"setting '{prefix}lr' must be between 0 and 1, got {obj.lr!r}")
         return
     if not obj.device.startswith(_DEVICE_PREFIXES):
         raise SettingsError(f"setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}")

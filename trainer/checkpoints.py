@@ -21,6 +21,8 @@ is used instead.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -28,7 +30,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -240,6 +242,71 @@ def discard(index_dir: Path, checkpoint_id: str) -> None:
     if checkpoint_id == pointer.get("checkpoint") or checkpoint_id in pointer.get("previous", []):
         raise CheckpointError(f"checkpoint {checkpoint_id} is or was promoted; not deleting it")
     shutil.rmtree(checkpoints_dir(index_dir) / checkpoint_id, ignore_errors=True)
+
+
+# -- one run at a time ----------------------------------------------------------------
+
+LOCK_NAME = "run.lock"
+STALE_WORK_S = 7 * 24 * 3600
+"""Resumable state of a run nobody resumed for a week is deleted."""
+
+
+class TrainingBusy(RuntimeError):
+    """Another training run holds this index's trainer lock."""
+
+
+@contextlib.contextmanager
+def run_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the trainer lock of `index_dir` for one run (the CLI's and the daemon's
+    runs must not write checkpoints and the pointer at once).
+
+    An OS file lock, so a killed run never leaves it held.
+    """
+    folder = trainer_dir(index_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise TrainingBusy(f"a training run is already in progress (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_leftovers(index_dir: Path) -> list[str]:
+    """Delete what interrupted runs left behind; call while holding `run_lock`.
+
+    A checkpoint folder that was never promoted (the run died between saving
+    and the gate) and resumable state untouched for a week go; the promoted
+    checkpoint and those it fell back on stay. Returns what was removed.
+    """
+    pointer = read_pointer(index_dir) or {}
+    keep = {pointer.get("checkpoint"), *pointer.get("previous", [])}
+    removed = []
+    ckdir = checkpoints_dir(index_dir)
+    for folder in sorted(ckdir.iterdir()) if ckdir.is_dir() else []:
+        if folder.is_dir() and folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"checkpoints/{folder.name}")
+    work = trainer_dir(index_dir) / "work"
+    now = time.time()
+    for folder in sorted(work.iterdir()) if work.is_dir() else []:
+        try:
+            stale = now - folder.stat().st_mtime > STALE_WORK_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"work/{folder.name}")
+    for tmp in trainer_dir(index_dir).glob(f".{POINTER_NAME}-*"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
 
 
 # -- history -------------------------------------------------------------------------

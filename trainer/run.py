@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from server.embedder import Embedder, ModelError, ModelRef, pick_device
-from server.engine import Engine
+from server.discover import FileFilter
+from server.engine import resolve_workspace, target_model
+from server.settings import load_settings
 
 from . import checkpoints as ckpt
 from .evaluate import (
@@ -180,9 +182,13 @@ def limit_kind(pairs: list[Pair], kind: str, max_share: float, seed: int = DEFAU
 def _prepare(workspace: str | Path, overrides: Mapping[str, Any] | None, device_setting: str,
              seed: int, heldout_fraction: float, max_pairs: int, max_eval_pairs: int,
              max_commits: int, say: Say, max_signature_share: float = 1.0) -> _Prepared:
-    with Engine.open(workspace, overrides) as engine:
-        root, index_dir, settings = engine.root, engine.index_dir, engine.settings
-        current, flt = engine.model_ref, engine.filter
+    # Settings and model only: the index itself is not opened, because the
+    # daemon may have it open and be writing it while this run trains.
+    root = resolve_workspace(workspace)
+    settings = load_settings(root, cli=overrides)
+    index_dir = settings.resolved_index_dir(root)
+    current = target_model(index_dir, settings)
+    flt = FileFilter(root, settings.include, settings.exclude)
     try:
         device = pick_device(device_setting if device_setting != "auto" else settings.device)
     except ModelError as exc:
@@ -248,13 +254,22 @@ def train_workspace(
     Raises:
         DeviceUnavailable: `options.device` names a device this machine lacks.
         KeyboardInterrupt: passed on; the promoted model is untouched and the run resumable.
+        TrainingBusy: another run on the same index is in progress.
     """
-    from .finetune import FinetuneConfig, TrainingFailed, finetune, plan_steps
-
     start = time.perf_counter()
     prep = _prepare(workspace, overrides, options.device, options.seed, options.heldout_fraction,
                     options.max_pairs, options.max_eval_pairs, options.max_commits, say,
                     options.max_signature_share)
+    with ckpt.run_lock(prep.index_dir):
+        for leftover in ckpt.remove_leftovers(prep.index_dir):
+            log.info("removed %s, left by an interrupted run", leftover)
+        return _train(prep, options, start, say, show_progress, callbacks, load_model)
+
+
+def _train(prep: _Prepared, options: TrainOptions, start: float, say: Say, show_progress: bool,
+           callbacks: Sequence[Any], load_model: Callable[[str, str], Any] | None) -> TrainResult:
+    from .finetune import FinetuneConfig, TrainingFailed, finetune, plan_steps
+
     result = TrainResult(
         status="skipped", reason="", model_before=prep.current.label, model_after=prep.current.label,
         pairs=prep.mined.counts, train_pairs=len(prep.train), heldout_pairs=len(prep.heldout),

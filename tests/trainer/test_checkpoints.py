@@ -123,3 +123,30 @@ def test_history_keeps_every_run_and_survives_a_torn_line(tmp_path):
         fh.write('{"status": "prom')
     assert [r["n"] for r in ckpt.read_history(tmp_path)] == [1, 2]
     assert ckpt.read_history(tmp_path / "elsewhere") == []
+
+
+def test_one_training_run_at_a_time_per_index(tmp_path):
+    with ckpt.run_lock(tmp_path):
+        with pytest.raises(ckpt.TrainingBusy, match=r"already in progress \(pid \d+\)"):
+            with ckpt.run_lock(tmp_path):
+                pass
+    with ckpt.run_lock(tmp_path):  # released when the run ends
+        pass
+
+
+def test_leftovers_of_interrupted_runs_are_removed_and_promotions_kept(tiny, tmp_path):
+    promoted = save(tiny, tmp_path)
+    ckpt.promote(tmp_path, promoted.name)
+    orphan = save(tiny, tmp_path)  # saved, then the run died before its gate
+    work = tmp_path / "trainer" / "work"
+    fresh, stale = work / "fresh", work / "stale"
+    for folder in (fresh, stale):
+        folder.mkdir(parents=True)
+    old = 1_000_000_000
+    import os
+
+    os.utime(stale, (old, old))
+    with ckpt.run_lock(tmp_path):
+        removed = ckpt.remove_leftovers(tmp_path)
+    assert removed == [f"checkpoints/{orphan.name}", "work/stale"]
+    assert promoted.exists() and fresh.exists() and not orphan.exists()
