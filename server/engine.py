@@ -46,6 +46,27 @@ class Status:
         return dict(self.__dict__)
 
 
+def resolve_workspace(workspace: str | Path) -> Path:
+    """The workspace folder as an absolute path; WorkspaceError when unusable."""
+    root = Path(workspace).expanduser()
+    if not root.exists():
+        raise WorkspaceError(f"workspace {root} does not exist")
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace {root} is not a directory")
+    return root.resolve()
+
+
+def target_model(index_dir: Path, settings: Settings) -> ModelRef:
+    """The model that should answer: a promoted checkpoint, else the setting."""
+    try:
+        from trainer.checkpoints import promoted_model
+
+        promoted = promoted_model(index_dir, settings.model)
+    except ImportError:
+        promoted = None
+    return promoted or resolve_model(settings.model)
+
+
 class Engine:
     def __init__(self, root: Path, settings: Settings):
         self.root = root
@@ -61,6 +82,11 @@ class Engine:
         # The daemon reaches for the embedder from the index worker and from
         # query threads at once: one lock so that the model is built once.
         self._embedder_lock = threading.Lock()
+        self._pins: dict[int, int] = {}
+        """Searches in flight per generation: a retired generation is dropped only
+        once none is still reading it."""
+        self._pins_cond = threading.Condition()
+        self.cleanup_generations()
 
     @classmethod
     def open(
@@ -71,24 +97,12 @@ class Engine:
         init_options: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Engine:
-        root = Path(workspace).expanduser()
-        if not root.exists():
-            raise WorkspaceError(f"workspace {root} does not exist")
-        if not root.is_dir():
-            raise WorkspaceError(f"workspace {root} is not a directory")
-        root = root.resolve()
+        root = resolve_workspace(workspace)
         settings = load_settings(root, cli=overrides, init_options=init_options, environ=environ)
         return cls(root, settings)
 
     def _target_model(self) -> ModelRef:
-        """The model that should answer: a promoted checkpoint, else the setting."""
-        try:
-            from trainer.checkpoints import promoted_model
-
-            promoted = promoted_model(self.index_dir, self.settings.model)
-        except ImportError:
-            promoted = None
-        return promoted or resolve_model(self.settings.model)
+        return target_model(self.index_dir, self.settings)
 
     @property
     def identity(self) -> str:
@@ -109,9 +123,29 @@ class Engine:
 
     @property
     def model_loaded(self) -> bool:
-        """Whether the current model is in memory (loading it takes seconds)."""
+        """Whether the model that answers searches now is in memory (loading takes seconds)."""
+        gen = self.serving_generation()
+        if gen is not None and gen.identity != self.identity:
+            older = self._older_embedders.get(gen.identity)
+            return older is not None and older.loaded
         embedder = self._embedder
         return embedder is not None and embedder.ref == self.model_ref and embedder.loaded
+
+    def reload_model(self) -> bool:
+        """Follow the promotion pointer; True when the target model changed.
+
+        The old embedder is kept (already loaded) to answer queries against the
+        old generation until the new one is complete and switched in.
+        """
+        new_ref = self._target_model()
+        with self._embedder_lock:
+            if new_ref == self.model_ref:
+                return False
+            if self._embedder is not None and self._embedder.ref == self.model_ref:
+                self._older_embedders[self.identity] = self._embedder
+            log.info("model %s -> %s", self.model_ref.label, new_ref.label)
+            self.model_ref = new_ref
+            return True
 
     # -- generations -------------------------------------------------------------------
 
@@ -131,16 +165,59 @@ class Engine:
             self.model_ref.label, identity, self.model_ref.location, self.embedder.dim, active=active is None
         )
 
-    def finish_generation(self, gen: Generation) -> None:
-        """Switch to `gen` once it has every vector, then drop the older ones."""
+    def finish_generation(self, gen: Generation) -> bool:
+        """Switch to `gen` once it has every vector, then drop the older ones.
+
+        Returns whether `gen` answers now. The switch is one SQLite transaction
+        (and the new vectors are in memory before it), so every search is
+        answered by one complete generation, old or new; the old one is
+        dropped once no search still reads it.
+        """
         if gen.state == "active":
-            return
+            return True
         if self.store.counts(gen.id)[2]:
-            return  # still missing vectors; the old generation keeps answering
+            return False  # still missing vectors; the old generation keeps answering
         self.store.activate_generation(gen.id)
         for old in self.store.generations():
             if old.id != gen.id and old.state != "building":
+                self._wait_unpinned(old.id)
                 self.store.drop_generation(old.id)
+        with self._embedder_lock:
+            self._older_embedders = {}
+        return True
+
+    def cleanup_generations(self) -> None:
+        """Drop what an interrupted switch left: retired generations (the switch
+        committed, the drop did not happen) and vector files of generations
+        that no longer exist."""
+        gens = self.store.generations()
+        active = self.store.active_generation()
+        for gen in gens:
+            if gen.state == "retired" and active is not None:
+                log.info("dropping generation %d, retired by an interrupted switch", gen.id)
+                self.store.drop_generation(gen.id)
+            elif gen.state == "building" and gen.identity != self.identity:
+                # Built for a model that is no longer the target (its checkpoint
+                # was refused, or the setting changed): it would never finish.
+                log.info("dropping generation %d, built for %s which is no longer in use", gen.id, gen.model)
+                self.store.drop_generation(gen.id)
+        self.store.remove_orphan_snapshots()
+
+    def _pin(self, gen_id: int) -> None:
+        with self._pins_cond:
+            self._pins[gen_id] = self._pins.get(gen_id, 0) + 1
+
+    def _unpin(self, gen_id: int) -> None:
+        with self._pins_cond:
+            self._pins[gen_id] -= 1
+            if not self._pins[gen_id]:
+                del self._pins[gen_id]
+                self._pins_cond.notify_all()
+
+    def _wait_unpinned(self, gen_id: int, timeout: float = 30.0) -> None:
+        with self._pins_cond:
+            if not self._pins_cond.wait_for(lambda: gen_id not in self._pins, timeout):
+                log.warning("searches still read generation %d after %.0fs; dropping it anyway", gen_id, timeout)
 
     # -- the public operations -------------------------------------------------------------
 
@@ -165,19 +242,28 @@ class Engine:
     def search_outcome(self, query: str, *, limit: int = 10, mode: str = "hybrid",
                        paths: Sequence[str] = ()) -> SearchOutcome:
         gen = self.serving_generation()
-        embedder = None
-        label = self.model_ref.label
-        if gen is not None and mode != "lexical":
-            embedder = self.embedder if gen.identity == self.identity else self._embedder_for(gen)
-            label = gen.model
-        return search(self.store, embedder, gen, query, limit=limit, mode=mode, paths=paths, model_label=label)
+        if gen is None:
+            return search(self.store, None, None, query, limit=limit, mode=mode, paths=paths,
+                          model_label=self.model_ref.label)
+        self._pin(gen.id)
+        try:
+            embedder = self.embedder_for(gen) if mode != "lexical" else None
+            return search(self.store, embedder, gen, query, limit=limit, mode=mode, paths=paths,
+                          model_label=gen.model)
+        finally:
+            self._unpin(gen.id)
 
     def search(self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()) -> list[SearchResult]:
         return self.search_outcome(query, limit=limit, mode=mode, paths=paths).results
 
-    def _embedder_for(self, gen: Generation) -> Embedder:
-        # An older generation answers with the model it was built with, loaded
-        # once and kept until the new generation takes over.
+    def embedder_for(self, gen: Generation) -> Embedder:
+        """The model that reads queries (and new chunks) for `gen`.
+
+        An older generation answers with the model it was built with, loaded
+        once and kept until the new generation takes over.
+        """
+        if gen.identity == self.identity:
+            return self.embedder
         with self._embedder_lock:
             embedder = self._older_embedders.get(gen.identity)
             if embedder is None:

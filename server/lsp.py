@@ -54,8 +54,10 @@ from .protocol import (
     TrainResponse,
     make_converter,
 )
+from .scheduler import Scheduler
 from .search import SearchError
 from .settings import SettingsError, options_for_workspace
+from .train_process import RunOutcome
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexCounts, IndexWorker
 
@@ -89,6 +91,7 @@ class KenningLanguageServer(LanguageServer):
         self.init_options: Any = None
         self.engine: Engine | None = None
         self.worker: IndexWorker | None = None
+        self.scheduler: Scheduler | None = None
         self.watcher: WorkspaceWatcher | None = None
         self.changes = ChangeQueue()
         self.queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-query")
@@ -137,11 +140,14 @@ class KenningLanguageServer(LanguageServer):
             getattr(getattr(self.client_capabilities, "window", None), "work_done_progress", False)
         )
         self._progress = ProgressForwarder(self) if wants_progress else None
-        self.worker = IndexWorker(self.engine, self.changes, _Listener(self))
+        listener = _Listener(self)
+        self.worker = IndexWorker(self.engine, self.changes, listener)
+        self.scheduler = Scheduler(self.engine, self.worker, listener)
         self.watcher = WorkspaceWatcher(
             self.engine.root, self.changes, ignore_dirs=[self.engine.index_dir]
         )
         self.worker.start()
+        self.scheduler.start()
         try:
             self.watcher.start()
         except OSError as exc:  # e.g. out of inotify watches: saves still work
@@ -164,6 +170,8 @@ class KenningLanguageServer(LanguageServer):
         if self._stopped:
             return
         self._stopped = True
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.watcher is not None:
             self.watcher.stop()
         self.changes.close()
@@ -197,7 +205,11 @@ class KenningLanguageServer(LanguageServer):
     def state(self) -> ServerState:
         if self.worker is None:
             return "starting"
-        if not self.worker.first_index_done.is_set() or self.changes.waiting():
+        if not self.worker.first_index_done.is_set():
+            return "indexing"
+        if self.worker.swapping or (self.scheduler is not None and self.scheduler.current is not None):
+            return "training"
+        if self.changes.waiting():
             return "indexing"
         return "idle"
 
@@ -247,47 +259,55 @@ class KenningLanguageServer(LanguageServer):
 
 
 class ProgressForwarder:
-    """The worker's progress as `$/progress` (begin / report / end), in order, from any thread."""
+    """Progress as `$/progress` (begin / report / end), in order, from any thread.
+
+    Each stream (indexing, training) has its own token, so a retraining's
+    progress bar and an indexing one can be shown at once.
+    """
 
     def __init__(self, ls: KenningLanguageServer):
         self.ls = ls
-        self._queue: asyncio.Queue[tuple[str, str, str, int | None]] = asyncio.Queue()
-        self._token: str | None = None
+        self._queue: asyncio.Queue[tuple[str, str, str, str, int | None]] = asyncio.Queue()
+        self._tokens: dict[str, str] = {}
         self._task = asyncio.get_running_loop().create_task(self._pump())
 
     def post(
-        self, kind: str, title: str = "", message: str = "", percentage: int | None = None
+        self, kind: str, title: str = "", message: str = "", percentage: int | None = None,
+        *, stream: str = "index",
     ) -> None:
-        self.ls._call_soon(self._queue.put_nowait, (kind, title, message, percentage))
+        self.ls._call_soon(self._queue.put_nowait, (stream, kind, title, message, percentage))
 
     async def _pump(self) -> None:
         progress = self.ls.work_done_progress
         while True:
-            kind, title, message, percentage = await self._queue.get()
+            stream, kind, title, message, percentage = await self._queue.get()
+            token = self._tokens.get(stream)
             if kind == "begin":
-                token = f"kenning-index-{uuid.uuid4().hex[:8]}"
+                if token is not None:  # a new phase replaces an unfinished one
+                    progress.end(token, types.WorkDoneProgressEnd())
+                    del self._tokens[stream]
+                token = f"kenning-{stream}-{uuid.uuid4().hex[:8]}"
                 try:
                     await progress.create_async(token)
                 except Exception as exc:  # noqa: BLE001 - the client refused: no progress bar
                     log.debug("client refused a progress token: %s", exc)
                     continue
-                self._token = token
+                self._tokens[stream] = token
                 progress.begin(
                     token,
                     types.WorkDoneProgressBegin(
                         title=title, message=message, percentage=0, cancellable=False
                     ),
                 )
-            elif self._token is None:
+            elif token is None:
                 continue
             elif kind == "report":
                 progress.report(
-                    self._token,
-                    types.WorkDoneProgressReport(message=message, percentage=percentage),
+                    token, types.WorkDoneProgressReport(message=message, percentage=percentage)
                 )
             else:
-                progress.end(self._token, types.WorkDoneProgressEnd(message=message))
-                self._token = None
+                progress.end(token, types.WorkDoneProgressEnd(message=message))
+                del self._tokens[stream]
 
 
 class _Listener:
@@ -319,6 +339,17 @@ class _Listener:
 
     def problem(self, message: str) -> None:
         self.ls.show(message, types.MessageType.Error)
+
+    # -- the scheduler's side ---------------------------------------------------------
+
+    def training_progress(self, kind: str, message: str, percentage: int | None) -> None:
+        if self.ls._progress:
+            title = "Kenning: training on this workspace" if kind == "begin" else ""
+            self.ls._progress.post(kind, title, message, percentage, stream="train")
+
+    def training_finished(self, outcome: RunOutcome) -> None:
+        if outcome.status == "failed":
+            self.ls.show(f"Kenning: retraining failed: {outcome.reason}", types.MessageType.Warning)
 
 
 class LspLogHandler(logging.Handler):
@@ -409,6 +440,7 @@ def answer_search(
 
 def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
     status = engine.status()
+    current = ls.scheduler.current if ls.scheduler else None
     name, _, version = status.model.partition("@")
     return StatusResponse(
         state=ls.state,
@@ -424,6 +456,7 @@ def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
         index_bytes=status.index_bytes,
         warnings=status.warnings,
         last_training=status.training[-1] if status.training else None,
+        training=current.to_json() if current else None,
     )
 
 
@@ -499,7 +532,11 @@ async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> Reinde
 
 
 async def on_train(ls: KenningLanguageServer, params: TrainParams) -> TrainResponse:
-    return TrainResponse(started=False, reason="training not available yet")
+    await ls.ready_engine()
+    if ls.scheduler is None:
+        raise JsonRpcException("Kenning is not running", code=REQUEST_FAILED)
+    started, reason = ls.scheduler.request(params.force)
+    return TrainResponse(started=started, reason=reason)
 
 
 async def on_workspace_symbol(

@@ -129,6 +129,8 @@ class StatusResponse:
     """Chunks still waiting for a vector."""
     model: ModelInfo
     last_training: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    """The run in progress: phase (training, re-embedding), message, step/steps."""
     workspace: str | None = None
     index_dir: str | None = None
     generation: int | None = None

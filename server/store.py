@@ -225,6 +225,8 @@ class Store:
         self._local = threading.local()
         self._matrix: VectorMatrix | None = None
         self._matrix_gen: int | None = None
+        self._retired: tuple[int, VectorMatrix] | None = None
+        """The matrix of the generation the last switch retired, until it is dropped."""
         self._snapshot_delta = 0  # rows the loaded matrix differed from its file by
         self.checked_integrity = False
         """Whether opening ran the full integrity check (after an unclean shutdown)."""
@@ -342,6 +344,25 @@ class Store:
 
     def _set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def meta_value(self, key: str) -> str | None:
+        return self._meta(key)
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        with self._write_lock, self.conn:
+            self._set_meta(key, value)
+
+    # -- what changed since a point in time ----------------------------------------
+
+    def vector_mark(self) -> int:
+        """A mark to count new chunks from: every chunk text embedded later gets a higher id."""
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM embeddings").fetchone()[0]
+
+    def vectors_since(self, gen_id: int, mark: int) -> int:
+        """Distinct chunk texts of `gen_id` embedded after `mark` (new or changed code)."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE gen = ? AND id > ?", (gen_id, mark)
+        ).fetchone()[0]
 
     # -- files and chunks ------------------------------------------------------------
 
@@ -513,13 +534,25 @@ class Store:
         return Generation(gen_id, model, identity, location, dim, state)
 
     def activate_generation(self, gen_id: int) -> None:
-        """Make `gen_id` the one that answers, in one transaction; older ones retire."""
+        """Make `gen_id` the one that answers, in one transaction; older ones retire.
+
+        Its vectors are read into memory first, so the first search after the
+        switch does not wait for them; the retired generation's matrix stays
+        available to searches already under way until it is dropped.
+        """
+        gen = next((g for g in self.generations() if g.id == gen_id), None)
+        if gen is None:
+            raise StoreError(f"generation {gen_id} does not exist")
         with self._write_lock:
+            # Under the lock: only the writer adds vectors, and it is the caller.
+            matrix = self._load_matrix(gen)
             with self.conn as conn:
                 conn.execute("UPDATE generations SET state = 'retired' WHERE state = 'active' AND id != ?", (gen_id,))
                 conn.execute("UPDATE generations SET state = 'active', activated_at = ? WHERE id = ?", (time.time(), gen_id))
-            self._matrix = None
-            self._matrix_gen = None
+            if self._matrix is not None and self._matrix_gen is not None and self._matrix_gen != gen_id:
+                self._retired = (self._matrix_gen, self._matrix)
+            self._matrix = matrix
+            self._matrix_gen = gen_id
 
     def drop_generation(self, gen_id: int) -> None:
         """Delete a generation's vectors and snapshot files."""
@@ -527,7 +560,19 @@ class Store:
             with self.conn as conn:
                 conn.execute("DELETE FROM embeddings WHERE gen = ?", (gen_id,))
                 conn.execute("DELETE FROM generations WHERE id = ?", (gen_id,))
+            if self._retired is not None and self._retired[0] == gen_id:
+                self._retired = None
+            if self._matrix_gen == gen_id:
+                self._matrix = self._matrix_gen = None
             for path in self.dir.glob(f"vectors-g{gen_id}.*"):
+                path.unlink(missing_ok=True)
+
+    def remove_orphan_snapshots(self) -> None:
+        """Delete vector files of generations that no longer exist."""
+        live = {g.id for g in self.generations()}
+        for path in self.dir.glob("vectors-g*.*"):
+            num = path.name.removeprefix("vectors-g").split(".", 1)[0]
+            if num.isdigit() and int(num) not in live:
                 path.unlink(missing_ok=True)
 
     def add_embeddings(self, gen: int, hashes: Sequence[str], vectors: np.ndarray) -> None:
@@ -551,6 +596,9 @@ class Store:
         """The in-memory vectors of `gen`, from the snapshot when it is current."""
         if self._matrix is not None and self._matrix_gen == gen.id:
             return self._matrix
+        retired = self._retired
+        if retired is not None and retired[0] == gen.id:
+            return retired[1]  # a search that began just before the switch
         with self._write_lock:
             if self._matrix is None or self._matrix_gen != gen.id:
                 self._matrix = self._load_matrix(gen)

@@ -80,6 +80,7 @@ class ChangeQueue:
         self._rescan = False
         self._in_flight = 0
         self._closed = False
+        self._woken = False
         self._cond = threading.Condition()
 
     def add(self, rel: str, *, urgent: bool = False) -> None:
@@ -100,6 +101,12 @@ class ChangeQueue:
     def request_rescan(self) -> None:
         with self._cond:
             self._rescan = True
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Make the consumer's `take` return (an empty batch) so it re-checks its own work."""
+        with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     def has_urgent(self) -> bool:
@@ -125,6 +132,9 @@ class ChangeQueue:
                 if batch is not None:
                     self._in_flight = len(batch.urgent) + len(batch.paths) + int(batch.rescan)
                     return batch
+                if self._woken:
+                    self._woken = False
+                    return ChangeBatch()
                 wake = next_due if deadline is None else min(next_due, deadline)
                 if deadline is not None and now >= deadline:
                     return None

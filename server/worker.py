@@ -11,6 +11,12 @@ writer, so one thread does all the writing, in this order:
    rest) and for files saved in the editor, which are indexed at once.
 2. **Follow changes.** Drain the ChangeQueue: re-check the changed paths
    (saved files first), embed their new chunks, repeat.
+3. **Switch models.** After a retraining promoted a model (server/scheduler.py),
+   re-embed every chunk into a new generation in batches, still giving way to
+   saves, while the old generation answers searches; then switch in one
+   transaction and drop the old one. Files saved meanwhile are embedded into
+   both generations, so neither misses them. A restart in the middle resumes
+   the new generation and serves the old one until it is complete.
 
 Everything it has to say goes to a `WorkerListener`: progress, "a batch
 landed", and problems a user should see. No LSP in here.
@@ -23,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +65,25 @@ class IndexCounts:
     partial: bool
 
 
+@dataclass
+class _Meter:
+    """Progress of one embedding pass, as `$/progress` shows it."""
+
+    verb: str
+    total: int
+    start_pct: int
+    """Percent already used by earlier phases (reading files)."""
+    done: int = 0
+
+    def message(self) -> str:
+        return f"{self.verb} {self.done}/{max(self.total, self.done)} chunks"
+
+    def percentage(self) -> int:
+        total = max(self.total, self.done)
+        share = 100 - self.start_pct
+        return min(100, self.start_pct + (share * self.done // total if total else share))
+
+
 class WorkerListener(Protocol):
     """Called on the worker thread; implementations must hand off, not block."""
 
@@ -89,11 +114,16 @@ class IndexWorker:
         """False once the model failed to load: search falls back to lexical."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._embed_done = 0
-        self._embed_total = 0
         self._backlog = False
         """Vectors left missing when embedding gave way to a save."""
         self._loading_model = False
+        self.swapping = False
+        """Re-embedding into a new model's generation (old one still answering)."""
+        self.last_activity = time.monotonic()
+        """When the worker last finished indexing something (the scheduler waits for quiet)."""
+        self._swap_requested = threading.Event()
+        self._swap_done: list[Callable[[], None]] = []
+        self._meter: _Meter | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -121,6 +151,28 @@ class IndexWorker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def request_swap(self, on_done: Callable[[], None] | None = None) -> None:
+        """Re-embed with the engine's (newly promoted) model and switch to it; `on_done`
+        runs on the worker thread once the new generation answers (or nothing was needed)."""
+        if on_done is not None:
+            self._swap_done.append(on_done)
+        self._swap_requested.set()
+        self.changes.wake()
+
+    def busy_reason(self, quiet_s: float = 0.0) -> str | None:
+        """Why the index is not idle (None when it is): what a retraining waits for."""
+        if not self.first_index_done.is_set():
+            return "the first index is still being built"
+        if self.swapping or self._swap_requested.is_set():
+            return "the index is switching to a new model"
+        waiting = self.changes.waiting()
+        if waiting:
+            return f"{waiting} changed files are being indexed"
+        quiet = time.monotonic() - self.last_activity
+        if quiet < quiet_s:
+            return f"files changed {quiet:.0f}s ago; waiting for {quiet_s:.0f}s without changes"
+        return None
 
     # -- the thread ----------------------------------------------------------------------
 
@@ -150,14 +202,27 @@ class IndexWorker:
         )
         self._announce()
         gen = self._generation() if not self.stopping else None
+        serving = self.engine.serving_generation()
+        switching = gen is not None and serving is not None and serving.id != gen.id
+        if switching:
+            # A model switch was under way when the server stopped: bring the old,
+            # complete generation up to date first and serve it; the new one
+            # is finished after the first index, as a switch.
+            gen, pending_switch = serving, gen
         if gen is not None:
-            self._embed_total = self.engine.store.counts(gen.id)[2]
-            self._report_embedding()
-            while not self._embed(gen, stop_for_saves=True) and not self.stopping:
-                # A file was saved meanwhile: index it now, then carry on.
-                self._take_and_apply(timeout=0, embed_rest=False)
+            self._meter = _Meter("embedding", self.engine.store.counts(gen.id)[2], SCAN_SHARE)
+            self._report_meter()
+            try:
+                while not self._embed(gen, stop_for_saves=True) and not self.stopping:
+                    # A file was saved meanwhile: index it now, then carry on.
+                    self._take_and_apply(timeout=0, embed_rest=False)
+            finally:
+                self._meter = None
             if not self.stopping:
                 self.engine.finish_generation(gen)
+        if switching and not self.stopping:
+            self._swap_requested.set()
+            log.info("resuming the switch to %s", pending_switch.model)
         if self.stopping:
             self.listener.progress_end("stopped; the index keeps every finished batch")
             return
@@ -177,13 +242,59 @@ class IndexWorker:
 
     def _follow_changes(self) -> None:
         while not self.stopping:
+            if self._swap_requested.is_set():
+                self._swap_requested.clear()
+                self._switch_models()
+                continue
             if not self._take_and_apply(timeout=None, embed_rest=True):
                 return
+
+    def _switch_models(self) -> None:
+        """Re-embed everything into the current model's generation, then switch to it."""
+        target = self._generation()
+        serving = self.engine.serving_generation()
+        if target is not None and serving is not None and target.id != serving.id:
+            self.swapping = True
+            try:
+                self._build_generation(target, "Kenning: switching to the new model", "re-embedding")
+            finally:
+                self.swapping = False
+        if not self.stopping:
+            callbacks, self._swap_done = self._swap_done, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop indexing
+                    log.exception("swap callback failed")
+
+    def _build_generation(self, gen: Generation, title: str, verb: str) -> None:
+        """Embed every missing vector of `gen` (giving way to saves), then switch to it."""
+        total = self.engine.store.counts(gen.id)[2]
+        self.listener.progress_begin(title, f"{verb} {total} chunks")
+        self._meter = _Meter(verb, total, 0)
+        start = time.perf_counter()
+        try:
+            while not self._embed(gen, stop_for_saves=True) and not self.stopping:
+                self._take_and_apply(timeout=0, embed_rest=False)
+        finally:
+            self._meter = None
+        if self.stopping:
+            self.listener.progress_end("stopped; the switch resumes at the next start")
+            return
+        if self.engine.finish_generation(gen):
+            self.engine.store.save_snapshot()
+            log.info("switched to generation %d (%s): %d chunks re-embedded in %.1fs",
+                     gen.id, gen.model, total, time.perf_counter() - start)
+        self._announce()
+        self.listener.progress_end(f"now searching with {gen.model}")
 
     def _take_and_apply(self, timeout: float | None, *, embed_rest: bool) -> bool:
         batch = self.changes.take(timeout)
         if batch is None:
             return False
+        if not (batch.urgent or batch.paths or batch.rescan):
+            self.changes.done()
+            return True  # woken up to look at something else (a model switch)
         self.state = WorkerState.INDEXING
         try:
             self._apply(batch, embed_rest=embed_rest)
@@ -191,6 +302,7 @@ class IndexWorker:
             log.exception("could not re-index %s", ", ".join(batch.all_paths()[:5]))
         finally:
             self.changes.done()
+            self.last_activity = time.monotonic()
             if self.first_index_done.is_set():
                 self.state = WorkerState.IDLE
         return True
@@ -226,6 +338,11 @@ class IndexWorker:
         gen = self._generation()
         if gen is None:
             return
+        serving = self.engine.serving_generation()
+        if serving is not None and serving.id != gen.id and (changed or removed):
+            # Mid-switch: the old generation answers until the new one is done,
+            # so it gets the changed files too (with its own model).
+            self._embed(serving, paths=rels)
         if batch.urgent:
             self._embed(gen, paths=self._expand(batch.urgent))
         if embed_rest and self._embed(gen, stop_for_saves=True):
@@ -263,7 +380,7 @@ class IndexWorker:
 
         self.engine.indexer.embed_pending(
             gen,
-            self.engine.embedder,
+            self.engine.embedder_for(gen),
             should_stop=should_stop,
             on_batch=self._batch_landed,
             paths=paths,
@@ -276,9 +393,9 @@ class IndexWorker:
 
     def _batch_landed(self, n: int) -> None:
         self.embedded += n
-        if not self.first_index_done.is_set():
-            self._embed_done += n
-            self._report_embedding()
+        if self._meter is not None:
+            self._meter.done += n
+            self._report_meter()
         self._announce()
 
     def _announce(self) -> None:
@@ -299,11 +416,10 @@ class IndexWorker:
         share = SCAN_SHARE * done // total if total else SCAN_SHARE
         self.listener.progress_report(f"reading {done}/{total} files", share)
 
-    def _report_embedding(self) -> None:
-        total = max(self._embed_total, self._embed_done)
-        share = 100 - SCAN_SHARE
-        pct = SCAN_SHARE + (share * self._embed_done // total if total else share)
-        self.listener.progress_report(f"embedding {self._embed_done}/{total} chunks", min(pct, 100))
+    def _report_meter(self) -> None:
+        meter = self._meter
+        if meter is not None:
+            self.listener.progress_report(meter.message(), meter.percentage())
 
     def _expand(self, rels: Iterable[str]) -> list[str]:
         """Files meant by changed paths: a folder means every file below it, on

@@ -128,3 +128,34 @@ def test_full_integrity_check_runs_only_after_an_unclean_shutdown(tmp_path):
     after_crash = Store.open(tmp_path)
     assert after_crash.checked_integrity
     assert not list(tmp_path.glob("open-999999999"))
+
+
+def test_a_switch_serves_the_new_generation_at_once_and_the_old_until_it_is_dropped(tmp_path):
+    store = Store.open(tmp_path)
+    old, pending, vectors = fill(store)
+    store.save_snapshot(force=True)
+    new = store.create_generation("m@v2", "m2", "m2", 8, active=False)
+    store.add_embeddings(new.id, [h for h, _ in pending], -vectors)
+    assert store.active_generation().id == old.id and store.dense_search(old, vectors[0], 1)
+
+    store.activate_generation(new.id)
+
+    assert store.active_generation().id == new.id
+    (_, sim), *_ = store.dense_search(new, -vectors[0], 1)
+    assert sim == pytest.approx(1.0, abs=1e-2)
+    # A search that picked the old generation just before the switch still gets answers.
+    assert store.dense_search(old, vectors[0], 1)
+    store.drop_generation(old.id)
+    assert [g.id for g in store.generations()] == [new.id]
+    assert not list(tmp_path.glob(f"vectors-g{old.id}.*"))
+
+
+def test_vector_marks_count_what_was_embedded_after_them(tmp_path):
+    store = Store.open(tmp_path)
+    gen, pending, _ = fill(store)
+    mark = store.vector_mark()
+    assert store.vectors_since(gen.id, 0) == len(pending) and store.vectors_since(gen.id, mark) == 0
+    store.apply_files([update("c.py", "def gamma():\n    return compute_gamma_value(3)\n")])
+    fresh = store.pending_texts(gen.id, 100)
+    store.add_embeddings(gen.id, [h for h, _ in fresh], np.ones((len(fresh), 8), dtype=np.float32))
+    assert store.vectors_since(gen.id, mark) == len(fresh) == 1

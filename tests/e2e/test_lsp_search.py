@@ -143,13 +143,6 @@ async def test_reindex_queues_the_paths_it_is_given(kenning: Session):
     await kenning.settled()
 
 
-async def test_train_says_it_is_not_available_yet(kenning: Session):
-    answer = await kenning.request("kenning/train", {"force": True})
-
-    assert answer.started is False
-    assert answer.reason == "training not available yet"
-
-
 @pytest.mark.parametrize(
     ("method", "params", "field"),
     [
