@@ -8,8 +8,11 @@ and a lexical-only search never pays for it.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,6 +182,21 @@ class Embedder:
             return self.encode([query])[0]
         finally:
             torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def background_threads() -> Iterator[None]:
+    """Limit the calling thread's torch CPU threads to half the cores for bulk work
+    that is not urgent (re-embedding for a new model), so that searches keep the
+    rest. OpenMP thread counts are per thread: other threads are unaffected."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(previous, (os.cpu_count() or 2) // 2)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _share_between_threads(model: SentenceTransformer) -> None:

@@ -714,6 +714,45 @@ class Store:
         matrix.changes = 0
         return True
 
+    def consistency_problems(self) -> list[str]:
+        """What is wrong with the index, as one line each; empty when it is consistent.
+
+        Checked by the crash campaigns after every kill: rows that point at
+        nothing, vectors of no chunk, duplicated chunks, a lexical index out
+        of step with the chunks, more than one active generation, and an
+        in-memory matrix that disagrees with the stored vectors.
+        """
+        conn = self.conn
+        checks = {
+            "chunks of files that are not in the index":
+                "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = c.file_id)",
+            "vectors of chunk texts that are not in the index":
+                "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.hash)",
+            "vectors of generations that do not exist":
+                "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM generations g WHERE g.id = e.gen)",
+            "duplicated chunks":
+                "SELECT COUNT(*) FROM (SELECT 1 FROM chunks GROUP BY file_id, start_line, end_line, hash "
+                "HAVING COUNT(*) > 1)",
+            "lexical entries without a chunk":
+                "SELECT COUNT(*) FROM chunks_fts t WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = t.rowid)",
+            "chunks without a lexical entry":
+                "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM chunks_fts t WHERE t.rowid = c.id)",
+            "active generations beyond one":
+                "SELECT MAX(COUNT(*) - 1, 0) FROM generations WHERE state = 'active'",
+        }
+        problems = []
+        for what, sql in checks.items():
+            n = conn.execute(sql).fetchone()[0]
+            if n:
+                problems.append(f"{n} {what}")
+        gen = self.active_generation()
+        if gen is not None:
+            stored = self.generation_counts(gen.id)
+            loaded = self.matrix(gen).n
+            if stored != loaded:
+                problems.append(f"generation {gen.id} has {stored} stored vectors but {loaded} in memory")
+        return problems
+
     def cleanup_leftovers(self) -> None:
         """Remove temp files a crash may have left."""
         for path in self.dir.glob("*.tmp"):

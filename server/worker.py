@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .embedder import background_threads
 from .engine import Engine
 from .indexer import IndexSummary
 from .store import Generation
@@ -256,7 +257,10 @@ class IndexWorker:
         if target is not None and serving is not None and target.id != serving.id:
             self.swapping = True
             try:
-                self._build_generation(target, "Kenning: switching to the new model", "re-embedding")
+                # Not urgent: the old generation answers meanwhile, so leave
+                # searches a share of the CPU.
+                with background_threads():
+                    self._build_generation(target, "Kenning: switching to the new model", "re-embedding")
             finally:
                 self.swapping = False
         if not self.stopping:
