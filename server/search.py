@@ -88,6 +88,8 @@ def search(
     start = time.perf_counter()
     if mode not in MODES:
         raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    # JSON can carry lone surrogates ("\ud800"), which no tokenizer accepts.
+    query = query.encode("utf-8", "replace").decode("utf-8")
     if not query.strip():
         raise SearchError("the query is empty; type what the code does, e.g. 'retry failed uploads'")
     if limit < 1:
