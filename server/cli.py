@@ -206,18 +206,28 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refresh(engine, args: argparse.Namespace) -> None:
+    if args.mode == "lexical":
+        engine.refresh_lexical()
+        return
+    bar = _ProgressBar(sys.stderr.isatty() and not args.json)
+    try:
+        engine.index(progress=bar)
+    finally:
+        bar.close()
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from .store import StoreError
+
     if args.limit < 1:
         raise UsageError("-k must be at least 1")
     with _open_engine(args.workspace, args) as engine:
-        if args.mode == "lexical":
-            engine.refresh_lexical()
-        else:
-            bar = _ProgressBar(sys.stderr.isatty() and not args.json)
+        if not engine.store.read_only:  # else answer from it as it is (a warning said why)
             try:
-                engine.index(progress=bar)
-            finally:
-                bar.close()
+                _refresh(engine, args)
+            except StoreError as exc:
+                print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
         outcome = engine.search_outcome(args.query, limit=args.limit, mode=args.mode)
     if args.json:
         print(json.dumps({

@@ -7,9 +7,12 @@ the (lazily loaded) embedder, and knows which model generation should answer.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from .embedder import Embedder, ModelRef, resolve_model
 from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .search import SearchOutcome, SearchResult, search
 from .settings import Settings, load_settings
-from .store import Generation, Store
+from .store import Generation, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,14 @@ def target_model(index_dir: Path, settings: Settings) -> ModelRef:
     return promoted or resolve_model(settings.model)
 
 
+def write_failure(index_dir: Path, exc: BaseException) -> str:
+    """One line for a failed write to the index, saying what to do next."""
+    text = str(exc) or type(exc).__name__
+    hint = "free some space or set `index_dir` to another disk" if any(
+        w in text.lower() for w in ("full", "space", "too large", "quota", "i/o")) else "check the folder"
+    return f"could not write the index at {index_dir} ({text}); {hint}. The last complete index is kept"
+
+
 class Engine:
     def __init__(self, root: Path, settings: Settings):
         self.root = root
@@ -86,7 +97,8 @@ class Engine:
         """Searches in flight per generation: a retired generation is dropped only
         once none is still reading it."""
         self._pins_cond = threading.Condition()
-        self.cleanup_generations()
+        if not self.store.read_only:
+            self.cleanup_generations()
 
     @classmethod
     def open(
@@ -222,7 +234,31 @@ class Engine:
     # -- the public operations -------------------------------------------------------------
 
     def index(self, progress: Progress | None = None) -> IndexSummary:
-        """Bring the index fully up to date (both passes) and save the vector snapshot."""
+        """Bring the index fully up to date (both passes) and save the vector snapshot.
+
+        Raises StoreError when the index cannot be written (a read-only folder,
+        a full disk); every batch that committed before stays, and so does the
+        last complete index.
+        """
+        with self._writing():
+            return self._index(progress)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write into a StoreError that says what to do."""
+        if self.store.read_only:
+            raise StoreError(f"the index at {self.index_dir} is read-only, so it cannot be updated; "
+                             "search still works from it (or set `index_dir` to a writable folder)")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise StoreError(write_failure(self.index_dir, exc)) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT):
+                raise StoreError(write_failure(self.index_dir, exc)) from exc
+            raise
+
+    def _index(self, progress: Progress | None) -> IndexSummary:
         target: list[Generation] = []
 
         def gen_for() -> Generation:
@@ -237,7 +273,8 @@ class Engine:
 
     def refresh_lexical(self) -> IndexSummary:
         """The lexical pass only: cheap, and enough for lexical search."""
-        return self.indexer.scan()
+        with self._writing():
+            return self.indexer.scan()
 
     def search_outcome(self, query: str, *, limit: int = 10, mode: str = "hybrid",
                        paths: Sequence[str] = ()) -> SearchOutcome:

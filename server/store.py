@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -231,13 +232,26 @@ class Store:
         self.checked_integrity = False
         """Whether opening ran the full integrity check (after an unclean shutdown)."""
         self._write_lock = threading.Lock()
+        self.read_only = False
 
     # -- opening -----------------------------------------------------------------
 
     @classmethod
     def open(cls, index_dir: Path) -> Store:
-        """Open or create the index; a corrupt database is moved aside and rebuilt."""
+        """Open or create the index; a corrupt database is moved aside and rebuilt.
+
+        An index in a folder that cannot be written (a read-only mount) opens
+        read-only: search works from it, and every write says why it cannot.
+        """
         _make_private_dir(index_dir)
+        if not _writable(index_dir) and (index_dir / DB_NAME).exists():
+            store = cls(index_dir)
+            store.read_only = True
+            store.warnings.append(
+                f"the index at {index_dir} is read-only: search answers from it, but changes are not indexed"
+            )
+            log.warning(store.warnings[-1])
+            return store
         store = cls(index_dir)
         try:
             store._check_and_init()
@@ -309,6 +323,13 @@ class Store:
     @property
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is None and self.read_only:
+            # immutable: nothing can change the file under us, and SQLite then
+            # needs no -shm file, which a read-only folder could not hold.
+            conn = sqlite3.connect(f"{self.db_path.as_uri()}?mode=ro&immutable=1", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+            self._local.conn = conn
+            self._all_conns().append(conn)
         if conn is None:
             conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -334,7 +355,8 @@ class Store:
                 pass
         self._conns = []
         self._local = threading.local()
-        self._marker.unlink(missing_ok=True)
+        if not self.read_only:
+            self._marker.unlink(missing_ok=True)
 
     # -- meta ----------------------------------------------------------------------
 
@@ -689,7 +711,7 @@ class Store:
         rewrite tens of megabytes after every edit.
         """
         gen = self.active_generation()
-        if gen is None:
+        if gen is None or self.read_only:
             return False
         matrix = self.matrix(gen)
         data_path, info_path = self._snapshot_paths(gen.id)
@@ -772,10 +794,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (a read-only mount says no even to root)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
 def _make_private_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path, 0o700)
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            if not path.is_dir():
+                raise  # an existing folder on a read-only mount keeps its mode
     except OSError as exc:
         raise StoreError(f"cannot create the index directory {path}: {exc.strerror}; set `index_dir`") from exc
 

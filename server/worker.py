@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .embedder import background_threads
-from .engine import Engine
+from .engine import Engine, write_failure
 from .indexer import IndexSummary
 from .store import Generation
 from .watcher import ChangeBatch, ChangeQueue
@@ -178,6 +179,12 @@ class IndexWorker:
     # -- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.engine.store.read_only:
+            # Searches answer from the index as it is; status carries the warning.
+            self.first_index_done.set()
+            self.state = WorkerState.IDLE
+            self.listener.problem(f"Kenning: {self.engine.store.warnings[-1]}")
+            return
         try:
             self._first_index()
             self._follow_changes()
@@ -185,7 +192,7 @@ class IndexWorker:
             self.listener.progress_end("stopped; the index keeps every finished batch")
         except Exception as exc:  # noqa: BLE001 - report, never die silently
             log.exception("indexing stopped")
-            self.listener.problem(f"Kenning stopped indexing: {exc}")
+            self._report_failure(exc, stopped=True)
         finally:
             self.state = WorkerState.IDLE
 
@@ -302,8 +309,9 @@ class IndexWorker:
         self.state = WorkerState.INDEXING
         try:
             self._apply(batch, embed_rest=embed_rest)
-        except Exception:  # noqa: BLE001 - one bad batch must not end change tracking
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not end change tracking
             log.exception("could not re-index %s", ", ".join(batch.all_paths()[:5]))
+            self._report_failure(exc, stopped=False)
         finally:
             self.changes.done()
             self.last_activity = time.monotonic()
@@ -351,6 +359,17 @@ class IndexWorker:
             self._embed(gen, paths=self._expand(batch.urgent))
         if embed_rest and self._embed(gen, stop_for_saves=True):
             self.engine.finish_generation(gen)
+
+    def _report_failure(self, exc: Exception, *, stopped: bool) -> None:
+        """A failed write (disk full, folder gone read-only) in status and as a message, once."""
+        if isinstance(exc, (sqlite3.OperationalError, OSError)):
+            message = write_failure(self.engine.index_dir, exc)
+        else:
+            message = f"{'indexing stopped' if stopped else 'could not update the index'}: {exc}"
+        warnings = self.engine.store.warnings
+        if message not in warnings:
+            warnings.append(message)
+            self.listener.problem(f"Kenning: {message}")
 
     # -- pieces --------------------------------------------------------------------------
 
