@@ -188,3 +188,13 @@ async def test_logs_reach_the_client_log(kenning: Session):
     await kenning.settled()
 
     assert any("index complete" in m.message for m in kenning.client.log_messages)
+
+
+async def test_no_code_reaches_the_log(kenning: Session):
+    await kenning.settled()
+    await kenning.search("sales tax on an invoice")
+    code = (kenning.workspace / "billing" / "invoices.py").read_text()
+    lines = {ln.strip() for ln in code.splitlines() if len(ln.strip()) > 12}
+
+    logged = "\n".join(m.message for m in kenning.client.log_messages)
+    assert logged and not [ln for ln in lines if ln in logged]
