@@ -267,7 +267,7 @@ class IndexWorker:
                 # Not urgent: the old generation answers meanwhile, so leave
                 # searches a share of the CPU.
                 with background_threads():
-                    self._build_generation(target, "Kenning: switching to the new model", "re-embedding")
+                    self._build_generation(target, "Kenning: training (switching to the new model)", "re-embedding")
             finally:
                 self.swapping = False
         if not self.stopping:

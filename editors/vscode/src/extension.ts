@@ -199,13 +199,18 @@ function summary(s: StatusResponse): string {
   return `${s.state}, ${s.files} files, ${s.chunks} chunks${waiting}, model ${s.model.name}@${s.model.version}`;
 }
 
+function describeRun(run: Record<string, unknown>): string {
+  const when = typeof run.time === 'number' ? new Date(run.time * 1000).toISOString().slice(0, 16).replace('T', ' ') : '?';
+  return `${String(run.status ?? '?')} at ${when}${run.reason ? `: ${String(run.reason)}` : ''}`;
+}
+
 function details(name: string, s: StatusResponse): string {
   const parts = [
     `${name}: ${summary(s)}`,
     s.workspace ? `  workspace ${s.workspace}` : '',
     s.index_dir ? `  index ${s.index_dir}${s.index_bytes ? ` (${(s.index_bytes / 1048576).toFixed(1)} MiB)` : ''}` : '',
     s.generation !== undefined && s.generation !== null ? `  generation ${s.generation}` : '',
-    s.last_training ? `  last training ${JSON.stringify(s.last_training)}` : '  not trained on this workspace yet',
+    s.last_training ? `  last training: ${describeRun(s.last_training)}` : '  not trained on this workspace yet',
     ...(s.warnings ?? []).map((w) => `  warning: ${w}`),
   ];
   return parts.filter((p) => p !== '').join('\n');

@@ -345,7 +345,8 @@ function M.format_status(s)
   end
   if type(s.last_training) == "table" then
     local t = s.last_training
-    table.insert(lines, "last training: " .. (t.finished_at or t.started_at or t.status or vim.inspect(t)))
+    local when = type(t.time) == "number" and os.date("%Y-%m-%d %H:%M", math.floor(t.time)) or "?"
+    table.insert(lines, ("last training: %s at %s: %s"):format(tostring(t.status), when, tostring(t.reason or "")))
   end
   for _, warning in ipairs(s.warnings or {}) do
     table.insert(lines, "warning: " .. warning)
