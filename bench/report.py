@@ -191,6 +191,60 @@ def training_section() -> str:
             "(one seed; `kenning train` defaults)\n\n" + "\n".join(lines) + "\n")
 
 
+def swap_section() -> str:
+    runs = [(label, r) for label, r in (("re-embedding on half the cores", _load("swap_latency.json")),
+                                        ("re-embedding on all cores (before)", _load("swap_latency_fullcores.json")))
+            if r]
+    if not runs:
+        return "## Retraining in the daemon\n\nNot run yet: `bench/run swap`.\n"
+    lines = [
+        "| run | workspace | run outcome | cycle (train starts / re-embed starts) | search p50/p95 idle | "
+        "while training | while re-embedding | after | swap p95 / idle p95 | failed / empty answers |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, r in runs:
+        s_ = r["search"]
+        cell = lambda k: f"{s_[k]['p50_ms']} / {s_[k]['p95_ms']} ms (n={s_[k]['n']})"  # noqa: E731
+        phases = r.get("phases_start_s", {})
+        lines.append(
+            f"| {label} | {r['index']['files']} files, {r['index']['chunks']} chunks | {r['run']['status']}: "
+            f"{r['run']['reason']} | {r['cycle_s']} s ({phases.get('training', '-')} / "
+            f"{phases.get('re-embedding', '-')} s) | {cell('idle')} | {cell('training')} | "
+            f"{cell('re-embedding')} | {cell('after')} | {r['swap_p95_ratio']}x | "
+            f"{len(r['failures'])} / {r['empty_answers']} |"
+        )
+    command = runs[0][1].get("command", "python -m bench.swap_latency")
+    return (f"## Retraining in the daemon\n\nCommand: `{command}` (bundled model, CPU; target: swap p95 "
+            "under 2x idle)\n\n" + "\n".join(lines) + "\n")
+
+
+def reliability_section() -> str:
+    kill, burst = _load("kill_campaign.json"), _load("burst.json")
+    rows: list[tuple[str, object]] = []
+    if kill:
+        rows += [
+            ("kill -9 campaign: kills (full / incremental / switch)",
+             f"{kill['kills']} ({kill['by_phase'].get('full', 0)} / {kill['by_phase'].get('incremental', 0)} / "
+             f"{kill['by_phase'].get('switch', 0)})"),
+            ("consistency problems found after kills", len(kill["problems"])),
+            ("complete-index checks (index matches the files on disk)", kill["complete_index_checks"]),
+        ]
+    if burst:
+        rows += [
+            ("file-event burst", f"{burst['events']} events on {burst['files']} files, written in "
+                                 f"{burst['written_s']} s, settled after {burst['settled_s']} s"),
+            ("search during the burst", f"p50 {burst['search_during_burst']['p50_ms']} ms, "
+                                        f"p95 {burst['search_during_burst']['p95_ms']} ms"),
+            ("server RSS before / peak / after", f"{burst['rss_mib']['before']} / {burst['rss_mib']['max']} / "
+                                                 f"{burst['rss_mib']['after']} MiB"),
+            ("chunk texts embedded / final chunks", f"{burst['embedded_since_start']} / {burst['chunks']}"),
+        ]
+    if not rows:
+        return "## Reliability\n\nNot run yet: `pytest -m stress`.\n"
+    return ("## Reliability campaigns\n\nCommands: `pytest -m stress tests/test_crash_safety.py "
+            "tests/e2e/test_lsp_burst.py -s`\n\n" + _kv_table(rows) + "\n")
+
+
 def render() -> str:
     head = (
         "# Kenning benchmark results\n\n"
@@ -199,7 +253,8 @@ def render() -> str:
         f"- load: the machine was shared while measuring (1-minute load average now {os.getloadavg()[0]:.1f}); "
         "compare ratios within one run, not absolute times across runs.\n"
     )
-    parts = [head, quality_section(), index_section(), latency_section(), lsp_section(), training_section()]
+    parts = [head, quality_section(), index_section(), latency_section(), lsp_section(), training_section(),
+             swap_section(), reliability_section()]
     notes = BENCH / "NOTES.md"
     if notes.exists():
         parts.append(notes.read_text())
