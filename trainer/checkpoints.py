@@ -94,7 +94,7 @@ def save_checkpoint(model: SentenceTransformer, index_dir: Path, card: Mapping[s
     """
     cid = checkpoint_id or new_checkpoint_id()
     root = checkpoints_dir(index_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cid}-", dir=root))
     try:
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
@@ -111,12 +111,19 @@ def save_checkpoint(model: SentenceTransformer, index_dir: Path, card: Mapping[s
             created_at=full.get("created_at") or time.time(),
         )
         write_json_atomic(tmp / CARD_NAME, full)
+        _make_private(tmp)
         final = root / cid
         os.replace(tmp, final)
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _make_private(folder: Path) -> None:
+    """Owner-only, like the rest of the index: weights can reveal the code they learned."""
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def update_card(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def test_a_checkpoint_is_safetensors_with_a_card_and_no_pickle(tiny, tmp_path):
     assert not suffixes & set(ckpt.PICKLE_SUFFIXES)
     assert ckpt.verify_checkpoint(folder)["id"] == folder.name
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+    assert {oct(p.stat().st_mode & 0o777) for p in [folder, *folder.rglob("*")]} <= {"0o700", "0o600"}
 
 
 def test_promotion_switches_the_pointer_atomically_and_the_engine_follows(tiny, tiny_model, tmp_path, shopcart):
