@@ -9,8 +9,10 @@ one long function) are collapsed to the best, so the top ten are ten places.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pathspec
@@ -103,13 +105,20 @@ def search(
     use_dense = mode in ("hybrid", "semantic") and gen is not None and embedder is not None
     if mode in ("hybrid", "semantic") and not use_dense:
         notes.append("no vectors yet: the semantic side is still being built")
+    pending_lexical: Future[list[tuple[int, float]]] | None = None
+    if mode == "hybrid" and use_dense:
+        # The two sides share nothing until fusion, and both release the GIL
+        # (SQLite, torch): the words are looked up while the query is embedded.
+        pending_lexical = _lexical_pool().submit(store.lexical_search, query, pool)
     if use_dense:
         qvec = embedder.encode_query(query)  # (dim,)
         hits = store.dense_search(gen, qvec, pool)
         owners = store.chunks_for_embeddings([eid for eid, _ in hits])
         for eid, sim in hits:
             dense.extend((cid, sim) for cid in owners.get(eid, ()))
-    if mode in ("hybrid", "lexical"):
+    if pending_lexical is not None:
+        lexical = pending_lexical.result()
+    elif mode in ("hybrid", "lexical"):
         lexical = store.lexical_search(query, pool)
 
     ranked = _fuse(dense, lexical, mode)[: pool * 2]
@@ -132,6 +141,18 @@ def search(
         query=query, results=results, took_ms=(time.perf_counter() - start) * 1000,
         model=model_label, generation=gen.id if gen else None, notes=notes,
     )
+
+
+_LEXICAL_POOL: ThreadPoolExecutor | None = None
+_LEXICAL_POOL_LOCK = threading.Lock()
+
+
+def _lexical_pool() -> ThreadPoolExecutor:
+    global _LEXICAL_POOL
+    with _LEXICAL_POOL_LOCK:
+        if _LEXICAL_POOL is None:
+            _LEXICAL_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-lexical")
+        return _LEXICAL_POOL
 
 
 def _fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str) -> list[tuple[int, float]]:

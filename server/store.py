@@ -519,17 +519,53 @@ class Store:
         return out
 
     def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (chunk id, bm25 relevance) for a natural-language query."""
-        match = fts_query(query)
-        if not match:
+        """Top-k (chunk id, bm25 relevance) for a natural-language query.
+
+        Words found in more than a tenth of all chunks are left out of the
+        match (at most the MAX_LEXICAL_TERMS rarest are kept): their posting
+        lists are the long ones that made bm25 slow on large indexes, and
+        their idf is close to zero anyway.
+        """
+        words = self._informative_words(query_words(query))
+        if not words:
             return []
         rows = self.conn.execute(
             # Weights: a word in the symbol or path says more than one in the body.
             "SELECT rowid, bm25(chunks_fts, 2.0, 4.0, 1.0) AS rank FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, k),
+            (" OR ".join(f'"{w}"' for w in words), k),
         ).fetchall()
         return [(int(r), -float(score)) for r, score in rows]
+
+    def _informative_words(self, words: list[str]) -> list[str]:
+        if len(words) <= 1:
+            return words
+        try:
+            df = self._document_frequencies(words)
+        except sqlite3.Error as exc:  # e.g. an SQLite without fts5vocab: match every word
+            log.debug("no term statistics: %s", exc)
+            return words
+        total = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM chunks").fetchone()[0]
+        by_rarity = sorted(words, key=lambda w: df[w])
+        kept = [w for w in by_rarity if df[w] <= max(COMMON_TERM_SHARE * total, 1)]
+        return (kept or by_rarity[:1])[:MAX_LEXICAL_TERMS]
+
+    def _document_frequencies(self, words: list[str]) -> dict[str, int]:
+        """Chunks containing each word, as FTS5 stems it (run through the same tokenizer)."""
+        conn = self.conn
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_words USING fts5(w, tokenize = 'porter unicode61')")
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_stems USING fts5vocab(temp, kenning_words, 'instance')")
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, chunks_fts, 'row')")
+        conn.executemany("INSERT INTO temp.kenning_words(rowid, w) VALUES (?, ?)", list(enumerate(words)))
+        try:
+            stems = dict(conn.execute("SELECT doc, term FROM temp.kenning_stems").fetchall())
+        finally:
+            conn.execute("DELETE FROM temp.kenning_words")
+        df = {}
+        for i, word in enumerate(words):
+            row = conn.execute("SELECT doc FROM temp.kenning_vocab WHERE term = ?", (stems.get(i, word),)).fetchone()
+            df[word] = row[0] if row else 0
+        return df
 
     # -- generations and vectors ---------------------------------------------------------
 
@@ -817,6 +853,10 @@ def _make_private_dir(path: Path) -> None:
         raise StoreError(f"cannot create the index directory {path}: {exc.strerror}; set `index_dir`") from exc
 
 
+COMMON_TERM_SHARE = 0.1
+"""A word in more than this share of all chunks is too common to search by."""
+MAX_LEXICAL_TERMS = 8
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*[a-z][A-Z][A-Za-z0-9]*")
 
@@ -836,15 +876,20 @@ _STOP = frozenset(
 )
 
 
-def fts_query(query: str) -> str:
-    """An FTS5 MATCH expression ORing the query's meaningful words.
-
-    Quoting each word keeps user text from being read as FTS syntax.
-    """
-    words = []
+def query_words(query: str) -> list[str]:
+    """The query's meaningful words, lower-cased, camelCase split, stop words dropped."""
+    words: list[str] = []
     for raw in _WORD.findall(query):
         for word in _CAMEL.split(raw):
             w = word.lower()
             if w and w not in _STOP and w not in words:
                 words.append(w)
-    return " OR ".join(f'"{w}"' for w in words)
+    return words
+
+
+def fts_query(query: str) -> str:
+    """An FTS5 MATCH expression ORing the query's meaningful words.
+
+    Quoting each word keeps user text from being read as FTS syntax.
+    """
+    return " OR ".join(f'"{w}"' for w in query_words(query))

@@ -159,3 +159,15 @@ def test_vector_marks_count_what_was_embedded_after_them(tmp_path):
     fresh = store.pending_texts(gen.id, 100)
     store.add_embeddings(gen.id, [h for h, _ in fresh], np.ones((len(fresh), 8), dtype=np.float32))
     assert store.vectors_since(gen.id, mark) == len(fresh) == 1
+
+
+def test_words_in_most_chunks_are_left_out_of_the_lexical_match(tmp_path):
+    store = Store.open(tmp_path)
+    store.apply_files([update(f"m{i}.py", f"def handler_{i}(value):\n    return value + {i}\n") for i in range(30)]
+                      + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")])
+    # "value" is in every chunk; "checksum" in one (stems decide: "values" counts as "value").
+    assert store._informative_words(["values", "checksum"]) == ["checksum"]
+    assert store._informative_words(["value", "values"]) == ["value"]  # nothing rarer: the rarest stays
+    (cid, _), *_ = store.lexical_search("checksum of a value", 5)
+    assert store.chunks_by_ids([cid])[cid].path == "rare.py"
+    assert store.lexical_search("the value", 5)  # only common words: still searched
