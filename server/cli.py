@@ -60,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
     p.add_argument("workspace", nargs="?", default=".")
-    p.add_argument("--epochs", type=int, default=1, help="passes over the training pairs (default 1)")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="pairs per step; each anchor sees the others as negatives (default 32)")
-    p.add_argument("--lr", type=float, default=3e-5, help="peak learning rate (default 3e-5)")
+    p.add_argument("--epochs", type=int, help="passes over the training pairs (default: train.epochs, 1)")
+    p.add_argument("--batch-size", type=int,
+                   help="pairs per step; each anchor sees the others as negatives (default: train.batch_size, 32)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: train.lr, 3e-5)")
     p.add_argument("--no-gate", action="store_true",
                    help="promote the new model even if held-out quality does not improve (marked in its card)")
-    p.add_argument("--max-pairs", type=int, default=2000, help="training pairs to use at most (default 2000)")
+    p.add_argument("--max-pairs", type=int, help="training pairs to use at most (default: train.max_pairs, 2000)")
     p.add_argument("--min-steps", type=int, default=20,
                    help="repeat small data until the run has this many optimizer steps (default 20)")
     p.add_argument("--seed", type=int, default=42, help="seed for the split, sampling and training (default 42)")
@@ -274,6 +274,15 @@ def _say(enabled: bool):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from trainer.run import TrainOptions, train_workspace
+
+    from .engine import resolve_workspace
+    from .settings import load_settings
+
+    # Flags win; otherwise the same train.* settings the server's runs use.
+    train = load_settings(resolve_workspace(args.workspace), cli=_overrides(args)).train
+    for name in ("epochs", "batch_size", "lr", "max_pairs"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(train, name))
 
     for flag, value, least in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 2),
                                ("--max-pairs", args.max_pairs, 2), ("--min-steps", args.min_steps, 1)):

@@ -245,3 +245,12 @@ def test_signature_pairs_are_capped_in_training_and_never_held_out(shopcart, tmp
     assert limit_kind(pairs, "signature", 0.5) == capped and limit_kind(pairs, "signature", 1.0) == pairs
     result = train_workspace(shopcart, settings(tmp_path, tiny_model), CANNOT_WIN, load_model=frozen)
     assert "signature" not in result.before.by_kind
+
+
+def test_cli_train_takes_its_defaults_from_the_train_settings(shopcart, tmp_path, tiny_model, capsys):
+    (shopcart / "kenning.toml").write_text("[train]\nmax_pairs = 24\nbatch_size = 8\nepochs = 2\n")
+    common = ["--index-dir", str(tmp_path / "index"), "--model", str(tiny_model), "--device", "cpu"]
+    assert main(["train", str(shopcart), "--json", "--min-steps", "1", "--max-pairs", "16", *common]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["train_pairs"] == 16  # the flag wins
+    assert result["training"]["batch_size"] == 8 and result["training"]["epochs"] == 2  # the settings fill in
