@@ -281,7 +281,9 @@ class Store:
             result = conn.execute("PRAGMA quick_check").fetchone()
             if not result or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {result[0] if result else 'no answer'}")
-        else:
+        elif not self._wal_has_frames():
+            # With frames in the write-ahead log (another process has the index
+            # open), pages live there until a checkpoint: the file is short by design.
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             if self.db_path.stat().st_size < pages * page_size:
@@ -295,6 +297,12 @@ class Store:
             elif int(version) != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"schema version {version} is not {SCHEMA_VERSION}")
         os.chmod(self.db_path, 0o600)
+
+    def _wal_has_frames(self) -> bool:
+        try:
+            return self.db_path.with_name(self.db_path.name + "-wal").stat().st_size > 0
+        except FileNotFoundError:
+            return False
 
     @property
     def _marker(self) -> Path:
@@ -556,10 +564,11 @@ class Store:
         conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_words USING fts5(w, tokenize = 'porter unicode61')")
         conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_stems USING fts5vocab(temp, kenning_words, 'instance')")
         conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, chunks_fts, 'row')")
-        conn.executemany("INSERT INTO temp.kenning_words(rowid, w) VALUES (?, ?)", list(enumerate(words)))
-        try:
+        # One transaction, committed (or rolled back) at once: left open, it
+        # would pin this connection's view of the index to this moment.
+        with conn:
+            conn.executemany("INSERT INTO temp.kenning_words(rowid, w) VALUES (?, ?)", list(enumerate(words)))
             stems = dict(conn.execute("SELECT doc, term FROM temp.kenning_stems").fetchall())
-        finally:
             conn.execute("DELETE FROM temp.kenning_words")
         df = {}
         for i, word in enumerate(words):

@@ -171,3 +171,24 @@ def test_words_in_most_chunks_are_left_out_of_the_lexical_match(tmp_path):
     (cid, _), *_ = store.lexical_search("checksum of a value", 5)
     assert store.chunks_by_ids([cid])[cid].path == "rare.py"
     assert store.lexical_search("the value", 5)  # only common words: still searched
+
+
+def test_a_lexical_search_never_pins_its_thread_to_an_old_view_of_the_index(tmp_path):
+    store = Store.open(tmp_path)
+    store.apply_files([update("a.py", "def alpha():\n    return compute_alpha_value(1)\n")])
+    assert store.lexical_search("compute alpha value", 5)
+    assert not store.conn.in_transaction
+    writer = Store.open(tmp_path)  # another connection writes meanwhile, as the index worker does
+    writer.apply_files([update("b.py", "def beta():\n    return compute_beta_value(2)\n")])
+    assert store.counts()[0] == 2
+
+
+def test_opening_an_index_another_process_is_writing_is_not_mistaken_for_damage(tmp_path):
+    live = Store.open(tmp_path)  # e.g. the server, with recent commits still in the write-ahead log
+    fill(live)
+    assert (tmp_path / "index.sqlite-wal").stat().st_size > 0
+
+    second = Store.open(tmp_path)  # e.g. `kenning search` in a terminal meanwhile
+
+    assert second.warnings == [] and not list(tmp_path.glob("corrupt-*"))
+    assert second.counts()[1] == live.counts()[1] > 0
