@@ -97,7 +97,9 @@ class Engine:
         """Searches in flight per generation: a retired generation is dropped only
         once none is still reading it."""
         self._pins_cond = threading.Condition()
-        if not self.store.read_only:
+        if not self.store.read_only and not self.store.open_elsewhere():
+            # Only when alone: what looks abandoned may be another process's
+            # work in progress (a server re-embedding for a new model).
             self.cleanup_generations()
 
     @classmethod

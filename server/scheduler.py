@@ -273,7 +273,6 @@ class Scheduler:
         outcome = RunOutcome("failed", "the training process did not start")
         try:
             if not self._stop.is_set():
-                state.pid = None
                 outcome = process.run()
         except Exception as exc:  # noqa: BLE001 - report, never kill the server
             log.exception("training run failed")

@@ -298,6 +298,14 @@ class Store:
                 raise sqlite3.DatabaseError(f"schema version {version} is not {SCHEMA_VERSION}")
         os.chmod(self.db_path, 0o600)
 
+    def open_elsewhere(self) -> bool:
+        """Whether another live process has this index open (a server, a CLI run)."""
+        for marker in self.dir.glob("open-*"):
+            pid = marker.name.removeprefix("open-")
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                return True
+        return False
+
     def _wal_has_frames(self) -> bool:
         try:
             return self.db_path.with_name(self.db_path.name + "-wal").stat().st_size > 0

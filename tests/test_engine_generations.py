@@ -34,3 +34,25 @@ def test_opening_drops_what_an_interrupted_switch_left(core_workspace, tmp_path)
     assert [(g.id, g.state) for g in gens] == [(current.id, "active")]
     assert abandoned.id not in {g.id for g in gens}
     assert not (index_dir / "vectors-g99.npy").exists()
+
+
+def test_a_generation_being_built_by_another_process_is_left_alone(core_workspace, tmp_path):
+    import subprocess
+    import sys
+
+    index_dir = tmp_path / "index"
+    with Engine.open(core_workspace) as engine:
+        engine.refresh_lexical()
+    store = Store.open(index_dir)
+    store.create_generation("m@base", "a server's model", "x", 4, active=True)
+    building = store.create_generation("m@v2", "a server's new model", "x", 4, active=False)
+    store.close()
+    # A live process holding the index open, as a running server does.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (index_dir / f"open-{other.pid}").touch()
+        with Engine.open(core_workspace) as engine:  # e.g. `kenning search --model other`
+            assert building.id in {g.id for g in engine.store.generations()}
+    finally:
+        other.kill()
+        other.wait()
