@@ -357,7 +357,9 @@ class IndexWorker:
             self._embed(serving, paths=rels)
         if batch.urgent:
             self._embed(gen, paths=self._expand(batch.urgent))
-        if embed_rest and self._embed(gen, stop_for_saves=True):
+        if embed_rest and serving is not None and serving.id != gen.id:
+            self._swap_requested.set()  # the rest of a new generation is the switch's work
+        elif embed_rest and self._embed(gen, stop_for_saves=True):
             self.engine.finish_generation(gen)
 
     def _report_failure(self, exc: Exception, *, stopped: bool) -> None:
