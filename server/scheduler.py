@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .settings import settings_to_dict
@@ -92,23 +91,14 @@ class SchedulerListener(Protocol):
     def training_finished(self, outcome: RunOutcome) -> None: ...
 
 
-@dataclass
-class _Options:
-    poll_s: float = POLL_S
-    quiet_s: float = QUIET_S
-    extra: dict[str, Any] = field(default_factory=dict)
-    """TrainOptions fields beyond the settings (tests shorten runs with these)."""
-
-
 class Scheduler:
     def __init__(self, engine: Engine, worker: IndexWorker, listener: SchedulerListener, *,
-                 poll_s: float = POLL_S, quiet_s: float = QUIET_S,
-                 has_gpu: Callable[[], bool] | None = None, extra_options: dict[str, Any] | None = None):
+                 poll_s: float = POLL_S, quiet_s: float = QUIET_S):
         self.engine = engine
         self.worker = worker
         self.listener = listener
-        self.options = _Options(poll_s, quiet_s, dict(extra_options or {}))
-        self._has_gpu = has_gpu
+        self.poll_s = poll_s
+        self.quiet_s = quiet_s
         self._gpu: bool | None = None
         self._lock = threading.Lock()
         self._current: TrainingState | None = None
@@ -165,15 +155,12 @@ class Scheduler:
 
     def has_gpu(self) -> bool:
         if self._gpu is None:
-            if self._has_gpu is not None:
-                self._gpu = self._has_gpu()
-            else:
-                from .embedder import ModelError, pick_device
+            from .embedder import ModelError, pick_device
 
-                try:
-                    self._gpu = pick_device(self.engine.settings.device) != "cpu"
-                except ModelError:
-                    self._gpu = False
+            try:
+                self._gpu = pick_device(self.engine.settings.device) != "cpu"
+            except ModelError:
+                self._gpu = False
         return self._gpu
 
     def new_chunks(self) -> int:
@@ -194,7 +181,7 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.options.poll_s)
+            self._wake.wait(self.poll_s)
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -210,7 +197,7 @@ class Scheduler:
         due = next_due(self.last_run_at(), self.engine.settings.train.interval_s)
         if due is None or time.time() < due:
             return
-        reason = why_not(self.conditions(self.options.quiet_s))
+        reason = why_not(self.conditions(self.quiet_s))
         if reason:
             log.debug("retraining is due but %s", reason)
             return
@@ -263,7 +250,7 @@ class Scheduler:
             log.warning("could not record the retraining mark: %s", exc)
         options = {
             "epochs": settings.train.epochs, "batch_size": settings.train.batch_size, "lr": settings.train.lr,
-            "max_pairs": settings.train.max_pairs, "device": settings.device, **self.options.extra,
+            "max_pairs": settings.train.max_pairs, "device": settings.device,
         }
         process = TrainProcess(engine.root, settings_to_dict(settings), options,
                                engine.index_dir / "trainer", self._child_event)
