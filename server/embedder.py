@@ -184,6 +184,16 @@ class Embedder:
             torch.set_num_threads(previous)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def background_thread_count() -> int:
+    """Threads for work that is not urgent: half the cores, so searches keep the rest."""
+    return max(1, usable_cores() // 2)
+
+
 @contextlib.contextmanager
 def background_threads() -> Iterator[None]:
     """Limit the calling thread's torch CPU threads to half the cores for bulk work
@@ -192,7 +202,7 @@ def background_threads() -> Iterator[None]:
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(previous, (os.cpu_count() or 2) // 2)))
+    torch.set_num_threads(min(previous, background_thread_count()))
     try:
         yield
     finally:

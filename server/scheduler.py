@@ -244,10 +244,7 @@ class Scheduler:
         state = self._current
         assert state is not None
         settings = engine.settings
-        try:
-            engine.store.set_meta_value(MARK_KEY, str(engine.store.vector_mark()))
-        except Exception as exc:  # noqa: BLE001 - a read-only index still trains
-            log.warning("could not record the retraining mark: %s", exc)
+        self._mark_new_chunks_from_now()
         options = {
             "epochs": settings.train.epochs, "batch_size": settings.train.batch_size, "lr": settings.train.lr,
             "max_pairs": settings.train.max_pairs, "device": settings.device,
@@ -283,11 +280,16 @@ class Scheduler:
         self.listener.training_progress("end", f"{outcome.status}: {outcome.reason}", None)
         self.listener.training_finished(outcome)
 
-    def _swap_done(self) -> None:
+    def _mark_new_chunks_from_now(self) -> None:
+        """Count `train.min_new_chunks` from here: a run starts, or a swap re-embedded everything."""
+        store = self.engine.store
         try:
-            self.engine.store.set_meta_value(MARK_KEY, str(self.engine.store.vector_mark()))
-        except Exception as exc:  # noqa: BLE001
+            store.set_meta_value(MARK_KEY, str(store.vector_mark()))
+        except Exception as exc:  # noqa: BLE001 - a read-only index still trains
             log.warning("could not record the retraining mark: %s", exc)
+
+    def _swap_done(self) -> None:
+        self._mark_new_chunks_from_now()
         with self._lock:
             self._current = None
 

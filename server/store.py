@@ -27,7 +27,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,13 +298,16 @@ class Store:
                 raise sqlite3.DatabaseError(f"schema version {version} is not {SCHEMA_VERSION}")
         os.chmod(self.db_path, 0o600)
 
-    def open_elsewhere(self) -> bool:
-        """Whether another live process has this index open (a server, a CLI run)."""
+    def _other_openers(self) -> Iterator[tuple[Path, bool]]:
+        """(marker, whether its process is alive) for every other process that opened this index."""
         for marker in self.dir.glob("open-*"):
             pid = marker.name.removeprefix("open-")
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-                return True
-        return False
+            if pid.isdigit() and int(pid) != os.getpid():
+                yield marker, _alive(int(pid))
+
+    def open_elsewhere(self) -> bool:
+        """Whether another live process has this index open (a server, a CLI run)."""
+        return any(alive for _, alive in self._other_openers())
 
     def _wal_has_frames(self) -> bool:
         try:
@@ -319,9 +322,8 @@ class Store:
     def _unclean_shutdown(self) -> bool:
         """Whether a process that opened this index died without closing it."""
         unclean = False
-        for marker in self.dir.glob("open-*"):
-            pid = marker.name.removeprefix("open-")
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        for marker, alive in list(self._other_openers()):
+            if not alive:
                 marker.unlink(missing_ok=True)
                 unclean = True
         return unclean

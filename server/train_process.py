@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .embedder import background_thread_count
+
 log = logging.getLogger(__name__)
 
 LOG_NAME = "last-run.log"
@@ -40,17 +42,11 @@ Event = Callable[[dict[str, Any]], None]
 """Receives each `say` and `step` line of the child, on the run's thread."""
 
 
-def child_threads() -> int:
-    """CPU threads for training: half the cores, so searches and indexing keep the rest."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cpus // 2)
-
-
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
-    env.setdefault("OMP_NUM_THREADS", str(child_threads()))
+    env.setdefault("OMP_NUM_THREADS", str(background_thread_count()))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Importable from a source checkout that was never installed, too.
     project = str(Path(__file__).resolve().parent.parent)

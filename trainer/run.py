@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.embedder import Embedder, ModelError, ModelRef, pick_device
+from server.embedder import Embedder, ModelError, ModelRef, pick_device, usable_cores
 from server.discover import FileFilter
 from server.engine import resolve_workspace, target_model
 from server.settings import load_settings
@@ -150,7 +150,7 @@ def cpu_threads() -> int:
     barrier for a peer the OS has descheduled (measured here: 2 threads on 2
     busy cores took 10-25 s per step that 1 thread did in 2-3 s).
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cores()
     try:
         load = os.getloadavg()[0]
     except OSError:

@@ -115,6 +115,14 @@ class Session:
         )
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (Linux /proc), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def paths(answer: Any) -> list[str]:
     return [hit.path for hit in answer.results]
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kenning_client import copy_workspace, kenning_server
+from kenning_client import copy_workspace, kenning_server, rss_kib
 
 from server.store import Store
 
@@ -30,10 +30,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / ".results"
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_kib(pid) / 1024
 
 
 def source(i: int, version: int) -> str:

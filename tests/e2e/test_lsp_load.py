@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kenning_client import copy_workspace, kenning_server, paths
+from kenning_client import copy_workspace, kenning_server, paths, rss_kib
 from pygls.exceptions import JsonRpcException
 
 pytestmark = pytest.mark.asyncio
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.asyncio
 REQUESTS = 1000
 QUERIES = ["sales tax on an invoice", "retry a failed request", "parse a date", "send an email",
            "hash a password", "read the configuration"]
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def threads(pid: int) -> int:
