@@ -64,6 +64,7 @@ def summary(values: list[float]) -> dict[str, float | int]:
         "p50_ms": round(percentile(values, 0.5) * 1000, 1),
         "p95_ms": round(percentile(values, 0.95) * 1000, 1),
         "max_ms": round(max(values) * 1000, 1) if values else float("nan"),
+        "samples_ms": [round(v * 1000, 1) for v in values],  # for the latency chart
     }
 
 
@@ -81,6 +82,25 @@ class Bench:
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
         def _log(ls: LanguageClient, params: Any) -> None:
             pass
+
+    async def start(self, env: dict[str, str] | None = None) -> psutil.Process:
+        """Spawn `kenning serve` on the workspace and initialize it, as an editor does."""
+        server_env = {**os.environ, "KENNING_INDEX_DIR": str(self.index_dir), **(env or {})}
+        await self.client.start_io(sys.executable, "-m", "server.cli", "serve", env=server_env)
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                root_uri=from_fs_path(str(self.workspace)),
+                process_id=os.getpid(),
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+        return psutil.Process(self.client._server.pid)  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
 
     async def request(self, method: str, params: Any) -> Any:
         return await self.client.protocol.send_request_async(method, params)
@@ -109,21 +129,11 @@ async def run(workspace_src: Path, n_queries: int, n_saves: int) -> dict[str, An
         workspace = tmp / "workspace"
         shutil.copytree(workspace_src, workspace)
         bench = Bench(workspace, tmp / "index")
-        env = {**os.environ, "KENNING_INDEX_DIR": str(bench.index_dir)}
         out: dict[str, Any] = {"workspace": str(workspace_src)}
 
         t0 = time.perf_counter()
-        await bench.client.start_io(sys.executable, "-m", "server.cli", "serve", env=env)
-        server = psutil.Process(bench.client._server.pid)  # type: ignore[union-attr]
-        await bench.client.initialize_async(
-            types.InitializeParams(
-                capabilities=types.ClientCapabilities(),
-                root_uri=from_fs_path(str(workspace)),
-                process_id=os.getpid(),
-            )
-        )
+        server = await bench.start()
         t_init = time.perf_counter() - t0
-        bench.client.initialized(types.InitializedParams())
         await bench.request("kenning/status", {})
         t_status = time.perf_counter() - t0
 
@@ -201,9 +211,7 @@ async def run(workspace_src: Path, n_queries: int, n_saves: int) -> dict[str, An
             "embedded": summary(embedded_s),
         }
 
-        await bench.client.shutdown_async(None)
-        bench.client.exit(None)
-        await bench.client.stop()
+        await bench.stop()
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,11 +16,19 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.quality import RESULTS_DIR, corpus_packages, markdown_table, methods_with_results, plot_quality, score_all
+from bench.quality import (
+    RESULTS_DIR,
+    corpus_packages,
+    markdown_table,
+    methods_with_results,
+    plot_quality,
+    score_all,
+)
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "RESULTS.md"
 CHART = BENCH / "quality.png"
+LATENCY_CHART = BENCH / "latency.png"
 
 
 def _load(name: str) -> dict | None:
@@ -66,7 +74,8 @@ def _kv_table(rows: list[tuple[str, object]]) -> str:
 
 
 def quality_section() -> str:
-    methods = methods_with_results()
+    every = methods_with_results()
+    methods = [m for m in every if "@" not in m]  # variants such as `@trained` get their own table
     packages = corpus_packages()
     if not methods or not packages:
         return "## Quality\n\nNot run yet: `bench/run quality`.\n"
@@ -90,6 +99,58 @@ def quality_section() -> str:
         "bash bench/peers/setup.sh && bench/.venvs/*/bin/python bench/peers/*_run.py && "
         "python -m bench.quality --plot`)\n\n"
         f"{markdown_table(scores)}{partial}\n\n![MRR@10 per package and method](quality.png)\n"
+        f"{trained_quality(every)}{peer_index_times()}"
+    )
+
+
+def trained_quality(methods: list[str]) -> str:
+    """Base model against the model `kenning train` ended with, on the packages it ran on."""
+    trained = [m for m in methods if m.endswith("@trained")]
+    if not trained:
+        return ""
+    pairs = [m for t in trained for m in (t.removesuffix("@trained"), t) if m in methods]
+    done = [p for p in corpus_packages() if all(score_all([m], [p])[0].answered for m in trained)]
+    if not done:
+        return ""
+    return (
+        "\n### After `kenning train` on the package\n\n"
+        "`@trained` rows search the index that `kenning train` (defaults, one seed) left behind: the promoted "
+        "model where the gate promoted one, otherwise the base model (see the training section for each "
+        "verdict). Training never sees the query functions' docstrings: they are removed from the workspace.\n\n"
+        "Command: `python -m bench.train_quality --packages PKGS --bench-queries && python -m bench.quality`\n\n"
+        f"{markdown_table(score_all(pairs, done))}\n"
+    )
+
+
+def peer_index_times() -> str:
+    """Wall time to index each package from nothing, Kenning and peers, from their own records."""
+    from bench.kenning_adapter import full_index_s, summary_path_for
+
+    rows = []
+    for pkg in corpus_packages():
+        cells = []
+        for tag in (None, "trained"):
+            path = summary_path_for(pkg, tag)
+            record = json.loads(path.read_text()) if path.exists() else {}
+            seconds = record.get("full_index_s") or full_index_s(record)
+            if seconds:
+                cells.append(f"{seconds:.1f} s ({record['index']['embedded']} chunks"
+                             + (", trained model" if tag else "") + ")")
+                break
+        else:
+            cells.append("not measured")
+        for method in ("vectorcode", "semble-distilled-minilm"):
+            timing = RESULTS_DIR / method / f"{pkg}.timing.json"
+            cells.append(f"{json.loads(timing.read_text())['index_s']:.1f} s" if timing.exists() else "not run")
+        rows.append(f"| {pkg} | " + " | ".join(cells) + " |")
+    return (
+        "\n### Index time on the same workspaces\n\n"
+        "Wall time from nothing to a searchable, fully embedded index, each tool through its own interface "
+        "(Kenning: `Engine.index()` in the benchmark process, model load included; where only a run with the "
+        "trained model embedded the whole workspace, that run is shown: same architecture and size). "
+        "semble embeds with a static model, which is why it takes seconds.\n\n"
+        "| package | Kenning (MiniLM, function-sized chunks) | VectorCode (MiniLM) | semble (static) |\n"
+        "| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -167,28 +228,89 @@ def lsp_section() -> str:
     return f"## Language server\n\nCommand: `python -m bench.lsp_latency --json`\n\n{_kv_table(rows)}\n"
 
 
+def lsp_scale_section() -> str:
+    r = _load("lsp_scale.json")
+    if not r:
+        return "## Language server at 10k and 100k chunks\n\nNot run yet: `bench/run lsp-scale`.\n"
+    ms = lambda x: f"p50 {x['p50_ms']} / p95 {x['p95_ms']} ms (n={x['n']})"  # noqa: E731
+    lines = ["| measure | " + " | ".join(r["sizes"]) + " |", "| --- |" + " --- |" * len(r["sizes"])]
+    sizes = list(r["sizes"].values())
+    rows = [
+        ("index", lambda x: f"{x['index']['chunks']} chunks, {x['index']['files']} files"),
+        ("start-up: first answer / settled", lambda x: f"{x['startup_s']['first_answer']} / {x['startup_s']['settled']} s"),
+        ("hybrid, idle", lambda x: ms(x["idle_hybrid"])),
+        ("semantic, idle", lambda x: ms(x["idle_semantic"])),
+        ("lexical, idle", lambda x: ms(x["idle_lexical"])),
+        ("hybrid, during background indexing", lambda x: ms(x["during_indexing_hybrid"])),
+        ("background indexing: files / chunks added / settled", lambda x: f"{x['burst']['files']} / {x['burst']['chunks_added']} / {x['burst']['settled_s']} s"),
+        ("RSS idle / peak while indexing", lambda x: f"{x['idle_rss_mb']} / {x['peak_rss_mb']} MB"),
+    ]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(x) for x in sizes) + " |")
+    return (
+        "## Language server at 10k and 100k chunks\n\n"
+        "`kenning/search` round trips through a real `kenning serve` over stdio, on the Django + SymPy + "
+        "SQLAlchemy workspace (100k) and a real subset of it (10k: `django/db`, SQLAlchemy's `orm` and `sql`). "
+        "Their vectors are random unit vectors, as in the section above; queries and the files added during "
+        "the run are embedded by the real model. *During background indexing* = werkzeug's sources are "
+        "copied into the workspace and searches run back to back until the server has embedded them.\n\n"
+        f"Command: `python -m bench.lsp_scale` ({r['date']}, {r['cpus']} CPUs, load average "
+        f"{r.get('load_avg_1m')} at the end)\n\n" + "\n".join(lines) + "\n\n"
+        "![Search round-trip distributions](latency.png)\n"
+    )
+
+
+def plot_latency(path: Path = LATENCY_CHART) -> Path | None:
+    """Box plots of every search-latency sample the LSP benchmarks kept."""
+    series: list[tuple[str, list[float]]] = []
+    flask = _load("lsp_latency.json") or {}
+    for key, label in (("search_idle", "flask 1.5k idle"), ("search_during_indexing", "flask 1.5k indexing")):
+        if flask.get(key, {}).get("samples_ms"):
+            series.append((label, flask[key]["samples_ms"]))
+    for size, r in ((_load("lsp_scale.json") or {}).get("sizes") or {}).items():
+        for key, label in (("idle_hybrid", "idle"), ("during_indexing_hybrid", "indexing")):
+            if r.get(key, {}).get("samples_ms"):
+                series.append((f"{size} {label}", r[key]["samples_ms"]))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.4 * len(series) + 2, 4.5))
+    ax.boxplot([v for _, v in series], whis=(5, 95), showfliers=False)
+    ax.set_xticks(range(1, len(series) + 1), [name for name, _ in series], rotation=20)
+    ax.set_ylabel("kenning/search round trip, ms (hybrid)")
+    ax.set_title("LSP search latency: box = p25-p75, whiskers = p5-p95")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def training_section() -> str:
     runs = _load("train_quality.json")
     if not runs:
         return "## Training\n\nNot run yet: `python -m bench.train_quality`.\n"
     lines = [
         "| package | pairs found (doc/comment/module/signature/test/docs/commit) | train / held-out pairs | "
-        "held-out MRR@10 before -> after | verdict | steps, pairs/s | wall | benchmark-query MRR@10 (semantic), base -> trained |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "held-out MRR@10 before -> after | verdict | steps, pairs/s | wall |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
-        p, t, b = r["pairs"], r["training"], r.get("bench_queries") or {}
+        p, t = r["pairs"], r["training"]
         kinds = "/".join(str(p.get(k, 0)) for k in ("docstring", "comment", "module", "signature", "test", "docs", "commit"))
-        bench = (f"{b['base']['mrr_at_10']:.3f} -> {b['trained']['mrr_at_10']:.3f} ({b['queries']} queries)"
-                 if b else "not measured")
         lines.append(
             f"| {r['package']} | {kinds} | {r['train_pairs']} / {r['heldout_pairs']} | "
             f"{r['before']['mrr_at_10']:.3f} -> {r['after']['mrr_at_10']:.3f} | {r['status']}: {r['reason']} | "
             f"{t['steps']} steps of {t['batch_size']} at {t['max_seq_length']} tokens on {t['device']}, "
-            f"{t['steps_per_s'] * t['batch_size']:.2f} pairs/s | {r['wall_s']:.0f} s | {bench} |"
+            f"{t['steps_per_s'] * t['batch_size']:.2f} pairs/s | {r['wall_s']:.0f} s |"
         )
     return ("## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality` "
-            "(one seed; `kenning train` defaults)\n\n" + "\n".join(lines) + "\n")
+            "(one seed; `kenning train` defaults). What the benchmark's own queries gain is in the quality "
+            "section, under *After `kenning train`*.\n\n" + "\n".join(lines) + "\n")
 
 
 def swap_section() -> str:
@@ -253,7 +375,9 @@ def render() -> str:
         f"- load: the machine was shared while measuring (1-minute load average now {os.getloadavg()[0]:.1f}); "
         "compare ratios within one run, not absolute times across runs.\n"
     )
-    parts = [head, quality_section(), index_section(), latency_section(), lsp_section(), training_section(),
+    plot_latency()
+    parts = [head, quality_section(), index_section(), latency_section(), lsp_section(), lsp_scale_section(),
+             training_section(),
              swap_section(), reliability_section()]
     notes = BENCH / "NOTES.md"
     if notes.exists():

@@ -62,7 +62,7 @@ def build_workspace() -> Path:
     return ws
 
 
-def build_index(ws: Path, index_dir: Path, target_chunks: int) -> dict:
+def build_index(ws: Path, index_dir: Path) -> dict:
     from server.engine import Engine
 
     engine = Engine.open(ws, {"index_dir": str(index_dir)})
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.rebuild or not (index_dir / "index.sqlite").exists():
         if index_dir.exists():
             shutil.rmtree(index_dir)
-        report["index"] = build_index(ws, index_dir, 100_000)
+        report["index"] = build_index(ws, index_dir)
         print("index:", json.dumps(report["index"]), flush=True)
     else:
         report["index"] = describe_index(ws, index_dir)

@@ -11,16 +11,18 @@ MRR@10 / Recall@1 / Recall@10 of the base model and of the new checkpoint on
 Kenning's own held-out pairs (files the training never saw), the paired test over
 per-query ranks, the gate's verdict, optimizer steps, steps per second and wall time.
 
-With ``--bench-queries`` the benchmark's own queries are also searched (semantic
-mode) with the base model and, when one was promoted, the new model, scored like
-``bench.quality``: this re-embeds the workspace once per model, which on a CPU
-takes minutes.
+With ``--bench-queries`` the benchmark's own queries are then searched (semantic and
+hybrid) on the index the run left behind, with the model it ended with, and
+written as the methods ``kenning-semantic@trained`` / ``kenning-hybrid@trained``
+that ``python -m bench.quality`` scores next to the base model: this re-embeds the
+workspace with the new model, which on a CPU takes minutes. ``--skip-training``
+reuses the last run's index for that.
 
 Usage (from the repository root)::
 
     python -m bench.train_quality [--packages tqdm,more-itertools] [--epochs 1]
         [--batch-size 32] [--max-pairs 2000] [--min-steps 20] [--device auto]
-        [--seed 42] [--bench-queries]
+        [--seed 42] [--bench-queries] [--skip-training]
 
 Results go to ``bench/.results/train_quality.json`` and a Markdown table on stdout.
 """
@@ -42,7 +44,8 @@ from bench.corpus import workspace_dir
 BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR / ".work" / "train"
 RESULTS_PATH = BENCH_DIR / ".results" / "train_quality.json"
-DEFAULT_PACKAGES = ("tqdm", "more-itertools")
+DEFAULT_PACKAGES = ("flask", "werkzeug", "marshmallow", "more-itertools", "tqdm")
+TRAINED_TAG = "trained"
 
 
 def train_package(pkg: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -63,39 +66,34 @@ def train_package(pkg: str, args: argparse.Namespace) -> dict[str, Any]:
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise SystemExit(f"kenning train failed on {pkg}:\n{proc.stderr[-2000:]}")
     result = json.loads(proc.stdout)
-    row: dict[str, Any] = {"package": pkg, "wall_s": round(wall, 1), **result}
-    if args.bench_queries:
-        row["bench_queries"] = bench_queries(pkg, index_dir, promoted=result["status"] == "promoted")
-    return row
+    return {"package": pkg, "wall_s": round(wall, 1), **result}
 
 
-def bench_queries(pkg: str, index_dir: Path, *, promoted: bool) -> dict[str, Any]:
-    """MRR@10 of semantic search on the benchmark's queries: base model, then the promoted one."""
-    from bench.quality import CUTOFF, first_hit_rank, load_queries
-    from server.engine import Engine
+def search_after_training(pkg: str) -> dict[str, Any]:
+    """The benchmark's queries against the index `kenning train` left behind.
 
-    queries = load_queries(pkg)
-    out: dict[str, Any] = {"queries": len(queries)}
-    runs = [("base", WORK_DIR / pkg / "index-base")] + ([("trained", index_dir)] if promoted else [])
-    for label, folder in runs:
-        start = time.perf_counter()
-        with Engine.open(workspace_dir(pkg), {"index_dir": str(folder)}) as engine:
-            engine.index()
-            ranks = []
-            for q in queries:
-                results = engine.search(q.query, limit=CUTOFF, mode="semantic")
-                ranks.append(first_hit_rank(_Answer(results), q))
-        rr = [1.0 / r if r and r <= CUTOFF else 0.0 for r in ranks]
-        out[label] = {"mrr_at_10": round(sum(rr) / max(1, len(rr)), 4), "model": engine.model_ref.label,
-                      "took_s": round(time.perf_counter() - start, 1)}
-    return out
+    That index serves whatever the run ended with (the promoted model, or the base
+    model when the gate said no), exactly as the user's daemon would. The answers go
+    to the methods `kenning-semantic@trained` and `kenning-hybrid@trained`, which
+    `bench.quality` scores next to the base model's rows.
+    """
+    from bench.kenning_adapter import run_package
+    from bench.quality import CUTOFF
+
+    index_dir = WORK_DIR / pkg / "index"
+    if not (index_dir / "index.sqlite").exists():
+        raise SystemExit(f"no training index for {pkg} in {index_dir}: run without --skip-training first")
+    record = run_package(pkg, ("semantic", "hybrid"), limit=CUTOFF, model=None, tag=TRAINED_TAG,
+                         index_dir=index_dir)
+    return {"model": record["model"], "search_s": record["search_s"]}
 
 
-class _Answer:
-    """The shape bench.quality.first_hit_rank reads: `.results` with path and lines."""
-
-    def __init__(self, results: Sequence[Any]):
-        self.results = results
+def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier packages' rows stay; a package run again replaces its row."""
+    old = json.loads(RESULTS_PATH.read_text("utf-8")) if RESULTS_PATH.exists() else []
+    fresh = {r["package"]: r for r in rows}
+    merged = [fresh.pop(r["package"], r) for r in old]
+    return merged + list(fresh.values())
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -122,13 +120,6 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"{paired} | {r['status']} | {training.get('steps', '-')} | {training.get('steps_per_s', '-')} | "
             f"{r['wall_s']:.0f}s |"
         )
-    extra = [r for r in rows if r.get("bench_queries")]
-    if extra:
-        lines += ["", "| package | benchmark queries | semantic MRR@10 base | after training |", "| --- | --- | --- | --- |"]
-        for r in extra:
-            bq = r["bench_queries"]
-            trained = bq.get("trained", {}).get("mrr_at_10", "not promoted")
-            lines.append(f"| {r['package']} | {bq['queries']} | {bq['base']['mrr_at_10']} | {trained} |")
     return "\n".join(lines)
 
 
@@ -142,13 +133,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bench-queries", action="store_true",
-                        help="also score the benchmark's queries before and after (re-embeds the workspace)")
+                        help="also search the benchmark's queries with the model the run ended with "
+                             "(re-embeds the workspace; scored by `python -m bench.quality`)")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="reuse the last run's training index (with --bench-queries)")
     args = parser.parse_args(argv)
-    rows = []
+    rows, searched = [], {}
     for pkg in [p.strip() for p in args.packages.split(",") if p.strip()]:
-        print(f"training on {pkg} ...", file=sys.stderr, flush=True)
-        rows.append(train_package(pkg, args))
-        print(f"  {rows[-1]['status']}: {rows[-1]['reason']} ({rows[-1]['wall_s']:.0f}s)", file=sys.stderr)
+        if not args.skip_training:
+            print(f"training on {pkg} ...", file=sys.stderr, flush=True)
+            rows.append(train_package(pkg, args))
+            print(f"  {rows[-1]['status']}: {rows[-1]['reason']} ({rows[-1]['wall_s']:.0f}s)", file=sys.stderr)
+        if args.bench_queries:
+            searched[pkg] = search_after_training(pkg)
+            print(f"  benchmark queries searched with {searched[pkg]['model']}", file=sys.stderr)
+    rows = _merge(rows)
+    for row in rows:
+        if row["package"] in searched:
+            row["bench_queries"] = searched[row["package"]]
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
     print(markdown(rows))
