@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="smaller subset, fewer edits")
     parser.add_argument("--full-embed", action="store_true", help="embed the whole repository too (slow on a CPU)")
     parser.add_argument("--max-seq-length", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=BENCH / ".results" / "index_speed.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "index_speed.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -5,7 +5,7 @@ once into ``bench/.work/index/<pkg>/`` (reused and brought up to date on later r
 then every query is searched in each mode and the answers are written for the
 methods ``kenning-lexical``, ``kenning-semantic`` and ``kenning-hybrid`` with
 ``bench.quality.write_results``. Score them with ``python -m bench.quality``. A summary
-of each run (index counts and times) goes to ``bench/.results/kenning-index/<pkg>.json``.
+of each run (index counts and times) goes to ``bench/results/kenning-index/<pkg>.json``.
 
 ``took_ms`` is the wall time of one ``Engine.search`` call. One untimed search per
 mode runs first, so loading the model and warming caches is not charged to the

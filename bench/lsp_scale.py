@@ -44,7 +44,7 @@ from bench.lsp_latency import Bench, summary
 from bench.search_latency import WORK, build_index, build_workspace, queries
 
 BENCH = Path(__file__).resolve().parent
-OUT = BENCH / ".results" / "lsp_scale.json"
+OUT = BENCH / "results" / "lsp_scale.json"
 SUBSET_10K = [
     "Django-5.1.4/django/db",
     "sqlalchemy-2.0.36/lib/sqlalchemy/orm",

@@ -1,7 +1,7 @@
 """Score code-search methods on the benchmark corpus, independently of any engine.
 
 Every method (Kenning's lexical/semantic/hybrid modes, peers such as semble or
-vectorcode) writes its answers to ``bench/.results/<method>/<pkg>.jsonl``, one line
+vectorcode) writes its answers to ``bench/results/<method>/<pkg>.jsonl``, one line
 per query, best result first, lines 1-based and inclusive::
 
     {"id": "flask:12", "took_ms": 8.1, "results": [{"path": "src/flask/app.py", "start_line": 10, "end_line": 42}, ...]}
@@ -9,7 +9,9 @@ per query, best result first, lines 1-based and inclusive::
 A result is a *hit* when it is in the query function's file and its line range
 overlaps the function's span (see ``bench/corpus.py``). Per package we report
 MRR@10, Recall@1, Recall@10, median and p95 ``took_ms`` and how many queries got an
-answer line; a query without an answer line is a miss. The macro row is the
+answer line; a query without an answer line is a miss. Each score is also written to
+``<pkg>.score.json`` beside the answers: the answers are large and not committed, the
+scores are, so RESULTS.md can be rendered again without rerunning every method. The macro row is the
 unweighted mean of the package rows, so sqlalchemy's ~2,300 queries do not drown
 the smaller packages.
 
@@ -26,14 +28,14 @@ import math
 import statistics
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from bench.corpus import CORPUS_DIR, PACKAGES_BY_NAME, Query, queries_path, read_jsonl
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / ".results"
+RESULTS_DIR = BENCH_DIR / "results"
 PLOT_PATH = BENCH_DIR / "quality.png"
 CUTOFF = 10  # results beyond the tenth are ignored
 MACRO = "macro"
@@ -135,16 +137,27 @@ def load_answers(method: str, pkg: str) -> dict[str, Answer]:
     return answers
 
 
+def score_path(method: str, pkg: str) -> Path:
+    return RESULTS_DIR / method / f"{pkg}.score.json"
+
+
+def _scored(directory: Path) -> bool:
+    return any(directory.glob("*.jsonl")) or any(directory.glob("*.score.json"))
+
+
 def methods_with_results() -> list[str]:
-    """Every method that has at least one results file, sorted."""
+    """Every method that has answers or a kept score for at least one package, sorted."""
     if not RESULTS_DIR.is_dir():
         return []
-    return sorted(p.name for p in RESULTS_DIR.iterdir() if p.is_dir() and any(p.glob("*.jsonl")))
+    return sorted(p.name for p in RESULTS_DIR.iterdir() if p.is_dir() and _scored(p))
 
 
 def corpus_packages() -> list[str]:
-    """Packages with built queries, in the corpus's pinned order."""
-    return [name for name in PACKAGES_BY_NAME if queries_path(name).exists()]
+    """Packages with built queries (or, without a corpus, kept scores), in the pinned order."""
+    def known(name: str) -> bool:
+        return queries_path(name).exists() or any(RESULTS_DIR.glob(f"*/{name}.score.json"))
+
+    return [name for name in PACKAGES_BY_NAME if known(name)]
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -185,8 +198,22 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def score(method: str, pkg: str) -> Score:
-    """Score `method`'s results file for `pkg` against the package's queries."""
-    queries = load_queries(pkg)
+    """Score `method`'s answers for `pkg`, and keep the score; without answers, the kept score.
+
+    A package that the method never answered scores as all misses (answered 0/N).
+    """
+    kept = score_path(method, pkg)
+    if not results_path(method, pkg).exists() and kept.exists():
+        return Score(**json.loads(kept.read_text()))
+    fresh = _score_answers(method, pkg)
+    if fresh.answered:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(asdict(fresh), indent=1) + "\n")
+    return fresh
+
+
+def _score_answers(method: str, pkg: str) -> Score:
+    queries = load_queries(pkg) if queries_path(pkg).exists() else []  # no corpus: nothing answered
     answers = load_answers(method, pkg)
     ranks = [first_hit_rank(answers.get(q.id), q) for q in queries]
     timings = [answers[q.id].took_ms for q in queries if q.id in answers and not math.isnan(answers[q.id].took_ms)]

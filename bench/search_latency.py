@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
-    parser.add_argument("--out", type=Path, default=BENCH / ".results" / "search_latency.json")
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "search_latency.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ws = build_workspace()

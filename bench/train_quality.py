@@ -24,7 +24,7 @@ Usage (from the repository root)::
         [--batch-size 32] [--max-pairs 2000] [--min-steps 20] [--device auto]
         [--seed 42] [--bench-queries] [--skip-training]
 
-Results go to ``bench/.results/train_quality.json`` and a Markdown table on stdout.
+Results go to ``bench/results/train_quality.json`` and a Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bench.corpus import workspace_dir
 
 BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR / ".work" / "train"
-RESULTS_PATH = BENCH_DIR / ".results" / "train_quality.json"
+RESULTS_PATH = BENCH_DIR / "results" / "train_quality.json"
 DEFAULT_PACKAGES = ("flask", "werkzeug", "marshmallow", "more-itertools", "tqdm")
 TRAINED_TAG = "trained"
 

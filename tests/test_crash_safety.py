@@ -12,7 +12,7 @@ whose vectors in memory match the stored ones. Some rounds then index to
 completion and check that the index matches the files on disk exactly.
 
 CI runs a few kills; the campaign (`pytest -m stress tests/test_crash_safety.py -s`)
-runs 60 and writes its figures to bench/.results/kill_campaign.json.
+runs 60 and writes its figures to bench/results/kill_campaign.json.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pytest
 from server.discover import FileFilter, discover
 from server.store import Store
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / ".results"
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
 def generated_workspace(root: Path, modules: int, functions: int) -> Path:

@@ -40,7 +40,7 @@ def base_args(description: str, default_method: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("packages", nargs="*", help="packages to run (default: all in the corpus manifest)")
     p.add_argument("--corpus", default=str(BENCH / ".corpus"), help="corpus root (default bench/.corpus)")
-    p.add_argument("--results", default=str(BENCH / ".results"), help="results root (default bench/.results)")
+    p.add_argument("--results", default=str(BENCH / "results"), help="results root (default bench/results)")
     p.add_argument("--method", default=default_method, help=f"method name (default {default_method})")
     p.add_argument("--limit", type=int, default=0, help="only the first N queries (debugging)")
     return p

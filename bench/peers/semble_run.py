@@ -3,7 +3,7 @@
 For each package: build a fresh ``SembleIndex.from_path(workspace)`` (semble's own chunking,
 BM25 + static-embedding hybrid, default content=code), then ``index.search(query, top_k=10)``
 for every query (semble's default hybrid ranking with its code reranker), and write
-``bench/.results/<method>/<pkg>.jsonl`` + ``<pkg>.timing.json``.
+``bench/results/<method>/<pkg>.jsonl`` + ``<pkg>.timing.json``.
 
 semble's default model (minishlab/potion-code-16M-v2) is hub-only; offline we point
 SEMBLE_MODEL_NAME at a model2vec model distilled from all-MiniLM-L6-v2 (see setup.sh).

@@ -6,7 +6,7 @@ succession: 10,000 events for the watcher. Meanwhile a client searches back
 to back. Afterwards every file's final version is in the index exactly once
 (its last words are found, no earlier version is, no duplicate rows), the
 server's memory stayed bounded, and the searches' p95 during the burst is
-reported. Figures go to bench/.results/burst.json.
+reported. Figures go to bench/results/burst.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.stress]
 
 FILES = 2000
 VERSIONS = 5
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / ".results"
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def rss_mib(pid: int) -> float:
