@@ -81,8 +81,11 @@ def search_after_training(pkg: str) -> dict[str, Any]:
     from bench.quality import CUTOFF
 
     index_dir = WORK_DIR / pkg / "index"
-    if not (index_dir / "index.sqlite").exists():
-        raise SystemExit(f"no training index for {pkg} in {index_dir}: run without --skip-training first")
+    # `kenning train` mines the files itself and leaves only its trainer/ folder (and the
+    # promoted pointer) in the index folder; the search index is built here, with that model.
+    if not (index_dir / "trainer").is_dir():
+        raise SystemExit(f"no training run for {pkg} in {index_dir}: "
+                         "run without --skip-training first")
     record = run_package(pkg, ("semantic", "hybrid"), limit=CUTOFF, model=None, tag=TRAINED_TAG,
                          index_dir=index_dir)
     return {"model": record["model"], "search_s": record["search_s"]}
@@ -138,21 +141,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true",
                         help="reuse the last run's training index (with --bench-queries)")
     args = parser.parse_args(argv)
-    rows, searched = [], {}
+    rows: list[dict[str, Any]] = []
     for pkg in [p.strip() for p in args.packages.split(",") if p.strip()]:
+        # Each package's row is saved as soon as it is measured: a later failure
+        # must not throw away an hour of training.
         if not args.skip_training:
             print(f"training on {pkg} ...", file=sys.stderr, flush=True)
-            rows.append(train_package(pkg, args))
-            print(f"  {rows[-1]['status']}: {rows[-1]['reason']} ({rows[-1]['wall_s']:.0f}s)", file=sys.stderr)
+            row = train_package(pkg, args)
+            print(f"  {row['status']}: {row['reason']} ({row['wall_s']:.0f}s)", file=sys.stderr)
+        else:
+            row = next((r for r in _merge([]) if r["package"] == pkg), None)
+            if row is None:
+                raise SystemExit(f"no recorded training run for {pkg} in {RESULTS_PATH}: "
+                                 "run without --skip-training first")
         if args.bench_queries:
-            searched[pkg] = search_after_training(pkg)
-            print(f"  benchmark queries searched with {searched[pkg]['model']}", file=sys.stderr)
-    rows = _merge(rows)
-    for row in rows:
-        if row["package"] in searched:
-            row["bench_queries"] = searched[row["package"]]
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
+            row["bench_queries"] = search_after_training(pkg)
+            model = row["bench_queries"]["model"]
+            print(f"  benchmark queries searched with {model}", file=sys.stderr)
+        rows = _merge([row])
+        RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS_PATH.write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
     print(markdown(rows))
     print(f"\nresults: {RESULTS_PATH}")
     return 0
