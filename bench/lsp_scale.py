@@ -164,17 +164,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpus": os.cpu_count(),
-        "sizes": {},
-    }
+    # A size measured earlier and not asked for now keeps its figures; each size is
+    # saved as soon as it is measured, so a failure at 100k keeps the 10k run.
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
+    report: dict[str, Any] = {"sizes": earlier.get("sizes", {})}
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         report["sizes"][size] = asyncio.run(measure(size, args.queries))
         print(size, json.dumps(_without_samples(report["sizes"][size])), flush=True)
-    report["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+        report.update(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(),
+                      load_avg_1m=round(os.getloadavg()[0], 2))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

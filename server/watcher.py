@@ -22,7 +22,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
@@ -200,6 +211,27 @@ class _Forwarder(FileSystemEventHandler):
         return None if rel in ("", ".") else rel
 
 
+class _RescanOnOverflow(logging.Handler):
+    """When the kernel drops file events, walk the whole workspace instead.
+
+    After an overflow (a checkout of tens of thousands of files) some changes were
+    never reported; watchdog says so only in its log, so that is where we listen.
+    """
+
+    OVERFLOW = "Inotify queue overflowed"
+
+    def __init__(self, queue: ChangeQueue):
+        super().__init__(logging.WARNING)
+        self.queue = queue
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.OVERFLOW):
+            self.queue.request_rescan()
+
+
+WATCHDOG_INOTIFY_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+
 class WorkspaceWatcher:
     """A recursive watchdog observer on the workspace feeding a ChangeQueue."""
 
@@ -214,6 +246,7 @@ class WorkspaceWatcher:
                 continue  # outside the workspace: its events never reach us
         self._ignored_prefixes = tuple(prefixes)
         self._observer: BaseObserver | None = None
+        self._overflow = _RescanOnOverflow(queue)
 
     def skip(self, rel: str) -> bool:
         """Paths whose events are noise: version control, caches, the index itself."""
@@ -221,12 +254,24 @@ class WorkspaceWatcher:
             return True
         return any(rel == p or rel.startswith(p + "/") for p in self._ignored_prefixes)
 
+    # Only what changes content. Subscribing to opens and closes-without-write too
+    # (watchdog's default) made walking a tree of a few thousand folders overflow the
+    # kernel's inotify queue; watchdog recovers by walking the tree again, which
+    # overflows it again, and no event ever arrived.
+    EVENT_KINDS = [
+        FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent,
+        DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+    ]
+
     def start(self) -> None:
         observer = Observer()
         observer.daemon = True
         observer.schedule(
-            _Forwarder(self.root, self.queue, self.skip), str(self.root), recursive=True
+            _Forwarder(self.root, self.queue, self.skip), str(self.root), recursive=True,
+            event_filter=self.EVENT_KINDS,
         )
+        for name in WATCHDOG_INOTIFY_LOGGERS:
+            logging.getLogger(name).addHandler(self._overflow)
         observer.start()
         self._observer = observer
         log.info("watching %s for changes", self.root)
@@ -236,3 +281,5 @@ class WorkspaceWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+        for name in WATCHDOG_INOTIFY_LOGGERS:
+            logging.getLogger(name).removeHandler(self._overflow)
