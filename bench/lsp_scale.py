@@ -9,7 +9,7 @@ chunks); this measures the same `kenning/search` round trip on big ones:
   packages, ~10k chunks), indexed the same way.
 
 Both indexes hold real files, real chunks and real full-text rows; their vectors
-are random unit vectors (embedding 10^5 chunks takes hours on a 2-core CPU and
+are random unit vectors (embedding 10^5 chunks takes about an hour on a 2-core CPU and
 exact search costs the same whatever the values). Every query is embedded by the
 real model, and the files added during the run are embedded for real.
 

@@ -9,11 +9,11 @@ per query, best result first, lines 1-based and inclusive::
 A result is a *hit* when it is in the query function's file and its line range
 overlaps the function's span (see ``bench/corpus.py``). Per package we report
 MRR@10, Recall@1, Recall@10, median and p95 ``took_ms`` and how many queries got an
-answer line; a query without an answer line is a miss. Each score is also written to
-``<pkg>.score.json`` beside the answers: the answers are large and not committed, the
-scores are, so RESULTS.md can be rendered again without rerunning every method. The macro row is the
+answer line; a query without an answer line is a miss. The macro row is the
 unweighted mean of the package rows, so sqlalchemy's ~2,300 queries do not drown
-the smaller packages.
+the smaller packages. Each score is also written to ``<pkg>.score.json`` beside the
+answers: the answers are large and not committed, the scores are, so RESULTS.md can
+be rendered again without rerunning every method.
 
 Usage (from the repository root)::
 

@@ -205,7 +205,7 @@ def latency_section() -> str:
     return (
         "## Search latency and memory (100k chunks)\n\n"
         "Real chunks of Django, SymPy and SQLAlchemy sdists; their vectors are random unit vectors (exact "
-        "search costs the same whatever the values; embedding 10^5 chunks takes hours on this CPU). "
+        "search costs the same whatever the values; embedding 10^5 chunks takes about an hour on this CPU). "
         "Every query is embedded by the real model.\n\n"
         f"Command: `python -m bench.search_latency` ({r['date']}, {r['cpus']} CPUs)\n\n{_kv_table(rows)}\n"
     )

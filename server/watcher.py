@@ -229,7 +229,8 @@ class _RescanOnOverflow(logging.Handler):
             self.queue.request_rescan()
 
 
-WATCHDOG_INOTIFY_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+# The parent of watchdog's inotify modules: their records propagate to it.
+WATCHDOG_LOGGER = "watchdog.observers"
 
 
 class WorkspaceWatcher:
@@ -270,8 +271,7 @@ class WorkspaceWatcher:
             _Forwarder(self.root, self.queue, self.skip), str(self.root), recursive=True,
             event_filter=self.EVENT_KINDS,
         )
-        for name in WATCHDOG_INOTIFY_LOGGERS:
-            logging.getLogger(name).addHandler(self._overflow)
+        logging.getLogger(WATCHDOG_LOGGER).addHandler(self._overflow)
         observer.start()
         self._observer = observer
         log.info("watching %s for changes", self.root)
@@ -281,5 +281,4 @@ class WorkspaceWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
-        for name in WATCHDOG_INOTIFY_LOGGERS:
-            logging.getLogger(name).removeHandler(self._overflow)
+        logging.getLogger(WATCHDOG_LOGGER).removeHandler(self._overflow)
