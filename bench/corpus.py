@@ -87,18 +87,48 @@ class PackageSpec:
 
 # Latest stable releases on PyPI when the corpus was pinned.
 PACKAGES: tuple[PackageSpec, ...] = (
-    PackageSpec("flask", "flask", "3.1.3",
-                "0ef0e52b8a9cd932855379197dd8f94047b359ca0a78695144304cb45f87c9eb", "src/flask"),
-    PackageSpec("werkzeug", "werkzeug", "3.1.9",
-                "55ca7c70a75689be937aa27f8ff4b018f06ff4838fc73045560bf0f5a1291060", "src/werkzeug"),
-    PackageSpec("marshmallow", "marshmallow", "4.4.0",
-                "9e6ffa8511012ca89732324c1c253efd7b4d35632dcbdf80aa793fe01804af3e", "src/marshmallow"),
-    PackageSpec("more-itertools", "more-itertools", "11.2.1",
-                "cbf08fd0af284dc69718b9b76a8e6203df624d70209ea511e4219d350c856f63", "more_itertools"),
-    PackageSpec("tqdm", "tqdm", "4.70.1",
-                "cefd0eca11b2a37a3aee776544d4f4ae913f02688135b5556b8788dfa474afc4", "tqdm"),
-    PackageSpec("sqlalchemy", "sqlalchemy", "2.1.9",
-                "d700a8b2edfb26282a470333d6bc4a454c4acda4d201a3bea7b72fa76c217d28", "lib/sqlalchemy"),
+    PackageSpec(
+        "flask",
+        "flask",
+        "3.1.3",
+        "0ef0e52b8a9cd932855379197dd8f94047b359ca0a78695144304cb45f87c9eb",
+        "src/flask",
+    ),
+    PackageSpec(
+        "werkzeug",
+        "werkzeug",
+        "3.1.9",
+        "55ca7c70a75689be937aa27f8ff4b018f06ff4838fc73045560bf0f5a1291060",
+        "src/werkzeug",
+    ),
+    PackageSpec(
+        "marshmallow",
+        "marshmallow",
+        "4.4.0",
+        "9e6ffa8511012ca89732324c1c253efd7b4d35632dcbdf80aa793fe01804af3e",
+        "src/marshmallow",
+    ),
+    PackageSpec(
+        "more-itertools",
+        "more-itertools",
+        "11.2.1",
+        "cbf08fd0af284dc69718b9b76a8e6203df624d70209ea511e4219d350c856f63",
+        "more_itertools",
+    ),
+    PackageSpec(
+        "tqdm",
+        "tqdm",
+        "4.70.1",
+        "cefd0eca11b2a37a3aee776544d4f4ae913f02688135b5556b8788dfa474afc4",
+        "tqdm",
+    ),
+    PackageSpec(
+        "sqlalchemy",
+        "sqlalchemy",
+        "2.1.9",
+        "d700a8b2edfb26282a470333d6bc4a454c4acda4d201a3bea7b72fa76c217d28",
+        "lib/sqlalchemy",
+    ),
 )
 PACKAGES_BY_NAME = {spec.name: spec for spec in PACKAGES}
 
@@ -199,8 +229,19 @@ def download_sdist(spec: PackageSpec) -> Path:
         # then use wheels for the *build backends* it runs to read metadata, which
         # takes seconds instead of minutes (sqlalchemy's Cython build needs are big).
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", spec.pip_name, f"{spec.pip_name}=={spec.version}", "-d", str(SDIST_DIR)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                spec.pip_name,
+                f"{spec.pip_name}=={spec.version}",
+                "-d",
+                str(SDIST_DIR),
+            ],
             check=True,
         )
         existing = find_sdist(spec, SDIST_DIR)
@@ -208,7 +249,9 @@ def download_sdist(spec: PackageSpec) -> Path:
         raise RuntimeError(f"pip did not produce an sdist for {spec.pip_name}=={spec.version}")
     actual = sha256_of(existing)
     if actual != spec.sha256:
-        raise RuntimeError(f"{existing.name}: sha256 {actual} does not match the pinned {spec.sha256}")
+        raise RuntimeError(
+            f"{existing.name}: sha256 {actual} does not match the pinned {spec.sha256}"
+        )
     return existing
 
 
@@ -222,7 +265,9 @@ def extract_sdist(archive: Path, dest: Path) -> None:
             zf.extractall(staging)
     else:
         with tarfile.open(archive) as tf:
-            tf.extractall(staging, filter="data")  # the 'data' filter refuses links out and odd modes
+            tf.extractall(
+                staging, filter="data"
+            )  # the 'data' filter refuses links out and odd modes
     entries = list(staging.iterdir())
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
     shutil.rmtree(dest, ignore_errors=True)
@@ -261,7 +306,9 @@ def is_markup(text: str) -> bool:
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 
-def iter_functions(body: Sequence[ast.stmt], scope: tuple[str, ...] = ()) -> Iterator[tuple[str, FunctionNode]]:
+def iter_functions(
+    body: Sequence[ast.stmt], scope: tuple[str, ...] = ()
+) -> Iterator[tuple[str, FunctionNode]]:
     """Module- and class-level functions in source order, with their qualified names.
 
     Descends into classes and compound statements (``if TYPE_CHECKING:``, ``try:``),
@@ -291,7 +338,11 @@ def _statement_bodies(node: ast.stmt) -> Iterator[list[ast.stmt]]:
 
 def docstring_statement(func: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Expr | None:
     first = func.body[0] if func.body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
         return first
     return None
 
@@ -337,7 +388,7 @@ def _char_col(line: str, byte_col: int) -> int:
 
 
 def _line_ending(line: str) -> str:
-    return line[len(line.rstrip("\r\n")):]
+    return line[len(line.rstrip("\r\n")) :]
 
 
 def remove_docstring(lines: list[str], stmt: ast.Expr, body_has_more: bool) -> None:
@@ -361,7 +412,7 @@ def remove_docstring(lines: list[str], stmt: ast.Expr, body_has_more: bool) -> N
             replacement = [f"{prefix}pass{comment}{_line_ending(suffix) or chr(10)}"]
     else:
         replacement = [f"{prefix}pass{suffix}"]
-    lines[first:last + 1] = replacement
+    lines[first : last + 1] = replacement
 
 
 def read_source(path: Path) -> tuple[str, str]:
@@ -441,7 +492,9 @@ def build_queries(spec: PackageSpec, workspace: Path) -> tuple[list[Query], Buil
     queries = []
     for file_queries in sorted(located, key=lambda fq: fq.path):
         for text, symbol, start, end in file_queries.entries:
-            queries.append(Query(f"{spec.name}:{len(queries)}", text, file_queries.path, start, end, symbol))
+            queries.append(
+                Query(f"{spec.name}:{len(queries)}", text, file_queries.path, start, end, symbol)
+            )
     return queries, stats
 
 
@@ -461,7 +514,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def sample_queries(queries: list[Query], max_queries: int | None, seed: int, package: str) -> list[Query]:
+def sample_queries(
+    queries: list[Query], max_queries: int | None, seed: int, package: str
+) -> list[Query]:
     """All queries, or a fixed-seed sample of `max_queries` kept in id order."""
     if max_queries is None or len(queries) <= max_queries:
         return list(queries)
@@ -474,15 +529,20 @@ def count_files(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file())
 
 
-def build_package(spec: PackageSpec, *, force: bool, max_queries: int | None, seed: int) -> dict[str, Any]:
+def build_package(
+    spec: PackageSpec, *, force: bool, max_queries: int | None, seed: int
+) -> dict[str, Any]:
     """Build (or reuse) one package and return its manifest entry."""
     pkg_dir = package_dir(spec.name)
     stamp_file = stamp_path(spec.name)
     wanted = {"format_version": FORMAT_VERSION, "version": spec.version, "sha256": spec.sha256}
     stamp = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
     fresh = (
-        not force and stamp is not None and all(stamp.get(k) == v for k, v in wanted.items())
-        and workspace_dir(spec.name).is_dir() and all_queries_path(spec.name).exists()
+        not force
+        and stamp is not None
+        and all(stamp.get(k) == v for k, v in wanted.items())
+        and workspace_dir(spec.name).is_dir()
+        and all_queries_path(spec.name).exists()
     )
     if not fresh:
         stamp_file.unlink(missing_ok=True)  # a half-finished build must never look done
@@ -530,31 +590,55 @@ def update_manifest(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return manifest
 
 
-def build(names: Sequence[str], *, force: bool = False, max_queries: int | None = None,
-          seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def build(
+    names: Sequence[str],
+    *,
+    force: bool = False,
+    max_queries: int | None = None,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
     """Build the named packages (all by default) and update the manifest."""
     CORPUS_DIR.mkdir(parents=True, exist_ok=True)
     entries = {}
     for name in names:
         started = time.perf_counter()
-        entries[name] = build_package(PACKAGES_BY_NAME[name], force=force, max_queries=max_queries, seed=seed)
+        entries[name] = build_package(
+            PACKAGES_BY_NAME[name], force=force, max_queries=max_queries, seed=seed
+        )
         entry = entries[name]
-        print(f"{name} {entry['version']}: {entry['files']} files, {entry['stats']['source_files']} source files, "
-              f"{entry['queries']}/{entry['queries_all']} queries, {len(entry['query_files'])} query files "
-              f"({time.perf_counter() - started:.1f}s)", file=sys.stderr)
+        print(
+            f"{name} {entry['version']}: {entry['files']} files, {entry['stats']['source_files']} source files, "
+            f"{entry['queries']}/{entry['queries_all']} queries, {len(entry['query_files'])} query files "
+            f"({time.perf_counter() - started:.1f}s)",
+            file=sys.stderr,
+        )
         for problem in entry["stats"]["parse_errors"]:
             print(f"  parse problem: {problem}", file=sys.stderr)
     return update_manifest(entries)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.corpus", description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", default=",".join(PACKAGES_BY_NAME),
-                        help="comma-separated subset of: " + ", ".join(PACKAGES_BY_NAME))
-    parser.add_argument("--force", action="store_true", help="re-extract and re-strip even if up to date")
-    parser.add_argument("--max-queries", type=int, default=None, metavar="N",
-                        help="run at most N queries per package (fixed-seed sample; workspace unchanged)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the --max-queries sample")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.corpus", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--packages",
+        default=",".join(PACKAGES_BY_NAME),
+        help="comma-separated subset of: " + ", ".join(PACKAGES_BY_NAME),
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="re-extract and re-strip even if up to date"
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at most N queries per package (fixed-seed sample; workspace unchanged)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the --max-queries sample"
+    )
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.packages.split(",") if n.strip()]
     unknown = [n for n in args.names if n not in PACKAGES_BY_NAME]

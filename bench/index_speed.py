@@ -43,7 +43,19 @@ def fetch_django() -> Path:
         return found[0]
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", DJANGO, "-d", str(target)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            DJANGO,
+            "-d",
+            str(target),
+        ],
         check=True,
     )
     archive = next(target.glob("*.tar.gz"))
@@ -53,7 +65,7 @@ def fetch_django() -> Path:
 
 
 def engine_for(workspace: Path, index_dir: Path, **overrides):
-    from server.engine import Engine
+    from kenning.server.engine import Engine
 
     if index_dir.exists():
         shutil.rmtree(index_dir)
@@ -66,16 +78,22 @@ def lexical_ready(repo: Path) -> dict:
     summary = engine.indexer.scan()
     took = time.perf_counter() - start
     files, chunks, _ = engine.store.counts()
-    pending = engine.store.conn.execute("SELECT COUNT(DISTINCT hash) FROM chunks WHERE embeddable = 1").fetchone()[0]
+    pending = engine.store.conn.execute(
+        "SELECT COUNT(DISTINCT hash) FROM chunks WHERE embeddable = 1"
+    ).fetchone()[0]
     engine.close()
-    return {"files": files, "chunks": chunks, "to_embed": pending, "lexical_ready_s": round(took, 2),
-            "skipped": summary.skipped_by_reason}
+    return {
+        "files": files,
+        "chunks": chunks,
+        "to_embed": pending,
+        "lexical_ready_s": round(took, 2),
+        "skipped": summary.skipped_by_reason,
+    }
 
 
 def pipeline_vs_raw(subset: Path, max_seq_length: int) -> tuple[dict, object]:
+    from kenning.server.chunking import embed_text_for
     from sentence_transformers import SentenceTransformer
-
-    from server.chunking import embed_text_for
 
     engine = engine_for(subset, WORK / "idx-subset", max_seq_length=max_seq_length)
     engine.embedder.load()  # both sides start with a loaded model
@@ -89,18 +107,32 @@ def pipeline_vs_raw(subset: Path, max_seq_length: int) -> tuple[dict, object]:
     texts = [embed_text_for(p, s, t) for p, s, t in rows]
     model: SentenceTransformer = engine.embedder.load()
     start, cpu0 = time.perf_counter(), time.process_time()
-    model.encode(texts, batch_size=engine.settings.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    model.encode(
+        texts,
+        batch_size=engine.settings.batch_size,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
     raw_s, raw_cpu = time.perf_counter() - start, time.process_time() - cpu0
     pipeline_rate = summary.embedded / pipeline_s
     raw_rate = len(texts) / raw_s
-    tokens = [len(model.tokenizer(t, truncation=False)["input_ids"]) for t in random.Random(0).sample(texts, min(500, len(texts)))]
+    tokens = [
+        len(model.tokenizer(t, truncation=False)["input_ids"])
+        for t in random.Random(0).sample(texts, min(500, len(texts)))
+    ]
     result = {
-        "files": summary.files, "chunks": summary.chunks, "embedded": summary.embedded,
-        "pipeline_s": round(pipeline_s, 2), "raw_encode_s": round(raw_s, 2),
-        "pipeline_chunks_per_s": round(pipeline_rate, 2), "raw_chunks_per_s": round(raw_rate, 2),
-        "efficiency": round(pipeline_rate / raw_rate, 3), "max_seq_length": max_seq_length,
+        "files": summary.files,
+        "chunks": summary.chunks,
+        "embedded": summary.embedded,
+        "pipeline_s": round(pipeline_s, 2),
+        "raw_encode_s": round(raw_s, 2),
+        "pipeline_chunks_per_s": round(pipeline_rate, 2),
+        "raw_chunks_per_s": round(raw_rate, 2),
+        "efficiency": round(pipeline_rate / raw_rate, 3),
+        "max_seq_length": max_seq_length,
         # CPU seconds barely depend on what else runs on the machine; wall time does.
-        "pipeline_cpu_s": round(pipeline_cpu, 1), "raw_encode_cpu_s": round(raw_cpu, 1),
+        "pipeline_cpu_s": round(pipeline_cpu, 1),
+        "raw_encode_cpu_s": round(raw_cpu, 1),
         "efficiency_by_cpu_time": round(raw_cpu / pipeline_cpu * summary.embedded / len(texts), 3),
         "median_tokens": statistics.median(tokens),
         "over_limit_pct": round(100 * sum(t > max_seq_length for t in tokens) / len(tokens), 1),
@@ -127,24 +159,37 @@ def reindex_one_function(engine, repeats: int) -> dict:
         summary = engine.index()
         times.append(time.perf_counter() - start)
         embedded.append(summary.embedded)
-    return {"edits": len(times), "median_s": round(statistics.median(times), 3),
-            "max_s": round(max(times), 3), "embedded_per_edit": embedded}
+    return {
+        "edits": len(times),
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+        "embedded_per_edit": embedded,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, help="repository to index (default: Django's sdist)")
-    parser.add_argument("--subset", default="django/db/models", help="folder of the repo for the efficiency run")
+    parser.add_argument(
+        "--subset", default="django/db/models", help="folder of the repo for the efficiency run"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller subset, fewer edits")
-    parser.add_argument("--full-embed", action="store_true", help="embed the whole repository too (slow on a CPU)")
+    parser.add_argument(
+        "--full-embed", action="store_true", help="embed the whole repository too (slow on a CPU)"
+    )
     parser.add_argument("--max-seq-length", type=int, default=256)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "index_speed.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     repo = args.repo or fetch_django()
-    report: dict = {"repo": str(repo.name), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
-                    "command": "python -m bench.index_speed " + " ".join(argv if argv is not None else sys.argv[1:])}
+    report: dict = {
+        "repo": str(repo.name),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "command": "python -m bench.index_speed "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     report["full"] = lexical_ready(repo)
     print("lexical-ready:", json.dumps(report["full"]), flush=True)
 

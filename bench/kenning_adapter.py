@@ -97,7 +97,7 @@ def run_package(
     `index_dir` overrides the usual folder, e.g. the index `kenning train` promoted a
     model into (an index serves its promoted model, so no `model` is needed then).
     """
-    from server.engine import Engine  # imported late so `--help` works without the engine
+    from kenning.server.engine import Engine  # imported late so `--help` works without the engine
 
     queries = load_queries(pkg)
     index_dir = index_dir or index_dir_for(pkg, tag)
@@ -110,8 +110,11 @@ def run_package(
     try:
         summary = engine.index()
         summary_json = asdict(summary) if is_dataclass(summary) else dict(vars(summary))
-        print(f"{pkg}: indexed {summary_json.get('files')} files, {summary_json.get('chunks')} chunks, "
-              f"embedded {summary_json.get('embedded')} in {summary_json.get('took_s', 0):.1f}s", file=sys.stderr)
+        print(
+            f"{pkg}: indexed {summary_json.get('files')} files, {summary_json.get('chunks')} chunks, "
+            f"embedded {summary_json.get('embedded')} in {summary_json.get('took_s', 0):.1f}s",
+            file=sys.stderr,
+        )
         timings = {}
         for mode in modes:
             started = time.perf_counter()
@@ -121,8 +124,13 @@ def run_package(
             print(f"{pkg}: {len(answers)} {mode} searches in {timings[mode]:.1f}s", file=sys.stderr)
     finally:
         engine.close()
-    record = {"package": pkg, "queries": len(queries), "model": engine.model_ref.label,
-              "index": summary_json, "search_s": timings}
+    record = {
+        "package": pkg,
+        "queries": len(queries),
+        "model": engine.model_ref.label,
+        "index": summary_json,
+        "search_s": timings,
+    }
     # The time of a run that embedded the whole workspace is what compares with a peer's
     # index time; a later run that reuses the index only brings it up to date, so it
     # keeps the earlier figure.
@@ -138,12 +146,22 @@ def _split(value: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.kenning_adapter", description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", default="", help="comma-separated packages (default: all in the corpus)")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.kenning_adapter", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--packages", default="", help="comma-separated packages (default: all in the corpus)"
+    )
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated subset of: " + ", ".join(MODES)
+    )
     parser.add_argument("--limit", type=int, default=CUTOFF, help="results per query")
-    parser.add_argument("--model", help="override the `model` setting (e.g. a trained checkpoint directory)")
-    parser.add_argument("--tag", help="suffix for method names and index dirs, e.g. the model's name")
+    parser.add_argument(
+        "--model", help="override the `model` setting (e.g. a trained checkpoint directory)"
+    )
+    parser.add_argument(
+        "--tag", help="suffix for method names and index dirs, e.g. the model's name"
+    )
     args = parser.parse_args(argv)
 
     packages = _split(args.packages) or corpus_packages()

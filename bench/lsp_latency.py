@@ -86,7 +86,9 @@ class Bench:
     async def start(self, env: dict[str, str] | None = None) -> psutil.Process:
         """Spawn `kenning serve` on the workspace and initialize it, as an editor does."""
         server_env = {**os.environ, "KENNING_INDEX_DIR": str(self.index_dir), **(env or {})}
-        await self.client.start_io(sys.executable, "-m", "server.cli", "serve", env=server_env)
+        await self.client.start_io(
+            sys.executable, "-m", "kenning.server.cli", "serve", env=server_env
+        )
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),

@@ -171,8 +171,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         report["sizes"][size] = asyncio.run(measure(size, args.queries))
         print(size, json.dumps(_without_samples(report["sizes"][size])), flush=True)
-        report.update(date=time.strftime("%Y-%m-%d"), cpus=os.cpu_count(),
-                      load_avg_1m=round(os.getloadavg()[0], 2))
+        report.update(
+            date=time.strftime("%Y-%m-%d"),
+            cpus=os.cpu_count(),
+            load_avg_1m=round(os.getloadavg()[0], 2),
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return report

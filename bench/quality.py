@@ -154,6 +154,7 @@ def methods_with_results() -> list[str]:
 
 def corpus_packages() -> list[str]:
     """Packages with built queries (or, without a corpus, kept scores), in the pinned order."""
+
     def known(name: str) -> bool:
         return queries_path(name).exists() or any(RESULTS_DIR.glob(f"*/{name}.score.json"))
 
@@ -216,7 +217,11 @@ def _score_answers(method: str, pkg: str) -> Score:
     queries = load_queries(pkg) if queries_path(pkg).exists() else []  # no corpus: nothing answered
     answers = load_answers(method, pkg)
     ranks = [first_hit_rank(answers.get(q.id), q) for q in queries]
-    timings = [answers[q.id].took_ms for q in queries if q.id in answers and not math.isnan(answers[q.id].took_ms)]
+    timings = [
+        answers[q.id].took_ms
+        for q in queries
+        if q.id in answers and not math.isnan(answers[q.id].took_ms)
+    ]
     n = len(queries) or 1  # an empty package scores 0 rather than dividing by zero
     return Score(
         method=method,
@@ -233,15 +238,21 @@ def _score_answers(method: str, pkg: str) -> Score:
 
 def macro_average(scores: Sequence[Score]) -> Score:
     """Unweighted mean over packages of one method's scores (counts are summed)."""
+
     def mean(name: str) -> float:
         values = [getattr(s, name) for s in scores if not math.isnan(getattr(s, name))]
         return statistics.fmean(values) if values else math.nan
 
     return Score(
-        method=scores[0].method, package=MACRO,
-        queries=sum(s.queries for s in scores), answered=sum(s.answered for s in scores),
-        mrr10=mean("mrr10"), recall1=mean("recall1"), recall10=mean("recall10"),
-        median_ms=mean("median_ms"), p95_ms=mean("p95_ms"),
+        method=scores[0].method,
+        package=MACRO,
+        queries=sum(s.queries for s in scores),
+        answered=sum(s.answered for s in scores),
+        mrr10=mean("mrr10"),
+        recall1=mean("recall1"),
+        recall10=mean("recall10"),
+        median_ms=mean("median_ms"),
+        p95_ms=mean("p95_ms"),
     )
 
 
@@ -292,7 +303,9 @@ def plot_quality(scores: Sequence[Score], path: Path = PLOT_PATH) -> Path:
         packages.append(MACRO)
     value = {(s.method, s.package): s.mrr10 for s in scores}
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(packages) + 0.3 * len(methods) * len(packages)), 4.5))
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 1.3 * len(packages) + 0.3 * len(methods) * len(packages)), 4.5)
+    )
     for i, method in enumerate(methods):
         xs = [p + (i - (len(methods) - 1) / 2) * width for p in range(len(packages))]
         ys = [value.get((method, pkg), 0.0) for pkg in packages]
@@ -315,11 +328,18 @@ def _split(value: str | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.quality", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--methods", help="comma-separated methods (default: all with results)")
     parser.add_argument("--packages", help="comma-separated packages (default: all in the corpus)")
-    parser.add_argument("--plot", nargs="?", const=str(PLOT_PATH), metavar="PNG",
-                        help=f"also draw the MRR@10 chart (default {PLOT_PATH.relative_to(BENCH_DIR.parent)})")
+    parser.add_argument(
+        "--plot",
+        nargs="?",
+        const=str(PLOT_PATH),
+        metavar="PNG",
+        help=f"also draw the MRR@10 chart (default {PLOT_PATH.relative_to(BENCH_DIR.parent)})",
+    )
     args = parser.parse_args(argv)
 
     methods = _split(args.methods) or methods_with_results()

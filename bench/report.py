@@ -41,7 +41,15 @@ def _load(name: str) -> dict | None:
 
 
 def _versions() -> str:
-    names = ["torch", "sentence-transformers", "transformers", "usearch", "pygls", "tree-sitter", "numpy"]
+    names = [
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "usearch",
+        "pygls",
+        "tree-sitter",
+        "numpy",
+    ]
     found = []
     for name in names:
         try:
@@ -65,8 +73,13 @@ def _machine() -> str:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=BENCH, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=BENCH,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -91,8 +104,10 @@ def quality_section() -> str:
     partial = ""
     if left_out:
         rows = [s for s in score_all(methods, left_out) if s.package != "macro" and s.answered]
-        partial = (f"\n\nLeft out of the macro average because not every method ran on them: "
-                   f"{', '.join(left_out)} (see the notes). What did run there:\n\n{markdown_table(rows)}")
+        partial = (
+            f"\n\nLeft out of the macro average because not every method ran on them: "
+            f"{', '.join(left_out)} (see the notes). What did run there:\n\n{markdown_table(rows)}"
+        )
     return (
         "## Quality: natural-language search over real packages\n\n"
         "CodeSearchNet method: a function whose docstring has at least six words becomes a query "
@@ -138,14 +153,21 @@ def peer_index_times() -> str:
             record = json.loads(path.read_text()) if path.exists() else {}
             seconds = record.get("full_index_s") or full_index_s(record)
             if seconds:
-                cells.append(f"{seconds:.1f} s ({record['index']['embedded']} chunks"
-                             + (", trained model" if tag else "") + ")")
+                cells.append(
+                    f"{seconds:.1f} s ({record['index']['embedded']} chunks"
+                    + (", trained model" if tag else "")
+                    + ")"
+                )
                 break
         else:
             cells.append("not measured")
         for method in ("vectorcode", "semble-distilled-minilm"):
             timing = RESULTS_DIR / method / f"{pkg}.timing.json"
-            cells.append(f"{json.loads(timing.read_text())['index_s']:.1f} s" if timing.exists() else "not run")
+            cells.append(
+                f"{json.loads(timing.read_text())['index_s']:.1f} s"
+                if timing.exists()
+                else "not run"
+            )
         rows.append(f"| {pkg} | " + " | ".join(cells) + " |")
     return (
         "\n### Index time on the same workspaces\n\n"
@@ -163,24 +185,37 @@ def index_section() -> str:
     if not r:
         return "## Indexing speed\n\nNot run yet: `bench/run index`.\n"
     full, eff, re = r["full"], r["efficiency"], r["reindex_one_function"]
-    embedded = (f"{full['fully_embedded_s']} s (measured)" if "fully_embedded_s" in full
-                else f"~{full.get('fully_embedded_s_projected')} s (projected from the measured rate)")
+    embedded = (
+        f"{full['fully_embedded_s']} s (measured)"
+        if "fully_embedded_s" in full
+        else f"~{full.get('fully_embedded_s_projected')} s (projected from the measured rate)"
+    )
     rows = [
-        ("repository", f"{r['repo']}: {full['files']} files, {full['chunks']} chunks ({full['to_embed']} to embed)"),
+        (
+            "repository",
+            f"{r['repo']}: {full['files']} files, {full['chunks']} chunks ({full['to_embed']} to embed)",
+        ),
         ("first index, lexical-ready", f"{full['lexical_ready_s']} s"),
         ("first index, fully embedded", embedded),
-        ("efficiency subset", f"{eff['files']} files, {eff['embedded']} chunks embedded, "
-                              f"median {eff['median_tokens']} tokens, {eff['over_limit_pct']}% over {eff['max_seq_length']}"),
+        (
+            "efficiency subset",
+            f"{eff['files']} files, {eff['embedded']} chunks embedded, "
+            f"median {eff['median_tokens']} tokens, {eff['over_limit_pct']}% over {eff['max_seq_length']}",
+        ),
         ("pipeline (kenning index)", f"{eff['pipeline_chunks_per_s']} chunks/s"),
         ("raw SentenceTransformer.encode, same texts", f"{eff['raw_chunks_per_s']} chunks/s"),
         ("pipeline efficiency by wall time (target >= 0.85)", eff["efficiency"]),
         ("pipeline efficiency by CPU time", eff.get("efficiency_by_cpu_time", "not measured")),
-        ("re-index after editing one function (target < 1 s)",
-         f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded per edit {re['embedded_per_edit']}"),
+        (
+            "re-index after editing one function (target < 1 s)",
+            f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded per edit {re['embedded_per_edit']}",
+        ),
     ]
     command = r.get("command", "python -m bench.index_speed --quick")
-    return (f"## Indexing speed\n\nCommand: `{command.strip()}` ({r['date']}, {r['cpus']} CPUs)\n\n"
-            f"{_kv_table(rows)}\n")
+    return (
+        f"## Indexing speed\n\nCommand: `{command.strip()}` ({r['date']}, {r['cpus']} CPUs)\n\n"
+        f"{_kv_table(rows)}\n"
+    )
 
 
 def latency_section() -> str:
@@ -191,17 +226,36 @@ def latency_section() -> str:
     rows = []
     if "index" in r:
         i = r["index"]
-        rows.append(("index", f"{i['chunks']} chunks from {i['files']} files, {i['bytes_per_chunk_on_disk']} bytes/chunk on disk"))
-    rows += [(f"{m} p50 / p95", f"{s[m]['p50_ms']} / {s[m]['p95_ms']} ms (n={s[m]['n']})") for m in ("hybrid", "semantic", "lexical")]
+        rows.append(
+            (
+                "index",
+                f"{i['chunks']} chunks from {i['files']} files, {i['bytes_per_chunk_on_disk']} bytes/chunk on disk",
+            )
+        )
+    rows += [
+        (f"{m} p50 / p95", f"{s[m]['p50_ms']} / {s[m]['p95_ms']} ms (n={s[m]['n']})")
+        for m in ("hybrid", "semantic", "lexical")
+    ]
     rows += [
         ("query embedding alone, p50", f"{s['query_embedding_p50_ms']} ms"),
         ("index load (vector file + replay)", f"{s['index_load_s']} s"),
-        ("RSS: start / model loaded / index loaded", f"{s['rss_mb']['start']} / {s['rss_mb']['model_loaded']} / {s['rss_mb']['index_loaded']} MB"),
-        ("index memory beyond the model (target < 1.5 KB/chunk)", f"{s['index_memory_bytes_per_chunk']} bytes/chunk"),
+        (
+            "RSS: start / model loaded / index loaded",
+            f"{s['rss_mb']['start']} / {s['rss_mb']['model_loaded']} / {s['rss_mb']['index_loaded']} MB",
+        ),
+        (
+            "index memory beyond the model (target < 1.5 KB/chunk)",
+            f"{s['index_memory_bytes_per_chunk']} bytes/chunk",
+        ),
     ]
     st = r.get("startup", {})
     if st:
-        rows.append(("`kenning search` process start-up breakdown", ", ".join(f"{k} {v}" for k, v in st.items())))
+        rows.append(
+            (
+                "`kenning search` process start-up breakdown",
+                ", ".join(f"{k} {v}" for k, v in st.items()),
+            )
+        )
     return (
         "## Search latency and memory (100k chunks)\n\n"
         "Real chunks of Django, SymPy and SQLAlchemy sdists; their vectors are random unit vectors (exact "
@@ -217,15 +271,32 @@ def lsp_section() -> str:
         return "## Language server\n\nNot run yet: `bench/run lsp`.\n"
     st, sv = r["startup_s"], r["save_to_searchable"]
     rows = [
-        ("workspace", f"{Path(r['workspace']).parent.name}: {r['index']['files']} files, {r['index']['chunks']} chunks"),
-        ("start-up: initialize / first status / first results", f"{st['initialize']} / {st['first_status']} / {st['first_search_with_results']} s"),
+        (
+            "workspace",
+            f"{Path(r['workspace']).parent.name}: {r['index']['files']} files, {r['index']['chunks']} chunks",
+        ),
+        (
+            "start-up: initialize / first status / first results",
+            f"{st['initialize']} / {st['first_status']} / {st['first_search_with_results']} s",
+        ),
         ("first index (both passes)", f"{r['first_index_s']} s"),
     ]
     for key in ("search_while_model_loads", "search_during_indexing", "search_idle"):
-        rows.append((f"kenning/search round trip, {key.replace('_', ' ')}", f"p50 {r[key]['p50_ms']} ms, p95 {r[key]['p95_ms']} ms"))
+        rows.append(
+            (
+                f"kenning/search round trip, {key.replace('_', ' ')}",
+                f"p50 {r[key]['p50_ms']} ms, p95 {r[key]['p95_ms']} ms",
+            )
+        )
     rows += [
-        ("save -> found by lexical search", f"p50 {sv['lexical']['p50_ms']} ms, p95 {sv['lexical']['p95_ms']} ms"),
-        ("save -> embedded", f"p50 {sv['embedded']['p50_ms']} ms, p95 {sv['embedded']['p95_ms']} ms"),
+        (
+            "save -> found by lexical search",
+            f"p50 {sv['lexical']['p50_ms']} ms, p95 {sv['lexical']['p95_ms']} ms",
+        ),
+        (
+            "save -> embedded",
+            f"p50 {sv['embedded']['p50_ms']} ms, p95 {sv['embedded']['p95_ms']} ms",
+        ),
         ("idle RSS (target < 600 MB)", f"{r['idle_rss_mb']} MB"),
         ("load average while measuring", r.get("load_avg_1m")),
     ]
@@ -241,12 +312,20 @@ def lsp_scale_section() -> str:
     sizes = list(r["sizes"].values())
     rows = [
         ("index", lambda x: f"{x['index']['chunks']} chunks, {x['index']['files']} files"),
-        ("start-up: first answer / settled", lambda x: f"{x['startup_s']['first_answer']} / {x['startup_s']['settled']} s"),
+        (
+            "start-up: first answer / settled",
+            lambda x: f"{x['startup_s']['first_answer']} / {x['startup_s']['settled']} s",
+        ),
         ("hybrid, idle", lambda x: ms(x["idle_hybrid"])),
         ("semantic, idle", lambda x: ms(x["idle_semantic"])),
         ("lexical, idle", lambda x: ms(x["idle_lexical"])),
         ("hybrid, during background indexing", lambda x: ms(x["during_indexing_hybrid"])),
-        ("background indexing: files / chunks added / settled", lambda x: f"{x['burst']['files']} / {x['burst']['chunks_added']} / {x['burst']['settled_s']} s"),
+        (
+            "background indexing: files / chunks added / settled",
+            lambda x: (
+                f"{x['burst']['files']} / {x['burst']['chunks_added']} / {x['burst']['settled_s']} s"
+            ),
+        ),
         ("RSS idle / peak while indexing", lambda x: f"{x['idle_rss_mb']} / {x['peak_rss_mb']} MB"),
     ]
     for label, cell in rows:
@@ -268,7 +347,10 @@ def plot_latency(path: Path = LATENCY_CHART) -> Path | None:
     """Box plots of every search-latency sample the LSP benchmarks kept."""
     series: list[tuple[str, list[float]]] = []
     flask = _load("lsp_latency.json") or {}
-    for key, label in (("search_idle", "flask 1.5k idle"), ("search_during_indexing", "flask 1.5k indexing")):
+    for key, label in (
+        ("search_idle", "flask 1.5k idle"),
+        ("search_during_indexing", "flask 1.5k indexing"),
+    ):
         if flask.get(key, {}).get("samples_ms"):
             series.append((label, flask[key]["samples_ms"]))
     for size, r in ((_load("lsp_scale.json") or {}).get("sizes") or {}).items():
@@ -305,22 +387,32 @@ def training_section() -> str:
     ]
     for r in runs:
         p, t = r["pairs"], r["training"]
-        kinds = "/".join(str(p.get(k, 0)) for k in ("docstring", "comment", "module", "signature", "test", "docs", "commit"))
+        kinds = "/".join(
+            str(p.get(k, 0))
+            for k in ("docstring", "comment", "module", "signature", "test", "docs", "commit")
+        )
         lines.append(
             f"| {r['package']} | {kinds} | {r['train_pairs']} / {r['heldout_pairs']} | "
             f"{r['before']['mrr_at_10']:.3f} -> {r['after']['mrr_at_10']:.3f} | {r['status']}: {r['reason']} | "
             f"{t['steps']} steps of {t['batch_size']} at {t['max_seq_length']} tokens on {t['device']}, "
             f"{t['steps_per_s'] * t['batch_size']:.2f} pairs/s | {r['wall_s']:.0f} s |"
         )
-    return ("## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality` "
-            "(one seed; `kenning train` defaults). What the benchmark's own queries gain is in the quality "
-            "section, under *After `kenning train`*.\n\n" + "\n".join(lines) + "\n")
+    return (
+        "## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality` "
+        "(one seed; `kenning train` defaults). What the benchmark's own queries gain is in the quality "
+        "section, under *After `kenning train`*.\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def swap_section() -> str:
-    runs = [(label, r) for label, r in (("re-embedding on half the cores", _load("swap_latency.json")),
-                                        ("re-embedding on all cores (before)", _load("swap_latency_fullcores.json")))
-            if r]
+    runs = [
+        (label, r)
+        for label, r in (
+            ("re-embedding on half the cores", _load("swap_latency.json")),
+            ("re-embedding on all cores (before)", _load("swap_latency_fullcores.json")),
+        )
+        if r
+    ]
     if not runs:
         return "## Retraining in the daemon\n\nNot run yet: `bench/run swap`.\n"
     lines = [
@@ -340,8 +432,10 @@ def swap_section() -> str:
             f"{len(r['failures'])} / {r['empty_answers']} |"
         )
     command = runs[0][1].get("command", "python -m bench.swap_latency")
-    return (f"## Retraining in the daemon\n\nCommand: `{command}` (bundled model, CPU; target: swap p95 "
-            "under 2x idle)\n\n" + "\n".join(lines) + "\n")
+    return (
+        f"## Retraining in the daemon\n\nCommand: `{command}` (bundled model, CPU; target: swap p95 "
+        "under 2x idle)\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def reliability_section() -> str:
@@ -349,26 +443,45 @@ def reliability_section() -> str:
     rows: list[tuple[str, object]] = []
     if kill:
         rows += [
-            ("kill -9 campaign: kills (full / incremental / switch)",
-             f"{kill['kills']} ({kill['by_phase'].get('full', 0)} / {kill['by_phase'].get('incremental', 0)} / "
-             f"{kill['by_phase'].get('switch', 0)})"),
+            (
+                "kill -9 campaign: kills (full / incremental / switch)",
+                f"{kill['kills']} ({kill['by_phase'].get('full', 0)} / {kill['by_phase'].get('incremental', 0)} / "
+                f"{kill['by_phase'].get('switch', 0)})",
+            ),
             ("consistency problems found after kills", len(kill["problems"])),
-            ("complete-index checks (index matches the files on disk)", kill["complete_index_checks"]),
+            (
+                "complete-index checks (index matches the files on disk)",
+                kill["complete_index_checks"],
+            ),
         ]
     if burst:
         rows += [
-            ("file-event burst", f"{burst['events']} events on {burst['files']} files, written in "
-                                 f"{burst['written_s']} s, settled after {burst['settled_s']} s"),
-            ("search during the burst", f"p50 {burst['search_during_burst']['p50_ms']} ms, "
-                                        f"p95 {burst['search_during_burst']['p95_ms']} ms"),
-            ("server RSS before / peak / after", f"{burst['rss_mib']['before']} / {burst['rss_mib']['max']} / "
-                                                 f"{burst['rss_mib']['after']} MiB"),
-            ("chunk texts embedded / final chunks", f"{burst['embedded_since_start']} / {burst['chunks']}"),
+            (
+                "file-event burst",
+                f"{burst['events']} events on {burst['files']} files, written in "
+                f"{burst['written_s']} s, settled after {burst['settled_s']} s",
+            ),
+            (
+                "search during the burst",
+                f"p50 {burst['search_during_burst']['p50_ms']} ms, "
+                f"p95 {burst['search_during_burst']['p95_ms']} ms",
+            ),
+            (
+                "server RSS before / peak / after",
+                f"{burst['rss_mib']['before']} / {burst['rss_mib']['max']} / "
+                f"{burst['rss_mib']['after']} MiB",
+            ),
+            (
+                "chunk texts embedded / final chunks",
+                f"{burst['embedded_since_start']} / {burst['chunks']}",
+            ),
         ]
     if not rows:
         return "## Reliability\n\nNot run yet: `pytest -m stress`.\n"
-    return ("## Reliability campaigns\n\nCommands: `pytest -m stress tests/test_crash_safety.py "
-            "tests/e2e/test_lsp_burst.py -s`\n\n" + _kv_table(rows) + "\n")
+    return (
+        "## Reliability campaigns\n\nCommands: `pytest -m stress tests/test_crash_safety.py "
+        "tests/e2e/test_lsp_burst.py -s`\n\n" + _kv_table(rows) + "\n"
+    )
 
 
 NOT_RUN = "Not run yet"
@@ -397,8 +510,10 @@ def carry_over(section: str, when: str, earlier: dict[str, str]) -> str:
     if CARRIED in match:  # carried before: keep its original date
         return match
     heading, _, body = match.partition("\n")
-    return (f"{heading}\n\n{CARRIED} the report of {when}: not re-run since, and the raw "
-            f"results of that run were not kept._\n{body}")
+    return (
+        f"{heading}\n\n{CARRIED} the report of {when}: not re-run since, and the raw "
+        f"results of that run were not kept._\n{body}"
+    )
 
 
 def render(previous: str = "") -> str:
@@ -411,8 +526,16 @@ def render(previous: str = "") -> str:
     )
     plot_latency()
     when, earlier = previous_sections(previous)
-    sections = [quality_section(), index_section(), latency_section(), lsp_section(),
-                lsp_scale_section(), training_section(), swap_section(), reliability_section()]
+    sections = [
+        quality_section(),
+        index_section(),
+        latency_section(),
+        lsp_section(),
+        lsp_scale_section(),
+        training_section(),
+        swap_section(),
+        reliability_section(),
+    ]
     parts = [head, *(carry_over(s, when, earlier) for s in sections)]
     notes = BENCH / "NOTES.md"
     if notes.exists():

@@ -53,8 +53,22 @@ def build_workspace() -> Path:
     dl = WORK / "sdists"
     dl.mkdir(parents=True, exist_ok=True)
     for spec in SOURCES:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                        spec, "-d", str(dl)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                spec,
+                "-d",
+                str(dl),
+            ],
+            check=True,
+        )
     ws.mkdir(parents=True, exist_ok=True)
     for archive in dl.glob("*.tar.gz"):
         with tarfile.open(archive) as tar:
@@ -63,7 +77,7 @@ def build_workspace() -> Path:
 
 
 def build_index(ws: Path, index_dir: Path) -> dict:
-    from server.engine import Engine
+    from kenning.server.engine import Engine
 
     engine = Engine.open(ws, {"index_dir": str(index_dir)})
     start = time.perf_counter()
@@ -84,12 +98,18 @@ def build_index(ws: Path, index_dir: Path) -> dict:
     vectors = engine.store.generation_counts(gen.id)
     engine.close()
     size = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
-    return {"files": files, "chunks": chunks, "vectors": vectors, "scan_s": round(scan_s, 1),
-            "index_bytes": size, "bytes_per_chunk_on_disk": round(size / max(chunks, 1))}
+    return {
+        "files": files,
+        "chunks": chunks,
+        "vectors": vectors,
+        "scan_s": round(scan_s, 1),
+        "index_bytes": size,
+        "bytes_per_chunk_on_disk": round(size / max(chunks, 1)),
+    }
 
 
 def describe_index(ws: Path, index_dir: Path) -> dict:
-    from server.engine import Engine
+    from kenning.server.engine import Engine
 
     engine = Engine.open(ws, {"index_dir": str(index_dir)})
     gen = engine.serving_generation()
@@ -97,8 +117,13 @@ def describe_index(ws: Path, index_dir: Path) -> dict:
     vectors = engine.store.generation_counts(gen.id)
     engine.close()
     size = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
-    return {"files": files, "chunks": chunks, "vectors": vectors, "index_bytes": size,
-            "bytes_per_chunk_on_disk": round(size / max(chunks, 1))}
+    return {
+        "files": files,
+        "chunks": chunks,
+        "vectors": vectors,
+        "index_bytes": size,
+        "bytes_per_chunk_on_disk": round(size / max(chunks, 1)),
+    }
 
 
 def queries(n: int) -> list[str]:
@@ -111,7 +136,7 @@ def queries(n: int) -> list[str]:
 
 
 def measure(index_dir: Path, ws: Path, n_queries: int) -> dict:
-    from server.engine import Engine
+    from kenning.server.engine import Engine
 
     report: dict = {}
     rss0 = rss_mb()
@@ -125,8 +150,14 @@ def measure(index_dir: Path, ws: Path, n_queries: int) -> dict:
     report["index_load_s"] = round(time.perf_counter() - t, 3)
     engine.search_outcome("warm up the caches", mode="hybrid")
     rss_index = rss_mb()
-    report["rss_mb"] = {"start": round(rss0), "model_loaded": round(rss_model), "index_loaded": round(rss_index)}
-    report["index_memory_bytes_per_chunk"] = round((rss_index - rss_model) * 1024 * 1024 / max(matrix.n, 1))
+    report["rss_mb"] = {
+        "start": round(rss0),
+        "model_loaded": round(rss_model),
+        "index_loaded": round(rss_index),
+    }
+    report["index_memory_bytes_per_chunk"] = round(
+        (rss_index - rss_model) * 1024 * 1024 / max(matrix.n, 1)
+    )
     qs = queries(n_queries)
     for mode in ("hybrid", "semantic", "lexical"):
         times = []
@@ -135,8 +166,11 @@ def measure(index_dir: Path, ws: Path, n_queries: int) -> dict:
             engine.search_outcome(q, mode=mode, limit=10)
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
-        report[mode] = {"p50_ms": round(statistics.median(times), 1),
-                        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1), "n": len(times)}
+        report[mode] = {
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+            "n": len(times),
+        }
     # The query embedding alone, for the breakdown.
     times = []
     for q in qs[:100]:
@@ -153,7 +187,7 @@ def startup_breakdown(index_dir: Path, ws: Path) -> dict:
     code = f"""
 import time, json
 t0 = time.perf_counter()
-from server.engine import Engine
+from kenning.server.engine import Engine
 t1 = time.perf_counter()
 import sentence_transformers
 t2 = time.perf_counter()
@@ -168,8 +202,13 @@ print(json.dumps({{"import_kenning_s": t1 - t0, "import_sentence_transformers_s"
                    "open_index_s": t3 - t2, "load_model_s": t4 - t3, "first_search_s": t5 - t4}}))
 """
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     result = {k: round(v, 3) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
     result["process_total_s"] = round(time.perf_counter() - start, 3)
     return result

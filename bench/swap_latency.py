@@ -48,12 +48,16 @@ def merged_workspace(names: list[str], dest: Path) -> Path:
     for name in names:
         src = CORPUS / name / "workspace"
         if not src.is_dir():
-            raise SystemExit(f"bench corpus {name} is missing: run `python -m bench.corpus --packages {name}`")
+            raise SystemExit(
+                f"bench corpus {name} is missing: run `python -m bench.corpus --packages {name}`"
+            )
         shutil.copytree(src, dest / name)
     return dest
 
 
-async def run(workspace: Path, index_dir: Path, settings: dict[str, Any], force_swap: bool) -> dict[str, Any]:
+async def run(
+    workspace: Path, index_dir: Path, settings: dict[str, Any], force_swap: bool
+) -> dict[str, Any]:
     client = LanguageClient("kenning-bench", "1")
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
@@ -64,10 +68,15 @@ async def run(workspace: Path, index_dir: Path, settings: dict[str, Any], force_
         return await client.protocol.send_request_async(method, params)
 
     env = {**os.environ, "KENNING_INDEX_DIR": str(index_dir)}
-    await client.start_io(sys.executable, "-m", "server.cli", "serve", env=env)
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri=from_fs_path(str(workspace)),
-        process_id=os.getpid(), initialization_options=settings))
+    await client.start_io(sys.executable, "-m", "kenning.server.cli", "serve", env=env)
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=from_fs_path(str(workspace)),
+            process_id=os.getpid(),
+            initialization_options=settings,
+        )
+    )
     client.initialized(types.InitializedParams())
     out: dict[str, Any] = {"workspace": str(workspace)}
 
@@ -136,8 +145,12 @@ async def run(workspace: Path, index_dir: Path, settings: dict[str, Any], force_
     out["cycle_s"] = round(time.perf_counter() - cycle_start, 1)
     out["phases_start_s"] = {k: round(v, 1) for k, v in phase_times.items()}
     last = status.last_training
-    out["run"] = {"status": last.status, "reason": last.reason, "took_s": last.took_s,
-                  "train_pairs": getattr(last, "train_pairs", None)}
+    out["run"] = {
+        "status": last.status,
+        "reason": last.reason,
+        "took_s": last.took_s,
+        "train_pairs": getattr(last, "train_pairs", None),
+    }
     out["generation_after"] = status.generation
     out["swapped"] = status.generation != first_generation
     for _ in range(60):
@@ -146,7 +159,9 @@ async def run(workspace: Path, index_dir: Path, settings: dict[str, Any], force_
     out["failures"] = failures
     out["empty_answers"] = empty
     idle95 = out["search"]["idle"]["p95_ms"]
-    out["swap_p95_ratio"] = round(out["search"]["re-embedding"]["p95_ms"] / idle95, 2) if idle95 else None
+    out["swap_p95_ratio"] = (
+        round(out["search"]["re-embedding"]["p95_ms"] / idle95, 2) if idle95 else None
+    )
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
@@ -157,19 +172,35 @@ def promote_without_gate(workspace: Path, index_dir: Path, settings: dict[str, A
     """Promote a model the gate turned down, so that there is a swap to measure."""
     train = settings.get("train", {})
     subprocess.run(
-        [sys.executable, "-m", "server.cli", "train", str(workspace), "--no-gate",
-         "--max-pairs", str(train.get("maxPairs", 200)), "--epochs", "1"],
-        env={**os.environ, "KENNING_INDEX_DIR": str(index_dir)}, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "kenning.server.cli",
+            "train",
+            str(workspace),
+            "--no-gate",
+            "--max-pairs",
+            str(train.get("maxPairs", 200)),
+            "--epochs",
+            "1",
+        ],
+        env={**os.environ, "KENNING_INDEX_DIR": str(index_dir)},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path)
-    parser.add_argument("--corpus", default="flask", help="comma-separated corpus packages, or 'all'")
+    parser.add_argument(
+        "--corpus", default="flask", help="comma-separated corpus packages, or 'all'"
+    )
     parser.add_argument("--max-pairs", type=int, default=500, help="train.max_pairs for the run")
-    parser.add_argument("--force-swap", action="store_true", help="promote with --no-gate if the gate rejects")
+    parser.add_argument(
+        "--force-swap", action="store_true", help="promote with --no-gate if the gate rejects"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kenning-swap-bench-"))

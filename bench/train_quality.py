@@ -51,14 +51,33 @@ TRAINED_TAG = "trained"
 def train_package(pkg: str, args: argparse.Namespace) -> dict[str, Any]:
     workspace = workspace_dir(pkg)
     if not workspace.is_dir():
-        raise SystemExit(f"no workspace for {pkg}: run `python -m bench.corpus --packages {pkg}` first")
+        raise SystemExit(
+            f"no workspace for {pkg}: run `python -m bench.corpus --packages {pkg}` first"
+        )
     index_dir = WORK_DIR / pkg / "index"
     shutil.rmtree(WORK_DIR / pkg, ignore_errors=True)
     cmd = [
-        sys.executable, "-m", "server.cli", "train", str(workspace), "--json",
-        "--index-dir", str(index_dir), "--device", args.device, "--epochs", str(args.epochs),
-        "--batch-size", str(args.batch_size), "--max-pairs", str(args.max_pairs),
-        "--min-steps", str(args.min_steps), "--seed", str(args.seed), "--no-resume",
+        sys.executable,
+        "-m",
+        "kenning.server.cli",
+        "train",
+        str(workspace),
+        "--json",
+        "--index-dir",
+        str(index_dir),
+        "--device",
+        args.device,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-pairs",
+        str(args.max_pairs),
+        "--min-steps",
+        str(args.min_steps),
+        "--seed",
+        str(args.seed),
+        "--no-resume",
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -84,10 +103,12 @@ def search_after_training(pkg: str) -> dict[str, Any]:
     # `kenning train` mines the files itself and leaves only its trainer/ folder (and the
     # promoted pointer) in the index folder; the search index is built here, with that model.
     if not (index_dir / "trainer").is_dir():
-        raise SystemExit(f"no training run for {pkg} in {index_dir}: "
-                         "run without --skip-training first")
-    record = run_package(pkg, ("semantic", "hybrid"), limit=CUTOFF, model=None, tag=TRAINED_TAG,
-                         index_dir=index_dir)
+        raise SystemExit(
+            f"no training run for {pkg} in {index_dir}: run without --skip-training first"
+        )
+    record = run_package(
+        pkg, ("semantic", "hybrid"), limit=CUTOFF, model=None, tag=TRAINED_TAG, index_dir=index_dir
+    )
     return {"model": record["model"], "search_s": record["search_s"]}
 
 
@@ -107,8 +128,10 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     ]
     for r in rows:
         p = r["pairs"]
-        mined = "/".join(str(p.get(k, 0)) for k in
-                         ("docstring", "comment", "module", "signature", "test", "docs", "commit"))
+        mined = "/".join(
+            str(p.get(k, 0))
+            for k in ("docstring", "comment", "module", "signature", "test", "docs", "commit")
+        )
         b, a, t = r.get("before"), r.get("after"), r.get("paired")
         training = r.get("training") or {}
         if b and a and t:
@@ -135,11 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-steps", type=int, default=20)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--bench-queries", action="store_true",
-                        help="also search the benchmark's queries with the model the run ended with "
-                             "(re-embeds the workspace; scored by `python -m bench.quality`)")
-    parser.add_argument("--skip-training", action="store_true",
-                        help="reuse the last run's training index (with --bench-queries)")
+    parser.add_argument(
+        "--bench-queries",
+        action="store_true",
+        help="also search the benchmark's queries with the model the run ended with "
+        "(re-embeds the workspace; scored by `python -m bench.quality`)",
+    )
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="reuse the last run's training index (with --bench-queries)",
+    )
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     for pkg in [p.strip() for p in args.packages.split(",") if p.strip()]:
@@ -152,8 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             row = next((r for r in _merge([]) if r["package"] == pkg), None)
             if row is None:
-                raise SystemExit(f"no recorded training run for {pkg} in {RESULTS_PATH}: "
-                                 "run without --skip-training first")
+                raise SystemExit(
+                    f"no recorded training run for {pkg} in {RESULTS_PATH}: "
+                    "run without --skip-training first"
+                )
         if args.bench_queries:
             row["bench_queries"] = search_after_training(pkg)
             model = row["bench_queries"]["model"]

@@ -74,48 +74,81 @@ _PY = LanguageSpec(
 )
 _JS_DEFS = frozenset(
     {
-        "function_declaration", "generator_function_declaration", "class_declaration",
-        "method_definition", "lexical_declaration", "variable_declaration",
+        "function_declaration",
+        "generator_function_declaration",
+        "class_declaration",
+        "method_definition",
+        "lexical_declaration",
+        "variable_declaration",
     }
 )
 _TS_DEFS = _JS_DEFS | {
-    "interface_declaration", "type_alias_declaration", "enum_declaration",
-    "abstract_class_declaration", "module", "internal_module", "function_signature",
+    "interface_declaration",
+    "type_alias_declaration",
+    "enum_declaration",
+    "abstract_class_declaration",
+    "module",
+    "internal_module",
+    "function_signature",
     "abstract_method_signature",
 }
 _JS_CONTAINERS = frozenset({"class_declaration", "abstract_class_declaration", "class"})
 _JS = LanguageSpec(
-    "javascript", "tree_sitter_javascript:language", _JS_DEFS, _JS_CONTAINERS,
+    "javascript",
+    "tree_sitter_javascript:language",
+    _JS_DEFS,
+    _JS_CONTAINERS,
     frozenset({"export_statement"}),
 )
 _TS = LanguageSpec(
-    "typescript", "tree_sitter_typescript:language_typescript", _TS_DEFS,
-    _JS_CONTAINERS | {"module", "internal_module"}, frozenset({"export_statement"}),
+    "typescript",
+    "tree_sitter_typescript:language_typescript",
+    _TS_DEFS,
+    _JS_CONTAINERS | {"module", "internal_module"},
+    frozenset({"export_statement"}),
 )
 _TSX = LanguageSpec(
-    "tsx", "tree_sitter_typescript:language_tsx", _TS_DEFS,
-    _JS_CONTAINERS | {"module", "internal_module"}, frozenset({"export_statement"}),
+    "tsx",
+    "tree_sitter_typescript:language_tsx",
+    _TS_DEFS,
+    _JS_CONTAINERS | {"module", "internal_module"},
+    frozenset({"export_statement"}),
 )
 _GO = LanguageSpec(
-    "go", "tree_sitter_go:language",
+    "go",
+    "tree_sitter_go:language",
     frozenset({"function_declaration", "method_declaration", "type_declaration"}),
 )
 _RUST = LanguageSpec(
-    "rust", "tree_sitter_rust:language",
+    "rust",
+    "tree_sitter_rust:language",
     frozenset(
         {
-            "function_item", "struct_item", "enum_item", "trait_item", "impl_item", "mod_item",
-            "macro_definition", "union_item", "type_item", "function_signature_item",
+            "function_item",
+            "struct_item",
+            "enum_item",
+            "trait_item",
+            "impl_item",
+            "mod_item",
+            "macro_definition",
+            "union_item",
+            "type_item",
+            "function_signature_item",
         }
     ),
     frozenset({"impl_item", "trait_item", "mod_item"}),
 )
 _JAVA = LanguageSpec(
-    "java", "tree_sitter_java:language",
+    "java",
+    "tree_sitter_java:language",
     frozenset(
         {
-            "class_declaration", "interface_declaration", "enum_declaration",
-            "record_declaration", "annotation_type_declaration", "method_declaration",
+            "class_declaration",
+            "interface_declaration",
+            "enum_declaration",
+            "record_declaration",
+            "annotation_type_declaration",
+            "method_declaration",
             "constructor_declaration",
         }
     ),
@@ -123,34 +156,89 @@ _JAVA = LanguageSpec(
         {"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}
     ),
 )
-_C_DEFS = frozenset({"function_definition", "struct_specifier", "enum_specifier", "type_definition", "union_specifier"})
+_C_DEFS = frozenset(
+    {
+        "function_definition",
+        "struct_specifier",
+        "enum_specifier",
+        "type_definition",
+        "union_specifier",
+    }
+)
 _C = LanguageSpec("c", "tree_sitter_c:language", _C_DEFS)
 _CPP = LanguageSpec(
-    "cpp", "tree_sitter_cpp:language",
+    "cpp",
+    "tree_sitter_cpp:language",
     _C_DEFS | {"class_specifier", "namespace_definition"},
     frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
     frozenset({"template_declaration"}),
 )
 
 _BY_SUFFIX: dict[str, LanguageSpec] = {
-    ".py": _PY, ".pyi": _PY,
-    ".js": _JS, ".mjs": _JS, ".cjs": _JS, ".jsx": _JS,
-    ".ts": _TS, ".mts": _TS, ".cts": _TS, ".tsx": _TSX,
-    ".go": _GO, ".rs": _RUST, ".java": _JAVA,
-    ".c": _C, ".h": _C,
-    ".cc": _CPP, ".cpp": _CPP, ".cxx": _CPP, ".hpp": _CPP, ".hh": _CPP, ".hxx": _CPP,
+    ".py": _PY,
+    ".pyi": _PY,
+    ".js": _JS,
+    ".mjs": _JS,
+    ".cjs": _JS,
+    ".jsx": _JS,
+    ".ts": _TS,
+    ".mts": _TS,
+    ".cts": _TS,
+    ".tsx": _TSX,
+    ".go": _GO,
+    ".rs": _RUST,
+    ".java": _JAVA,
+    ".c": _C,
+    ".h": _C,
+    ".cc": _CPP,
+    ".cpp": _CPP,
+    ".cxx": _CPP,
+    ".hpp": _CPP,
+    ".hh": _CPP,
+    ".hxx": _CPP,
 }
 
 # Languages without a grammar here are still named, for results and filters.
 _PLAIN_LANGUAGES = {
-    ".md": "markdown", ".rst": "rst", ".txt": "text", ".toml": "toml", ".yaml": "yaml",
-    ".yml": "yaml", ".json": "json", ".sh": "shell", ".bash": "shell", ".zsh": "shell",
-    ".rb": "ruby", ".php": "php", ".kt": "kotlin", ".swift": "swift", ".scala": "scala",
-    ".cs": "csharp", ".lua": "lua", ".sql": "sql", ".html": "html", ".css": "css",
-    ".scss": "scss", ".vue": "vue", ".svelte": "svelte", ".r": "r", ".jl": "julia",
-    ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell", ".ml": "ocaml",
-    ".cfg": "ini", ".ini": "ini", ".xml": "xml", ".proto": "protobuf", ".tf": "terraform",
-    ".dockerfile": "dockerfile", ".vim": "vim", ".el": "elisp", ".clj": "clojure",
+    ".md": "markdown",
+    ".rst": "rst",
+    ".txt": "text",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".sh": "shell",
+    ".bash": "shell",
+    ".zsh": "shell",
+    ".rb": "ruby",
+    ".php": "php",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".cs": "csharp",
+    ".lua": "lua",
+    ".sql": "sql",
+    ".html": "html",
+    ".css": "css",
+    ".scss": "scss",
+    ".vue": "vue",
+    ".svelte": "svelte",
+    ".r": "r",
+    ".jl": "julia",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".erl": "erlang",
+    ".hs": "haskell",
+    ".ml": "ocaml",
+    ".cfg": "ini",
+    ".ini": "ini",
+    ".xml": "xml",
+    ".proto": "protobuf",
+    ".tf": "terraform",
+    ".dockerfile": "dockerfile",
+    ".vim": "vim",
+    ".el": "elisp",
+    ".clj": "clojure",
 }
 
 
@@ -218,7 +306,10 @@ def _collect(node: Node, spec: LanguageSpec, parent: str | None, out: list[_Span
             if child.named_child_count:
                 _collect(child, spec, parent, out)
             continue
-        if target.type in ("lexical_declaration", "variable_declaration") and not _declares_function(target):
+        if target.type in (
+            "lexical_declaration",
+            "variable_declaration",
+        ) and not _declares_function(target):
             continue
         name = _name_of(target)
         if target.type == "method_declaration" and spec.name == "go":
@@ -232,7 +323,9 @@ def _collect(node: Node, spec: LanguageSpec, parent: str | None, out: list[_Span
             body = target.child_by_field_name("body") or target
             _collect(body, spec, symbol, members)
             header_end = (members[0].start - 1) if members else end
-            out.append(_Span(start, max(start, header_end), symbol, "header" if members else "class"))
+            out.append(
+                _Span(start, max(start, header_end), symbol, "header" if members else "class")
+            )
             out.extend(members)
         else:
             kind = _kind_of(target.type, parent)
@@ -243,7 +336,12 @@ def _declares_function(node: Node) -> bool:
     # `const handler = async (req) => {...}` is a function in all but syntax.
     for decl in node.named_children:
         value = decl.child_by_field_name("value")
-        if value is not None and value.type in ("arrow_function", "function_expression", "function", "class"):
+        if value is not None and value.type in (
+            "arrow_function",
+            "function_expression",
+            "function",
+            "class",
+        ):
             return True
     return False
 
@@ -281,7 +379,14 @@ def _name_of(node: Node) -> str | None:
         return _text(name)
     declarator = node.child_by_field_name("declarator")
     while declarator is not None:  # C/C++: int *(*f)(void) -> f
-        if declarator.type in ("identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name", "type_identifier"):
+        if declarator.type in (
+            "identifier",
+            "field_identifier",
+            "qualified_identifier",
+            "destructor_name",
+            "operator_name",
+            "type_identifier",
+        ):
             return _text(declarator)
         declarator = declarator.child_by_field_name("declarator") or (
             declarator.named_children[0] if declarator.named_children else None
@@ -294,9 +399,16 @@ def _text(node: Node) -> str:
 
 
 def _kind_of(node_type: str, parent: str | None) -> str:
-    if "class" in node_type or node_type in ("struct_item", "struct_specifier", "record_declaration"):
+    if "class" in node_type or node_type in (
+        "struct_item",
+        "struct_specifier",
+        "record_declaration",
+    ):
         return "class"
-    if any(t in node_type for t in ("interface", "enum", "type", "trait", "union", "module", "mod_item", "namespace")):
+    if any(
+        t in node_type
+        for t in ("interface", "enum", "type", "trait", "union", "module", "mod_item", "namespace")
+    ):
         return "type"
     return "method" if parent else "function"
 
@@ -366,8 +478,11 @@ _IMPORT_LINE = re.compile(r"^\s*(import|from\s+\S+\s+import|#include|use|package
 def _is_trivial(block: list[str]) -> bool:
     """Blank lines, lone braces and import blocks carry nothing a query asks for."""
     meaningful = [
-        ln for ln in block
-        if ln.strip() and ln.strip() not in ("}", "};", ")", "]", "end") and not _IMPORT_LINE.match(ln)
+        ln
+        for ln in block
+        if ln.strip()
+        and ln.strip() not in ("}", "};", ")", "]", "end")
+        and not _IMPORT_LINE.match(ln)
     ]
     return sum(len(ln.strip()) for ln in meaningful) < MIN_EMBED_CHARS
 
@@ -379,12 +494,23 @@ def embed_text_for(path: str, symbol: str | None, text: str) -> str:
     return f"{context}\n{text}"
 
 
-def _make(path: str, language: str, lines: list[str], s: int, e: int, symbol: str | None, kind: str) -> Chunk:
+def _make(
+    path: str, language: str, lines: list[str], s: int, e: int, symbol: str | None, kind: str
+) -> Chunk:
     text = "\n".join(lines[s - 1 : e])
     embed_text = embed_text_for(path, symbol, text)
-    digest = hashlib.blake2b(embed_text.encode("utf-8", errors="replace"), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(
+        embed_text.encode("utf-8", errors="replace"), digest_size=16
+    ).hexdigest()
     return Chunk(
-        path=path, start_line=s, end_line=e, language=language, symbol=symbol, kind=kind,
-        text=text, embed_text=embed_text, hash=digest,
+        path=path,
+        start_line=s,
+        end_line=e,
+        language=language,
+        symbol=symbol,
+        kind=kind,
+        text=text,
+        embed_text=embed_text,
+        hash=digest,
         embeddable=not _is_trivial(lines[s - 1 : e]),
     )

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kenning", description="Local natural-language code search that learns your codebase."
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log details and show tracebacks")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log details and show tracebacks"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -39,10 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
     transport = p.add_mutually_exclusive_group()
-    transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    transport.add_argument("--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT")
+    transport.add_argument(
+        "--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)"
+    )
+    transport.add_argument(
+        "--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT"
+    )
     # Editors put flags after the subcommand; SUPPRESS keeps a global -v intact.
-    p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log details to stderr")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log details to stderr",
+    )
     common(p)
 
     p = sub.add_parser("index", help="build or update the index, then print a summary")
@@ -60,23 +72,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
     p.add_argument("workspace", nargs="?", default=".")
-    p.add_argument("--epochs", type=int, help="passes over the training pairs (default: train.epochs, 1)")
-    p.add_argument("--batch-size", type=int,
-                   help="pairs per step; each anchor sees the others as negatives (default: train.batch_size, 32)")
+    p.add_argument(
+        "--epochs", type=int, help="passes over the training pairs (default: train.epochs, 1)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="pairs per step; each anchor sees the others as negatives (default: train.batch_size, 32)",
+    )
     p.add_argument("--lr", type=float, help="peak learning rate (default: train.lr, 3e-5)")
-    p.add_argument("--no-gate", action="store_true",
-                   help="promote the new model even if held-out quality does not improve (marked in its card)")
-    p.add_argument("--max-pairs", type=int, help="training pairs to use at most (default: train.max_pairs, 2000)")
-    p.add_argument("--min-steps", type=int, default=20,
-                   help="repeat small data until the run has this many optimizer steps (default 20)")
-    p.add_argument("--seed", type=int, default=42, help="seed for the split, sampling and training (default 42)")
-    p.add_argument("--no-resume", action="store_true", help="start over instead of resuming an interrupted run")
+    p.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="promote the new model even if held-out quality does not improve (marked in its card)",
+    )
+    p.add_argument(
+        "--max-pairs",
+        type=int,
+        help="training pairs to use at most (default: train.max_pairs, 2000)",
+    )
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=20,
+        help="repeat small data until the run has this many optimizer steps (default 20)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="seed for the split, sampling and training (default 42)",
+    )
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over instead of resuming an interrupted run"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
     p = sub.add_parser("eval", help="retrieval quality on the workspace's own held-out pairs")
     p.add_argument("workspace", nargs="?", default=".")
-    p.add_argument("--seed", type=int, default=42, help="seed of the train/held-out split (default 42)")
+    p.add_argument(
+        "--seed", type=int, default=42, help="seed of the train/held-out split (default 42)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
@@ -118,13 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_usage_error(exc: Exception) -> bool:
-    from trainer.run import DeviceUnavailable
+    from kenning.trainer.run import DeviceUnavailable
 
     from .engine import WorkspaceError
     from .search import SearchError
     from .settings import SettingsError
 
-    return isinstance(exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable))
+    return isinstance(
+        exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable)
+    )
 
 
 def _one_line(exc: Exception) -> str:
@@ -166,8 +205,13 @@ class _ProgressBar:
             from tqdm import tqdm
 
             label = {"scan": "reading files", "embed": "embedding chunks"}.get(phase, phase)
-            self.bar = tqdm(total=total, desc=label, unit="chunk" if phase == "embed" else "file",
-                            file=sys.stderr, leave=False)
+            self.bar = tqdm(
+                total=total,
+                desc=label,
+                unit="chunk" if phase == "embed" else "file",
+                file=sys.stderr,
+                leave=False,
+            )
             self.phase = phase
         self.bar.total = max(total, done)
         self.bar.n = done
@@ -230,13 +274,22 @@ def cmd_search(args: argparse.Namespace) -> int:
                 print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
         outcome = engine.search_outcome(args.query, limit=args.limit, mode=args.mode)
     if args.json:
-        print(json.dumps({
-            "query": outcome.query, "took_ms": round(outcome.took_ms, 2), "model": outcome.model,
-            "generation": outcome.generation, "results": [r.to_json() for r in outcome.results],
-        }))
+        print(
+            json.dumps(
+                {
+                    "query": outcome.query,
+                    "took_ms": round(outcome.took_ms, 2),
+                    "model": outcome.model,
+                    "generation": outcome.generation,
+                    "results": [r.to_json() for r in outcome.results],
+                }
+            )
+        )
         return EXIT_OK
     if not outcome.results:
-        print("no results: the index is empty or nothing matches; try other words or `kenning status`")
+        print(
+            "no results: the index is empty or nothing matches; try other words or `kenning status`"
+        )
         return EXIT_OK
     for r in outcome.results:
         name = f"  {r.symbol}" if r.symbol else ""
@@ -260,20 +313,31 @@ def cmd_status(args: argparse.Namespace) -> int:
         for w in status["warnings"]:
             print(f"warning    {w}")
         runs = status["training"]
-        print(f"training   {len(runs)} run(s)" + (":" if runs else " (kenning train fine-tunes on this workspace)"))
+        print(
+            f"training   {len(runs)} run(s)"
+            + (":" if runs else " (kenning train fine-tunes on this workspace)")
+        )
         for run in runs[-5:]:
             stamp = run.get("time")
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if isinstance(stamp, (int, float)) else "?"
+            when = (
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+                if isinstance(stamp, (int, float))
+                else "?"
+            )
             print(f"  {when}  {run.get('status', '?')}: {run.get('reason', '')}")
     return EXIT_OK
 
 
 def _say(enabled: bool):
-    return (lambda line: print(f"kenning: {line}", file=sys.stderr)) if enabled else (lambda line: None)
+    return (
+        (lambda line: print(f"kenning: {line}", file=sys.stderr))
+        if enabled
+        else (lambda line: None)
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.run import TrainOptions, train_workspace
+    from kenning.trainer.run import TrainOptions, train_workspace
 
     from .engine import resolve_workspace
     from .settings import load_settings
@@ -284,22 +348,40 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, getattr(train, name))
 
-    for flag, value, least in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 2),
-                               ("--max-pairs", args.max_pairs, 2), ("--min-steps", args.min_steps, 1)):
+    for flag, value, least in (
+        ("--epochs", args.epochs, 1),
+        ("--batch-size", args.batch_size, 2),
+        ("--max-pairs", args.max_pairs, 2),
+        ("--min-steps", args.min_steps, 1),
+    ):
         if value < least:
             raise UsageError(f"{flag} must be at least {least}")
     if not args.lr > 0:
         raise UsageError("--lr must be positive")
     options = TrainOptions(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, no_gate=args.no_gate,
-        max_pairs=args.max_pairs, min_steps=args.min_steps, seed=args.seed, resume=not args.no_resume,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        no_gate=args.no_gate,
+        max_pairs=args.max_pairs,
+        min_steps=args.min_steps,
+        seed=args.seed,
+        resume=not args.no_resume,
     )
     try:
-        result = train_workspace(args.workspace, _overrides(args), options, say=_say(not args.json),
-                                 show_progress=sys.stderr.isatty() and not args.json)
+        result = train_workspace(
+            args.workspace,
+            _overrides(args),
+            options,
+            say=_say(not args.json),
+            show_progress=sys.stderr.isatty() and not args.json,
+        )
     except KeyboardInterrupt:
-        print("kenning: training interrupted; the model in use is unchanged and "
-              "`kenning train` resumes from the last saved step", file=sys.stderr)
+        print(
+            "kenning: training interrupted; the model in use is unchanged and "
+            "`kenning train` resumes from the last saved step",
+            file=sys.stderr,
+        )
         return 130
     if args.json:
         print(json.dumps(result.to_json()))
@@ -308,7 +390,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"{result.status}: {result.reason}")
         if result.promoted:
-            print(f"model      {result.model_after} (the index re-embeds on the next `kenning index` or search)")
+            print(
+                f"model      {result.model_after} (the index re-embeds on the next `kenning index` or search)"
+            )
         if result.chart_path:
             print(f"chart      {result.chart_path}")
         print(f"history    {result.history_path}")
@@ -316,26 +400,38 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from trainer.run import evaluate_workspace
+    from kenning.trainer.run import evaluate_workspace
 
-    result = evaluate_workspace(args.workspace, _overrides(args), seed=args.seed, say=_say(not args.json))
+    result = evaluate_workspace(
+        args.workspace, _overrides(args), seed=args.seed, say=_say(not args.json)
+    )
     if args.json:
         print(json.dumps(result.to_json()))
         return EXIT_OK
     m = result.metrics
     print(f"model      {result.model}")
-    print(f"held-out   {m.queries} queries from {result.heldout_files} files, against {m.corpus} chunks")
+    print(
+        f"held-out   {m.queries} queries from {result.heldout_files} files, against {m.corpus} chunks"
+    )
     print(f"MRR@10     {m.mrr_at_10:.3f}")
     print(f"Recall@1   {m.recall_at_1:.3f}")
     print(f"Recall@10  {m.recall_at_10:.3f}")
     for kind, k in sorted(m.by_kind.items()):
-        print(f"  {kind:<10} {k['queries']:>4} queries  MRR@10 {k['mrr_at_10']:.3f}  "
-              f"R@1 {k['recall_at_1']:.3f}  R@10 {k['recall_at_10']:.3f}")
+        print(
+            f"  {kind:<10} {k['queries']:>4} queries  MRR@10 {k['mrr_at_10']:.3f}  "
+            f"R@1 {k['recall_at_1']:.3f}  R@10 {k['recall_at_10']:.3f}"
+        )
     return EXIT_OK
 
 
-COMMANDS = {"serve": cmd_serve, "index": cmd_index, "search": cmd_search, "train": cmd_train, "eval": cmd_eval,
-            "status": cmd_status}
+COMMANDS = {
+    "serve": cmd_serve,
+    "index": cmd_index,
+    "search": cmd_search,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "status": cmd_status,
+}
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ and a lexical-only search never pays for it.
 from __future__ import annotations
 
 import contextlib
-
 import os
 import threading
 from collections.abc import Iterator
@@ -88,8 +87,12 @@ def pick_device(setting: str) -> str:
             return "mps"
         return "cpu"
     if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {setting!r} was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if setting == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError(
+            f"device {setting!r} was asked for but no CUDA GPU is available; use --device cpu or auto"
+        )
+    if setting == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ModelError("device 'mps' was asked for but is not available; use cpu or auto")
     return setting
 
@@ -98,7 +101,14 @@ class Embedder:
     """A sentence-transformers model, loaded lazily (once, under a lock), and
     safe to encode with from several threads at once."""
 
-    def __init__(self, ref: ModelRef, *, device: str = "auto", max_seq_length: int = 256, batch_size: int = 32):
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        device: str = "auto",
+        max_seq_length: int = 256,
+        batch_size: int = 32,
+    ):
         self.ref = ref
         self.device_setting = device
         self.max_seq_length = max_seq_length
@@ -142,7 +152,10 @@ class Embedder:
     @property
     def dim(self) -> int:
         model = self.load()
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         return int(get_dim())
 
     def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
@@ -186,7 +199,9 @@ class Embedder:
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask, where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def background_thread_count() -> int:

@@ -62,7 +62,7 @@ def resolve_workspace(workspace: str | Path) -> Path:
 def target_model(index_dir: Path, settings: Settings) -> ModelRef:
     """The model that should answer: a promoted checkpoint, else the setting."""
     try:
-        from trainer.checkpoints import promoted_model
+        from kenning.trainer.checkpoints import promoted_model
 
         promoted = promoted_model(index_dir, settings.model)
     except ImportError:
@@ -73,8 +73,11 @@ def target_model(index_dir: Path, settings: Settings) -> ModelRef:
 def write_failure(index_dir: Path, exc: BaseException) -> str:
     """One line for a failed write to the index, saying what to do next."""
     text = str(exc) or type(exc).__name__
-    hint = "free some space or set `index_dir` to another disk" if any(
-        w in text.lower() for w in ("full", "space", "too large", "quota", "i/o")) else "check the folder"
+    hint = (
+        "free some space or set `index_dir` to another disk"
+        if any(w in text.lower() for w in ("full", "space", "too large", "quota", "i/o"))
+        else "check the folder"
+    )
     return f"could not write the index at {index_dir} ({text}); {hint}. The last complete index is kept"
 
 
@@ -121,7 +124,9 @@ class Engine:
     @property
     def identity(self) -> str:
         """Everything the stored vectors depend on; a change means re-embedding."""
-        return f"{self.model_ref.location}|{self.model_ref.version}|seq={self.settings.max_seq_length}"
+        return (
+            f"{self.model_ref.location}|{self.model_ref.version}|seq={self.settings.max_seq_length}"
+        )
 
     @property
     def embedder(self) -> Embedder:
@@ -176,7 +181,11 @@ class Engine:
                 return gen
         active = self.store.active_generation()
         return self.store.create_generation(
-            self.model_ref.label, identity, self.model_ref.location, self.embedder.dim, active=active is None
+            self.model_ref.label,
+            identity,
+            self.model_ref.location,
+            self.embedder.dim,
+            active=active is None,
         )
 
     def finish_generation(self, gen: Generation) -> bool:
@@ -213,7 +222,11 @@ class Engine:
             elif gen.state == "building" and gen.identity != self.identity:
                 # Built for a model that is no longer the target (its checkpoint
                 # was refused, or the setting changed): it would never finish.
-                log.info("dropping generation %d, built for %s which is no longer in use", gen.id, gen.model)
+                log.info(
+                    "dropping generation %d, built for %s which is no longer in use",
+                    gen.id,
+                    gen.model,
+                )
                 self.store.drop_generation(gen.id)
         self.store.remove_orphan_snapshots()
 
@@ -231,7 +244,11 @@ class Engine:
     def _wait_unpinned(self, gen_id: int, timeout: float = 30.0) -> None:
         with self._pins_cond:
             if not self._pins_cond.wait_for(lambda: gen_id not in self._pins, timeout):
-                log.warning("searches still read generation %d after %.0fs; dropping it anyway", gen_id, timeout)
+                log.warning(
+                    "searches still read generation %d after %.0fs; dropping it anyway",
+                    gen_id,
+                    timeout,
+                )
 
     # -- the public operations -------------------------------------------------------------
 
@@ -249,8 +266,10 @@ class Engine:
     def _writing(self) -> Iterator[None]:
         """Turn a failed write into a StoreError that says what to do."""
         if self.store.read_only:
-            raise StoreError(f"the index at {self.index_dir} is read-only, so it cannot be updated; "
-                             "search still works from it (or set `index_dir` to a writable folder)")
+            raise StoreError(
+                f"the index at {self.index_dir} is read-only, so it cannot be updated; "
+                "search still works from it (or set `index_dir` to a writable folder)"
+            )
         try:
             yield
         except sqlite3.OperationalError as exc:
@@ -278,21 +297,40 @@ class Engine:
         with self._writing():
             return self.indexer.scan()
 
-    def search_outcome(self, query: str, *, limit: int = 10, mode: str = "hybrid",
-                       paths: Sequence[str] = ()) -> SearchOutcome:
+    def search_outcome(
+        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+    ) -> SearchOutcome:
         gen = self.serving_generation()
         if gen is None:
-            return search(self.store, None, None, query, limit=limit, mode=mode, paths=paths,
-                          model_label=self.model_ref.label)
+            return search(
+                self.store,
+                None,
+                None,
+                query,
+                limit=limit,
+                mode=mode,
+                paths=paths,
+                model_label=self.model_ref.label,
+            )
         self._pin(gen.id)
         try:
             embedder = self.embedder_for(gen) if mode != "lexical" else None
-            return search(self.store, embedder, gen, query, limit=limit, mode=mode, paths=paths,
-                          model_label=gen.model)
+            return search(
+                self.store,
+                embedder,
+                gen,
+                query,
+                limit=limit,
+                mode=mode,
+                paths=paths,
+                model_label=gen.model,
+            )
         finally:
             self._unpin(gen.id)
 
-    def search(self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()) -> list[SearchResult]:
+    def search(
+        self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+    ) -> list[SearchResult]:
         return self.search_outcome(query, limit=limit, mode=mode, paths=paths).results
 
     def embedder_for(self, gen: Generation) -> Embedder:
@@ -307,8 +345,12 @@ class Engine:
             embedder = self._older_embedders.get(gen.identity)
             if embedder is None:
                 name, _, version = gen.model.partition("@")
-                embedder = Embedder(ModelRef(name, version or "base", gen.location), device=self.settings.device,
-                                    max_seq_length=self.settings.max_seq_length, batch_size=self.settings.batch_size)
+                embedder = Embedder(
+                    ModelRef(name, version or "base", gen.location),
+                    device=self.settings.device,
+                    max_seq_length=self.settings.max_seq_length,
+                    batch_size=self.settings.batch_size,
+                )
                 self._older_embedders = {gen.identity: embedder}
             return embedder
 
@@ -316,17 +358,25 @@ class Engine:
         gen = self.serving_generation()
         files, chunks, pending = self.store.counts(gen.id if gen else None)
         if gen is None:
-            pending = self.store.conn.execute("SELECT COUNT(DISTINCT hash) FROM chunks WHERE embeddable = 1").fetchone()[0]
+            pending = self.store.conn.execute(
+                "SELECT COUNT(DISTINCT hash) FROM chunks WHERE embeddable = 1"
+            ).fetchone()[0]
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
         return Status(
-            workspace=str(self.root), index_dir=str(self.index_dir), files=files, chunks=chunks,
-            pending=pending, model=gen.model if gen else self.model_ref.label,
-            generation=gen.id if gen else None, index_bytes=size, warnings=list(self.store.warnings),
+            workspace=str(self.root),
+            index_dir=str(self.index_dir),
+            files=files,
+            chunks=chunks,
+            pending=pending,
+            model=gen.model if gen else self.model_ref.label,
+            generation=gen.id if gen else None,
+            index_bytes=size,
+            warnings=list(self.store.warnings),
             training=self.training_history(),
         )
 
     def training_history(self) -> list[dict[str, Any]]:
-        from trainer.checkpoints import read_history
+        from kenning.trainer.checkpoints import read_history
 
         return read_history(self.index_dir)
 
@@ -342,5 +392,3 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-

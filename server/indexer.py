@@ -56,9 +56,14 @@ class IndexSummary:
 
     def to_json(self) -> dict:
         return {
-            "files": self.files, "chunks": self.chunks, "embedded": self.embedded,
-            "removed": self.removed, "skipped": self.skipped, "took_s": round(self.took_s, 3),
-            "changed_files": self.changed_files, "lexical_ready_s": round(self.lexical_ready_s, 3),
+            "files": self.files,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "removed": self.removed,
+            "skipped": self.skipped,
+            "took_s": round(self.took_s, 3),
+            "changed_files": self.changed_files,
+            "lexical_ready_s": round(self.lexical_ready_s, 3),
             "skipped_by_reason": self.skipped_by_reason,
         }
 
@@ -77,7 +82,9 @@ class Indexer:
     def scan(self, progress: Progress | None = None) -> IndexSummary:
         """Discover the whole workspace and write every change (lexical pass)."""
         found = discover(self.root, self.filter, self.max_file_bytes)
-        summary = IndexSummary(skipped=sum(found.skipped.values()), skipped_by_reason=dict(found.skipped))
+        summary = IndexSummary(
+            skipped=sum(found.skipped.values()), skipped_by_reason=dict(found.skipped)
+        )
         known = self.store.file_records()
         current = {f.rel: f for f in found.files}
         removed = [p for p in known if p not in current]
@@ -104,8 +111,13 @@ class Indexer:
         self._write(candidates, removed, summary, None)
         return summary
 
-    def _write(self, candidates: list[SourceFile], removed: list[str], summary: IndexSummary,
-               progress: Progress | None) -> None:
+    def _write(
+        self,
+        candidates: list[SourceFile],
+        removed: list[str],
+        summary: IndexSummary,
+        progress: Progress | None,
+    ) -> None:
         known = self.store.file_records()
         total = len(candidates)
         if progress:
@@ -119,14 +131,20 @@ class Indexer:
                 if f.rel in known:
                     gone.append(f.rel)
                 continue
-            content_hash = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            content_hash = hashlib.blake2b(
+                text.encode("utf-8", "surrogatepass"), digest_size=16
+            ).hexdigest()
             old = known.get(f.rel)
             if old is not None and old.content_hash == content_hash:
                 # Touched but unchanged: refresh the stat so we skip it next time.
-                batch.append(FileUpdate(f.rel, f.size, f.mtime_ns, content_hash, language_of(f.rel), None))
+                batch.append(
+                    FileUpdate(f.rel, f.size, f.mtime_ns, content_hash, language_of(f.rel), None)
+                )
             else:
                 chunks = chunk_file(f.rel, text)
-                batch.append(FileUpdate(f.rel, f.size, f.mtime_ns, content_hash, language_of(f.rel), chunks))
+                batch.append(
+                    FileUpdate(f.rel, f.size, f.mtime_ns, content_hash, language_of(f.rel), chunks)
+                )
                 summary.changed_files += 1
             if len(batch) >= FILES_PER_BATCH:
                 summary.removed += self.store.apply_files(batch, gone)
@@ -139,10 +157,17 @@ class Indexer:
 
     # -- pass 2 ----------------------------------------------------------------------
 
-    def embed_pending(self, gen: Generation, embedder: Embedder, progress: Progress | None = None,
-                      should_stop: Callable[[], bool] | None = None,
-                      on_batch: Callable[[int], None] | None = None, *,
-                      paths: Sequence[str] | None = None, batch_size: int = EMBED_BATCH) -> int:
+    def embed_pending(
+        self,
+        gen: Generation,
+        embedder: Embedder,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        *,
+        paths: Sequence[str] | None = None,
+        batch_size: int = EMBED_BATCH,
+    ) -> int:
         """Embed every chunk text that has no vector in `gen`; returns how many.
 
         `should_stop` is polled between batches so shutdown can finish the batch
@@ -175,8 +200,12 @@ def _stat_changed(old, f: SourceFile) -> bool:
     return old is None or old.size != f.size or old.mtime_ns != f.mtime_ns
 
 
-def timed_index(indexer: Indexer, embedder: Embedder, gen_for: Callable[[], Generation],
-                progress: Progress | None = None) -> IndexSummary:
+def timed_index(
+    indexer: Indexer,
+    embedder: Embedder,
+    gen_for: Callable[[], Generation],
+    progress: Progress | None = None,
+) -> IndexSummary:
     """A full run: both passes, with the summary the CLI prints."""
     start = time.perf_counter()
     summary = indexer.scan(progress)

@@ -207,7 +207,9 @@ class KenningLanguageServer(LanguageServer):
             return "starting"
         if not self.worker.first_index_done.is_set():
             return "indexing"
-        if self.worker.swapping or (self.scheduler is not None and self.scheduler.current is not None):
+        if self.worker.swapping or (
+            self.scheduler is not None and self.scheduler.current is not None
+        ):
             return "training"
         if self.changes.waiting():
             return "indexing"
@@ -272,8 +274,13 @@ class ProgressForwarder:
         self._task = asyncio.get_running_loop().create_task(self._pump())
 
     def post(
-        self, kind: str, title: str = "", message: str = "", percentage: int | None = None,
-        *, stream: str = "index",
+        self,
+        kind: str,
+        title: str = "",
+        message: str = "",
+        percentage: int | None = None,
+        *,
+        stream: str = "index",
     ) -> None:
         self.ls._call_soon(self._queue.put_nowait, (stream, kind, title, message, percentage))
 
@@ -579,7 +586,7 @@ def serve(
 ) -> None:
     """Run the language server until the client exits (stdio unless `tcp` is given)."""
     ls = build_server(overrides)
-    kenning_log = logging.getLogger("server")
+    kenning_log = logging.getLogger("kenning")
     kenning_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     kenning_log.addHandler(LspLogHandler(ls))
     if not logging.getLogger().handlers:

@@ -54,8 +54,10 @@ def why_not(c: Conditions) -> str | None:
     if not c.has_gpu and not c.on_cpu:
         return "no GPU here and train.on_cpu is false (use force to train on the CPU now)"
     if c.new_chunks < c.min_new_chunks:
-        return (f"{c.new_chunks} chunks changed since the last run; "
-                f"train.min_new_chunks is {c.min_new_chunks}")
+        return (
+            f"{c.new_chunks} chunks changed since the last run; "
+            f"train.min_new_chunks is {c.min_new_chunks}"
+        )
     return None
 
 
@@ -92,8 +94,15 @@ class SchedulerListener(Protocol):
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, worker: IndexWorker, listener: SchedulerListener, *,
-                 poll_s: float = POLL_S, quiet_s: float = QUIET_S):
+    def __init__(
+        self,
+        engine: Engine,
+        worker: IndexWorker,
+        listener: SchedulerListener,
+        *,
+        poll_s: float = POLL_S,
+        quiet_s: float = QUIET_S,
+    ):
         self.engine = engine
         self.worker = worker
         self.listener = listener
@@ -216,7 +225,7 @@ class Scheduler:
             self.worker.request_swap()
 
     def _stamp(self) -> tuple[int, int] | None:
-        from trainer.checkpoints import POINTER_NAME, trainer_dir
+        from kenning.trainer.checkpoints import POINTER_NAME, trainer_dir
 
         try:
             st = (trainer_dir(self.engine.index_dir) / POINTER_NAME).stat()
@@ -246,11 +255,19 @@ class Scheduler:
         settings = engine.settings
         self._mark_new_chunks_from_now()
         options = {
-            "epochs": settings.train.epochs, "batch_size": settings.train.batch_size, "lr": settings.train.lr,
-            "max_pairs": settings.train.max_pairs, "device": settings.device,
+            "epochs": settings.train.epochs,
+            "batch_size": settings.train.batch_size,
+            "lr": settings.train.lr,
+            "max_pairs": settings.train.max_pairs,
+            "device": settings.device,
         }
-        process = TrainProcess(engine.root, settings_to_dict(settings), options,
-                               engine.index_dir / "trainer", self._child_event)
+        process = TrainProcess(
+            engine.root,
+            settings_to_dict(settings),
+            options,
+            engine.index_dir / "trainer",
+            self._child_event,
+        )
         with self._lock:
             self._process = process
         self.listener.training_progress("begin", "mining training pairs", 0)
@@ -271,7 +288,10 @@ class Scheduler:
         self._pointer_stamp = self._stamp()
         if promoted and not self._stop.is_set():
             with self._lock:
-                state.phase, state.message = "re-embedding", "re-embedding every chunk with the new model"
+                state.phase, state.message = (
+                    "re-embedding",
+                    "re-embedding every chunk with the new model",
+                )
             self.listener.training_progress("report", state.message, 100)
             self.worker.request_swap(on_done=self._swap_done)
         else:
@@ -311,15 +331,22 @@ class Scheduler:
         self.listener.training_progress("report", state.message, pct)
 
     def _record_failure(self, outcome: RunOutcome, state: TrainingState) -> None:
-        from trainer.checkpoints import append_history
+        from kenning.trainer.checkpoints import append_history
 
         model = self.engine.model_ref.label
         try:
-            append_history(self.engine.index_dir, {
-                "time": time.time(), "status": "failed", "reason": outcome.reason,
-                "model_before": model, "model_after": model, "checkpoint": None,
-                "took_s": round(time.time() - state.started_at, 2), "scheduled": not state.forced,
-            })
+            append_history(
+                self.engine.index_dir,
+                {
+                    "time": time.time(),
+                    "status": "failed",
+                    "reason": outcome.reason,
+                    "model_before": model,
+                    "model_after": model,
+                    "checkpoint": None,
+                    "took_s": round(time.time() - state.started_at, 2),
+                    "scheduled": not state.forced,
+                },
+            )
         except OSError as exc:
             log.warning("could not record the failed run: %s", exc)
-

@@ -56,8 +56,12 @@ class SearchResult:
 
     def to_json(self) -> dict:
         return {
-            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
-            "score": round(self.score, 4), "symbol": self.symbol, "language": self.language,
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "score": round(self.score, 4),
+            "symbol": self.symbol,
+            "language": self.language,
             "snippet": self.snippet,
         }
 
@@ -93,7 +97,9 @@ def search(
     # JSON can carry lone surrogates ("\ud800"), which no tokenizer accepts.
     query = query.encode("utf-8", "replace").decode("utf-8")
     if not query.strip():
-        raise SearchError("the query is empty; type what the code does, e.g. 'retry failed uploads'")
+        raise SearchError(
+            "the query is empty; type what the code does, e.g. 'retry failed uploads'"
+        )
     if limit < 1:
         raise SearchError("limit must be at least 1")
     notes: list[str] = []
@@ -124,7 +130,9 @@ def search(
     ranked = _fuse(dense, lexical, mode)[: pool * 2]
     chunks = store.chunks_by_ids([cid for cid, _ in ranked])
     ranked = sorted(
-        ((cid, score * prior(chunks[cid])) for cid, score in ranked if cid in chunks),  # gone since read
+        (
+            (cid, score * prior(chunks[cid])) for cid, score in ranked if cid in chunks
+        ),  # gone since read
         key=lambda x: -x[1],
     )
     results: list[SearchResult] = []
@@ -138,8 +146,12 @@ def search(
         if len(results) >= limit:
             break
     return SearchOutcome(
-        query=query, results=results, took_ms=(time.perf_counter() - start) * 1000,
-        model=model_label, generation=gen.id if gen else None, notes=notes,
+        query=query,
+        results=results,
+        took_ms=(time.perf_counter() - start) * 1000,
+        model=model_label,
+        generation=gen.id if gen else None,
+        notes=notes,
     )
 
 
@@ -155,7 +167,9 @@ def _lexical_pool() -> ThreadPoolExecutor:
         return _LEXICAL_POOL
 
 
-def _fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str) -> list[tuple[int, float]]:
+def _fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str
+) -> list[tuple[int, float]]:
     if mode == "semantic" or not lexical:
         return _dedupe(dense) if mode != "lexical" else []
     if mode == "lexical" or not dense:
@@ -169,7 +183,9 @@ def _fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode
     return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
 
 
-_TEST_PATH = re.compile(r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$")
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$"
+)
 
 
 def prior(chunk: StoredChunk) -> float:
@@ -193,13 +209,21 @@ def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
 
 
 def _overlaps(chunk: StoredChunk, r: SearchResult) -> bool:
-    return chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
+    return (
+        chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
+    )
 
 
 def _result(chunk: StoredChunk, score: float) -> SearchResult:
     return SearchResult(
-        path=chunk.path, start_line=chunk.start_line, end_line=chunk.end_line, score=score,
-        symbol=chunk.symbol, language=chunk.language, snippet=snippet_of(chunk.text), kind=chunk.kind,
+        path=chunk.path,
+        start_line=chunk.start_line,
+        end_line=chunk.end_line,
+        score=score,
+        symbol=chunk.symbol,
+        language=chunk.language,
+        snippet=snippet_of(chunk.text),
+        kind=chunk.kind,
     )
 
 

@@ -131,7 +131,11 @@ def options_for_workspace(options: Any, workspace: Path) -> dict[str, Any]:
     """
     if options is None:
         return {}
-    if isinstance(options, Mapping) and set(options) == {"kenning"} and isinstance(options["kenning"], Mapping):
+    if (
+        isinstance(options, Mapping)
+        and set(options) == {"kenning"}
+        and isinstance(options["kenning"], Mapping)
+    ):
         options = options["kenning"]
     merged: dict[str, Any] = {}
     if isinstance(options, Mapping) and isinstance(options.get("settings"), list):
@@ -261,7 +265,16 @@ def _coerce(name: str, ftype: str, value: Any, where: str) -> Any:
     if ftype == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
             return value.lower() in {"1", "true", "yes", "on"}
         raise bad("true or false")
     if ftype == "int":
@@ -313,7 +326,9 @@ def _validate(obj: Any, prefix: str) -> None:
             raise SettingsError(f"setting '{prefix}lr' must be between 0 and 1, got {obj.lr!r}")
         return
     if not obj.device.startswith(_DEVICE_PREFIXES):
-        raise SettingsError(f"setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}")
+        raise SettingsError(
+            f"setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}"
+        )
     if obj.max_file_bytes <= 0:
         raise SettingsError("setting 'max_file_bytes' must be a positive number of bytes")
     if not 16 <= obj.max_seq_length <= 8192:

@@ -283,14 +283,18 @@ class Store:
         if self.checked_integrity:
             result = conn.execute("PRAGMA quick_check").fetchone()
             if not result or result[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {result[0] if result else 'no answer'}")
+                raise sqlite3.DatabaseError(
+                    f"integrity check failed: {result[0] if result else 'no answer'}"
+                )
         elif not self._wal_has_frames():
             # With frames in the write-ahead log (another process has the index
             # open), pages live there until a checkpoint: the file is short by design.
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             if self.db_path.stat().st_size < pages * page_size:
-                raise sqlite3.DatabaseError("the database file is shorter than its header says (truncated)")
+                raise sqlite3.DatabaseError(
+                    "the database file is shorter than its header says (truncated)"
+                )
         self._marker.touch(mode=0o600)
         with conn:
             conn.executescript(_SCHEMA)
@@ -347,12 +351,18 @@ class Store:
         if conn is None and self.read_only:
             # immutable: nothing can change the file under us, and SQLite then
             # needs no -shm file, which a read-only folder could not hold.
-            conn = sqlite3.connect(f"{self.db_path.as_uri()}?mode=ro&immutable=1", uri=True,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"{self.db_path.as_uri()}?mode=ro&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             self._local.conn = conn
             self._all_conns().append(conn)
         if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a process crash; only an OS crash can
             # lose the last commits, never corrupt the file.
@@ -431,10 +441,14 @@ class Store:
                     row = conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
                     if row is None:
                         continue
-                    chunk_rows = conn.execute("SELECT id, hash FROM chunks WHERE file_id = ?", (row[0],)).fetchall()
+                    chunk_rows = conn.execute(
+                        "SELECT id, hash FROM chunks WHERE file_id = ?", (row[0],)
+                    ).fetchall()
                     old_hashes.update(h for _, h in chunk_rows)
                     removed_chunks += len(chunk_rows)
-                    conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(cid,) for cid, _ in chunk_rows])
+                    conn.executemany(
+                        "DELETE FROM chunks_fts WHERE rowid = ?", [(cid,) for cid, _ in chunk_rows]
+                    )
                     conn.execute("DELETE FROM chunks WHERE file_id = ?", (row[0],))
                     if path in removed:
                         conn.execute("DELETE FROM files WHERE id = ?", (row[0],))
@@ -447,18 +461,33 @@ class Store:
                     )
                     if u.chunks is None:
                         continue  # touched but unchanged: metadata only
-                    file_id = conn.execute("SELECT id FROM files WHERE path = ?", (u.path,)).fetchone()[0]
+                    file_id = conn.execute(
+                        "SELECT id FROM files WHERE path = ?", (u.path,)
+                    ).fetchone()[0]
                     for c in u.chunks:
                         cur = conn.execute(
                             "INSERT INTO chunks(file_id, start_line, end_line, symbol, kind, language, hash, "
                             "embeddable, text) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (file_id, c.start_line, c.end_line, c.symbol, c.kind, c.language, c.hash,
-                             int(c.embeddable), c.text),
+                            (
+                                file_id,
+                                c.start_line,
+                                c.end_line,
+                                c.symbol,
+                                c.kind,
+                                c.language,
+                                c.hash,
+                                int(c.embeddable),
+                                c.text,
+                            ),
                         )
                         conn.execute(
                             "INSERT INTO chunks_fts(rowid, path, symbol, body) VALUES (?,?,?,?)",
-                            (cur.lastrowid, lexical_terms(u.path), lexical_terms(c.symbol or ""),
-                             lexical_terms(c.text)),
+                            (
+                                cur.lastrowid,
+                                lexical_terms(u.path),
+                                lexical_terms(c.symbol or ""),
+                                lexical_terms(c.text),
+                            ),
                         )
                         old_hashes.discard(c.hash)
                 dropped = self._drop_unreferenced(old_hashes)
@@ -495,7 +524,9 @@ class Store:
             ).fetchone()[0]
         return files, chunks, pending
 
-    def pending_texts(self, gen: int, limit: int, paths: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    def pending_texts(
+        self, gen: int, limit: int, paths: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
         """Up to `limit` (hash, text the model should read) still without a vector in `gen`,
         only from the files `paths` when given (a saved file goes first)."""
         only = ""
@@ -574,18 +605,28 @@ class Store:
     def _document_frequencies(self, words: list[str]) -> dict[str, int]:
         """Chunks containing each word, as FTS5 stems it (run through the same tokenizer)."""
         conn = self.conn
-        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_words USING fts5(w, tokenize = 'porter unicode61')")
-        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_stems USING fts5vocab(temp, kenning_words, 'instance')")
-        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, chunks_fts, 'row')")
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_words USING fts5(w, tokenize = 'porter unicode61')"
+        )
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_stems USING fts5vocab(temp, kenning_words, 'instance')"
+        )
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, chunks_fts, 'row')"
+        )
         # One transaction, committed (or rolled back) at once: left open, it
         # would pin this connection's view of the index to this moment.
         with conn:
-            conn.executemany("INSERT INTO temp.kenning_words(rowid, w) VALUES (?, ?)", list(enumerate(words)))
+            conn.executemany(
+                "INSERT INTO temp.kenning_words(rowid, w) VALUES (?, ?)", list(enumerate(words))
+            )
             stems = dict(conn.execute("SELECT doc, term FROM temp.kenning_stems").fetchall())
             conn.execute("DELETE FROM temp.kenning_words")
         df = {}
         for i, word in enumerate(words):
-            row = conn.execute("SELECT doc FROM temp.kenning_vocab WHERE term = ?", (stems.get(i, word),)).fetchone()
+            row = conn.execute(
+                "SELECT doc FROM temp.kenning_vocab WHERE term = ?", (stems.get(i, word),)
+            ).fetchone()
             df[word] = row[0] if row else 0
         return df
 
@@ -599,16 +640,28 @@ class Store:
         return Generation(*row) if row else None
 
     def generations(self) -> list[Generation]:
-        rows = self.conn.execute("SELECT id, model, identity, location, dim, state FROM generations ORDER BY id")
+        rows = self.conn.execute(
+            "SELECT id, model, identity, location, dim, state FROM generations ORDER BY id"
+        )
         return [Generation(*r) for r in rows]
 
-    def create_generation(self, model: str, identity: str, location: str, dim: int, *, active: bool) -> Generation:
+    def create_generation(
+        self, model: str, identity: str, location: str, dim: int, *, active: bool
+    ) -> Generation:
         state = "active" if active else "building"
         with self._write_lock, self.conn as conn:
             cur = conn.execute(
                 "INSERT INTO generations(model, identity, location, dim, state, created_at, activated_at) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (model, identity, location, dim, state, time.time(), time.time() if active else None),
+                (
+                    model,
+                    identity,
+                    location,
+                    dim,
+                    state,
+                    time.time(),
+                    time.time() if active else None,
+                ),
             )
             gen_id = cur.lastrowid
         return Generation(gen_id, model, identity, location, dim, state)
@@ -627,9 +680,19 @@ class Store:
             # Under the lock: only the writer adds vectors, and it is the caller.
             matrix = self._load_matrix(gen)
             with self.conn as conn:
-                conn.execute("UPDATE generations SET state = 'retired' WHERE state = 'active' AND id != ?", (gen_id,))
-                conn.execute("UPDATE generations SET state = 'active', activated_at = ? WHERE id = ?", (time.time(), gen_id))
-            if self._matrix is not None and self._matrix_gen is not None and self._matrix_gen != gen_id:
+                conn.execute(
+                    "UPDATE generations SET state = 'retired' WHERE state = 'active' AND id != ?",
+                    (gen_id,),
+                )
+                conn.execute(
+                    "UPDATE generations SET state = 'active', activated_at = ? WHERE id = ?",
+                    (time.time(), gen_id),
+                )
+            if (
+                self._matrix is not None
+                and self._matrix_gen is not None
+                and self._matrix_gen != gen_id
+            ):
                 self._retired = (self._matrix_gen, self._matrix)
             self._matrix = matrix
             self._matrix_gen = gen_id
@@ -699,17 +762,22 @@ class Store:
             return VectorMatrix(gen.dim, ids, data)
         snap_ids, snap_data = snap
         current = np.fromiter(
-            (r[0] for r in self.conn.execute("SELECT id FROM embeddings WHERE gen = ?", (gen.id,))), dtype=np.int64
+            (r[0] for r in self.conn.execute("SELECT id FROM embeddings WHERE gen = ?", (gen.id,))),
+            dtype=np.int64,
         )
         keep = np.isin(snap_ids, current)
         missing = np.setdiff1d(current, snap_ids[keep], assume_unique=True)
-        new_ids, new_data = self._read_vectors(gen, only=missing) if len(missing) else (missing, None)
+        new_ids, new_data = (
+            self._read_vectors(gen, only=missing) if len(missing) else (missing, None)
+        )
         ids = np.concatenate([snap_ids[keep], new_ids])
         data = snap_data[keep] if new_data is None else np.concatenate([snap_data[keep], new_data])
         self._snapshot_delta = int((~keep).sum()) + len(new_ids)
         return VectorMatrix(gen.dim, ids, data)
 
-    def _read_vectors(self, gen: Generation, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _read_vectors(
+        self, gen: Generation, only: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         width = gen.dim * 2
         ids: list[int] = []
         blobs: list[bytes] = []
@@ -722,7 +790,7 @@ class Store:
                 row
                 for start in range(0, len(wanted), 500)
                 for row in self.conn.execute(
-                    f"SELECT id, vec FROM embeddings WHERE id IN ({','.join('?' * len(wanted[start:start + 500]))})",
+                    f"SELECT id, vec FROM embeddings WHERE id IN ({','.join('?' * len(wanted[start : start + 500]))})",
                     wanted[start : start + 500],
                 )
             )
@@ -804,21 +872,14 @@ class Store:
         """
         conn = self.conn
         checks = {
-            "chunks of files that are not in the index":
-                "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = c.file_id)",
-            "vectors of chunk texts that are not in the index":
-                "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.hash)",
-            "vectors of generations that do not exist":
-                "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM generations g WHERE g.id = e.gen)",
-            "duplicated chunks":
-                "SELECT COUNT(*) FROM (SELECT 1 FROM chunks GROUP BY file_id, start_line, end_line, hash "
-                "HAVING COUNT(*) > 1)",
-            "lexical entries without a chunk":
-                "SELECT COUNT(*) FROM chunks_fts t WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = t.rowid)",
-            "chunks without a lexical entry":
-                "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM chunks_fts t WHERE t.rowid = c.id)",
-            "active generations beyond one":
-                "SELECT MAX(COUNT(*) - 1, 0) FROM generations WHERE state = 'active'",
+            "chunks of files that are not in the index": "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = c.file_id)",
+            "vectors of chunk texts that are not in the index": "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.hash)",
+            "vectors of generations that do not exist": "SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM generations g WHERE g.id = e.gen)",
+            "duplicated chunks": "SELECT COUNT(*) FROM (SELECT 1 FROM chunks GROUP BY file_id, start_line, end_line, hash "
+            "HAVING COUNT(*) > 1)",
+            "lexical entries without a chunk": "SELECT COUNT(*) FROM chunks_fts t WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = t.rowid)",
+            "chunks without a lexical entry": "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM chunks_fts t WHERE t.rowid = c.id)",
+            "active generations beyond one": "SELECT MAX(COUNT(*) - 1, 0) FROM generations WHERE state = 'active'",
         }
         problems = []
         for what, sql in checks.items():
@@ -830,7 +891,9 @@ class Store:
             stored = self.generation_counts(gen.id)
             loaded = self.matrix(gen).n
             if stored != loaded:
-                problems.append(f"generation {gen.id} has {stored} stored vectors but {loaded} in memory")
+                problems.append(
+                    f"generation {gen.id} has {stored} stored vectors but {loaded} in memory"
+                )
         return problems
 
     def cleanup_leftovers(self) -> None:
@@ -839,7 +902,9 @@ class Store:
             path.unlink(missing_ok=True)
 
     def generation_counts(self, gen_id: int) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE gen = ?", (gen_id,)).fetchone()[0]
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE gen = ?", (gen_id,)
+        ).fetchone()[0]
 
 
 def _alive(pid: int) -> bool:
@@ -872,7 +937,9 @@ def _make_private_dir(path: Path) -> None:
             if not path.is_dir():
                 raise  # an existing folder on a read-only mount keeps its mode
     except OSError as exc:
-        raise StoreError(f"cannot create the index directory {path}: {exc.strerror}; set `index_dir`") from exc
+        raise StoreError(
+            f"cannot create the index directory {path}: {exc.strerror}; set `index_dir`"
+        ) from exc
 
 
 COMMON_TERM_SHARE = 0.1

@@ -55,8 +55,14 @@ def _child_env() -> dict[str, str]:
 
 
 class TrainProcess:
-    def __init__(self, workspace: Path, settings: Mapping[str, Any], options: Mapping[str, Any],
-                 log_dir: Path, on_event: Event = lambda _: None):
+    def __init__(
+        self,
+        workspace: Path,
+        settings: Mapping[str, Any],
+        options: Mapping[str, Any],
+        log_dir: Path,
+        on_event: Event = lambda _: None,
+    ):
         self.workspace = workspace
         self.settings = dict(settings)
         self.options = dict(options)
@@ -72,13 +78,29 @@ class TrainProcess:
     def run(self) -> RunOutcome:
         """Start the child and wait for it; never raises for what happens inside it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cmd = [sys.executable, "-m", "trainer.child", "--workspace", str(self.workspace),
-               "--settings", json.dumps(self.settings), "--options", json.dumps(self.options)]
-        with open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as errlog:
+        cmd = [
+            sys.executable,
+            "-m",
+            "kenning.trainer.child",
+            "--workspace",
+            str(self.workspace),
+            "--settings",
+            json.dumps(self.settings),
+            "--options",
+            json.dumps(self.options),
+        ]
+        with open(
+            os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+        ) as errlog:
             try:
                 self._proc = subprocess.Popen(
-                    cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, text=True,
-                    env=_child_env(), start_new_session=True,
+                    cmd,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errlog,
+                    text=True,
+                    env=_child_env(),
+                    start_new_session=True,
                 )
             except OSError as exc:
                 return RunOutcome("failed", f"could not start the training process: {exc}")
@@ -105,17 +127,29 @@ class TrainProcess:
     def _outcome(self, final: dict[str, Any] | None, code: int) -> RunOutcome:
         if final is not None and isinstance(final.get("result"), dict):
             result = final["result"]
-            return RunOutcome(str(result.get("status", "failed")), str(result.get("reason", "")), result)
+            return RunOutcome(
+                str(result.get("status", "failed")), str(result.get("reason", "")), result
+            )
         if self._stopped.is_set():
-            return RunOutcome("stopped", "the server stopped during training; the next run resumes it")
+            return RunOutcome(
+                "stopped", "the server stopped during training; the next run resumes it"
+            )
         if final is not None and "error" in final:
             status = "busy" if final.get("busy") else "failed"
             return RunOutcome(status, str(final["error"]))
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            name = (
+                signal.Signals(-code).name
+                if -code in signal.Signals._value2member_map_
+                else str(-code)
+            )
             hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-            return RunOutcome("failed", f"the training process was killed by {name}{hint}; see {self.log_path}")
-        return RunOutcome("failed", f"the training process exited with code {code}; see {self.log_path}")
+            return RunOutcome(
+                "failed", f"the training process was killed by {name}{hint}; see {self.log_path}"
+            )
+        return RunOutcome(
+            "failed", f"the training process exited with code {code}; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         """Stop the child (SIGTERM, then SIGKILL); its resumable state is kept."""

@@ -260,15 +260,23 @@ class WorkspaceWatcher:
     # kernel's inotify queue; watchdog recovers by walking the tree again, which
     # overflows it again, and no event ever arrived.
     EVENT_KINDS = [
-        FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent,
-        DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+        FileCreatedEvent,
+        FileModifiedEvent,
+        FileClosedEvent,
+        FileDeletedEvent,
+        FileMovedEvent,
+        DirCreatedEvent,
+        DirDeletedEvent,
+        DirMovedEvent,
     ]
 
     def start(self) -> None:
         observer = Observer()
         observer.daemon = True
         observer.schedule(
-            _Forwarder(self.root, self.queue, self.skip), str(self.root), recursive=True,
+            _Forwarder(self.root, self.queue, self.skip),
+            str(self.root),
+            recursive=True,
             event_filter=self.EVENT_KINDS,
         )
         logging.getLogger(WATCHDOG_LOGGER).addHandler(self._overflow)

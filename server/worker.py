@@ -267,7 +267,9 @@ class IndexWorker:
                 # Not urgent: the old generation answers meanwhile, so leave
                 # searches a share of the CPU.
                 with background_threads():
-                    self._build_generation(target, "Kenning: training (switching to the new model)", "re-embedding")
+                    self._build_generation(
+                        target, "Kenning: training (switching to the new model)", "re-embedding"
+                    )
             finally:
                 self.swapping = False
         if not self.stopping:
@@ -294,8 +296,13 @@ class IndexWorker:
             return
         if self.engine.finish_generation(gen):
             self.engine.store.save_snapshot()
-            log.info("switched to generation %d (%s): %d chunks re-embedded in %.1fs",
-                     gen.id, gen.model, total, time.perf_counter() - start)
+            log.info(
+                "switched to generation %d (%s): %d chunks re-embedded in %.1fs",
+                gen.id,
+                gen.model,
+                total,
+                time.perf_counter() - start,
+            )
         self._announce()
         self.listener.progress_end(f"now searching with {gen.model}")
 

@@ -39,8 +39,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backbone = root / "backbone"
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL_DIR), local_files_only=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)
     transformer = Transformer(str(backbone), max_seq_length=64)

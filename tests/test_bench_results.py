@@ -50,17 +50,28 @@ def write_corpus(root, pkg, queries):
 
 
 def query(n, path="a.py", start=1, end=5):
-    return {"id": f"flask:{n}", "query": f"q{n}", "path": path,
-            "start_line": start, "end_line": end, "symbol": f"f{n}"}
+    return {
+        "id": f"flask:{n}",
+        "query": f"q{n}",
+        "path": path,
+        "start_line": start,
+        "end_line": end,
+        "symbol": f"f{n}",
+    }
 
 
 def test_a_scored_package_keeps_its_score_once_the_answers_are_gone(results):
     write_corpus(results, "flask", [query(1), query(2, path="b.py")])
-    quality.write_results("kenning-hybrid", "flask", [
-        quality.Answer("flask:1", 3.0, [quality.Span("a.py", 4, 9)]),       # hit at rank 1
-        quality.Answer("flask:2", 5.0, [quality.Span("a.py", 1, 2),
-                                        quality.Span("b.py", 2, 3)]),      # hit at rank 2
-    ])
+    quality.write_results(
+        "kenning-hybrid",
+        "flask",
+        [
+            quality.Answer("flask:1", 3.0, [quality.Span("a.py", 4, 9)]),  # hit at rank 1
+            quality.Answer(
+                "flask:2", 5.0, [quality.Span("a.py", 1, 2), quality.Span("b.py", 2, 3)]
+            ),  # hit at rank 2
+        ],
+    )
     fresh = quality.score("kenning-hybrid", "flask")
     assert (fresh.mrr10, fresh.recall1, fresh.answered) == (0.75, 0.5, 2)
 
@@ -86,7 +97,8 @@ def test_a_part_without_results_is_carried_over_with_its_date():
     carried = report.carry_over(stub, when, earlier)
 
     assert carried.startswith(
-        "## Indexing speed\n\n_Carried over from the report of 2026-11-23, commit 9fff15e")
+        "## Indexing speed\n\n_Carried over from the report of 2026-11-23, commit 9fff15e"
+    )
     assert "| pipeline (kenning index) | 7.88 chunks/s |" in carried
     # carried once more, it keeps the date it was measured at
     later = report.carry_over(stub, "2026-12-01, commit abc", {"## Indexing speed": carried})

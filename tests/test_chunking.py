@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from server.chunking import MAX_DEF_LINES, chunk_file
+from kenning.server.chunking import MAX_DEF_LINES, chunk_file
 
 CORE = Path(__file__).parent / "data" / "core"
 
@@ -16,7 +15,10 @@ def symbols(rel: str) -> dict[str, tuple[int, int]]:
     ("rel", "expected"),
     [
         ("app/uploads.py", {"UploadError", "backoff_delays", "upload_with_retry"}),
-        ("app/config.py", {"load_config", "Settings", "Settings.__init__", "Settings.database_url"}),
+        (
+            "app/config.py",
+            {"load_config", "Settings", "Settings.__init__", "Settings.database_url"},
+        ),
         ("web/cart.js", {"cartTotal", "applyDiscount", "Cart", "Cart.constructor", "Cart.add"}),
         ("web/session.ts", {"Session", "isExpired", "SessionStore", "SessionStore.save"}),
         ("native/hash.go", {"Fingerprint", "Ring", "Ring.Pick"}),
@@ -31,7 +33,9 @@ def test_definitions_are_found_in_every_supported_language(rel, expected):
 
 
 def test_python_function_keeps_its_docstring_and_span():
-    chunks = {c.symbol: c for c in chunk_file("app/uploads.py", (CORE / "app/uploads.py").read_text())}
+    chunks = {
+        c.symbol: c for c in chunk_file("app/uploads.py", (CORE / "app/uploads.py").read_text())
+    }
     retry = chunks["upload_with_retry"]
     assert retry.text.startswith("def upload_with_retry")
     assert "Retry failed uploads" in retry.text
@@ -89,6 +93,9 @@ def test_empty_and_whitespace_files_have_no_chunks():
 
 
 def test_broken_syntax_still_chunks():
-    chunks = chunk_file("broken.py", "def ok():\n    return 1\n\ndef broken(:\n    total_value = = compute_everything(2)\n")
+    chunks = chunk_file(
+        "broken.py",
+        "def ok():\n    return 1\n\ndef broken(:\n    total_value = = compute_everything(2)\n",
+    )
     assert any(c.symbol == "ok" for c in chunks)
     assert max(c.end_line for c in chunks) >= 4

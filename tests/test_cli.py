@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.cli import main
+from kenning.server.cli import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -49,7 +49,9 @@ def test_index_then_search_finds_the_function_that_does_it(capsys, core_workspac
 def test_each_mode_answers_and_finds_other_languages(capsys, core_workspace):
     index_json(capsys, core_workspace)
     for mode in ("semantic", "lexical", "hybrid"):
-        answer = search_json(capsys, core_workspace, "least recently used cache", "--mode", mode, "-k", "3")
+        answer = search_json(
+            capsys, core_workspace, "least recently used cache", "--mode", mode, "-k", "3"
+        )
         assert answer["results"][0]["path"] == "native/lru.cpp", mode
         assert len(answer["results"]) <= 3
 
@@ -66,7 +68,9 @@ def test_editing_one_function_reembeds_only_that_chunk(capsys, core_workspace):
     text = path.read_text()
     old_body = '        return self.data.get("database_url", "sqlite:///app.db")'
     assert old_body in text
-    path.write_text(text.replace(old_body, '        return self.data.get("redis_url", "redis://cache:6379/0")'))
+    path.write_text(
+        text.replace(old_body, '        return self.data.get("redis_url", "redis://cache:6379/0")')
+    )
 
     summary = index_json(capsys, core_workspace)
     assert summary["embedded"] == 1
@@ -79,7 +83,7 @@ def test_editing_one_function_reembeds_only_that_chunk(capsys, core_workspace):
 
 
 def len_chunks_of(workspace: Path, rel: str) -> int:
-    from server.chunking import chunk_file
+    from kenning.server.chunking import chunk_file
 
     return len(chunk_file(rel, (workspace / rel).read_text()))
 
@@ -134,8 +138,10 @@ def test_corrupt_index_is_rebuilt_with_a_warning(capsys, core_workspace, tmp_pat
 
 def test_missing_workspace_exits_2_with_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "server.cli", "index", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "kenning.server.cli", "index", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0

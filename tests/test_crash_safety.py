@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from server.discover import FileFilter, discover
-from server.store import Store
+from kenning.server.discover import FileFilter, discover
+from kenning.server.store import Store
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
@@ -72,15 +71,25 @@ class Campaign:
     work_s: dict[str, float] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "KENNING_INDEX_DIR": str(self.index_dir), "KENNING_MODEL": str(self.model),
-                "KENNING_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "KENNING_MAX_SEQ_LENGTH": "64"}
+        return {
+            **os.environ,
+            "KENNING_INDEX_DIR": str(self.index_dir),
+            "KENNING_MODEL": str(self.model),
+            "KENNING_DEVICE": "cpu",
+            "HF_HUB_OFFLINE": "1",
+            "KENNING_MAX_SEQ_LENGTH": "64",
+        }
 
     def index(self, kill_after: float | None) -> tuple[bool, float]:
         """Run `kenning index`; with `kill_after`, SIGKILL it that many seconds after
         it opened the index. Returns whether it was killed before finishing, and
         how long it ran after opening the index."""
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "index", str(self.workspace)],
-                                env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kenning.server.cli", "index", str(self.workspace)],
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         marker = self.index_dir / f"open-{proc.pid}"
         deadline = time.monotonic() + 120
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -104,9 +113,16 @@ class Campaign:
             found = store.consistency_problems()
             if complete:
                 files, _, pending = store.counts(store.active_generation().id)
-                on_disk = {d.rel for d in discover(self.workspace, FileFilter(self.workspace, (), ()), 1 << 20).files}
+                on_disk = {
+                    d.rel
+                    for d in discover(
+                        self.workspace, FileFilter(self.workspace, (), ()), 1 << 20
+                    ).files
+                }
                 if set(store.file_records()) != on_disk:
-                    found.append(f"index holds {sorted(set(store.file_records()) ^ on_disk)[:5]}... not the files on disk")
+                    found.append(
+                        f"index holds {sorted(set(store.file_records()) ^ on_disk)[:5]}... not the files on disk"
+                    )
                 if pending:
                     found.append(f"{pending} chunks without a vector after a complete index")
                 if len(store.generations()) != 1:
@@ -129,7 +145,7 @@ class Campaign:
             self.next_module += 1
 
     def promote_other(self) -> None:
-        from trainer import checkpoints as ckpt
+        from kenning.trainer import checkpoints as ckpt
 
         current = (ckpt.read_pointer(self.index_dir) or {}).get("checkpoint")
         ckpt.promote(self.index_dir, next(c for c in self.checkpoints if c != current))
@@ -155,9 +171,8 @@ class Campaign:
 def save_checkpoints(model_dir: Path, index_dir: Path) -> list[str]:
     """Two checkpoints of the tiny model with different weights, to switch between."""
     import torch
+    from kenning.trainer import checkpoints as ckpt
     from sentence_transformers import SentenceTransformer
-
-    from trainer import checkpoints as ckpt
 
     out = []
     for seed in (1, 2):
@@ -166,17 +181,28 @@ def save_checkpoints(model_dir: Path, index_dir: Path) -> list[str]:
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.01)
-        card = {"root_model": "tiny-bert", "base_model": {"name": "tiny-bert", "version": "base",
-                                                          "location": str(model_dir)}}
+        card = {
+            "root_model": "tiny-bert",
+            "base_model": {"name": "tiny-bert", "version": "base", "location": str(model_dir)},
+        }
         out.append(ckpt.save_checkpoint(model, index_dir, card).name)
     return out
 
 
-def run_campaign(tmp_path: Path, model: Path, kills: int, seed: int = 7, modules: int = 20,
-                 functions: int = 20) -> Campaign:
-    campaign = Campaign(generated_workspace(tmp_path / "ws", modules, functions), tmp_path / "index", model,
-                        random.Random(seed), modules, functions)
-    _, full_s = campaign.index(kill_after=None)  # a baseline: how long indexing takes after the open
+def run_campaign(
+    tmp_path: Path, model: Path, kills: int, seed: int = 7, modules: int = 20, functions: int = 20
+) -> Campaign:
+    campaign = Campaign(
+        generated_workspace(tmp_path / "ws", modules, functions),
+        tmp_path / "index",
+        model,
+        random.Random(seed),
+        modules,
+        functions,
+    )
+    _, full_s = campaign.index(
+        kill_after=None
+    )  # a baseline: how long indexing takes after the open
     campaign.work_s = {"full": full_s, "incremental": full_s, "switch": full_s}
     campaign.check(complete=True)
     campaign.checkpoints = save_checkpoints(model, campaign.index_dir)
@@ -207,10 +233,14 @@ def test_kills_during_indexing_and_switching_leave_a_consistent_index(tmp_path, 
 @pytest.mark.stress
 def test_kill_campaign(tmp_path, tiny_model):
     started = time.perf_counter()
-    campaign = run_campaign(tmp_path, tiny_model, kills=60, seed=int(time.time()), modules=60, functions=40)
+    campaign = run_campaign(
+        tmp_path, tiny_model, kills=60, seed=int(time.time()), modules=60, functions=40
+    )
     figures = {
-        "kills": campaign.kills, "by_phase": campaign.kills_by_phase,
-        "complete_index_checks": campaign.completed_checks, "problems": campaign.problems,
+        "kills": campaign.kills,
+        "by_phase": campaign.kills_by_phase,
+        "complete_index_checks": campaign.completed_checks,
+        "problems": campaign.problems,
         "uninterrupted_index_s": round(campaign.full_index_s, 1),  # type: ignore[attr-defined]
         "took_s": round(time.perf_counter() - started, 1),
     }

@@ -2,8 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from server.discover import FileFilter, discover, read_text
+from kenning.server.discover import FileFilter, discover, read_text
 
 
 def rels(root: Path, **kw) -> set[str]:
@@ -28,22 +27,52 @@ def write(root: Path, rel: str, content: str | bytes = "x = 1\n") -> Path:
 def test_gitignore_nested_and_negated(tmp_path):
     write(tmp_path, ".gitignore", "*.log\nbuild-out/\n")
     write(tmp_path, "pkg/.gitignore", "local_*.py\n!local_keep.py\n")
-    for rel in ["a.py", "x.log", "build-out/gen.py", "pkg/local_tmp.py", "pkg/local_keep.py", "pkg/b.py"]:
+    for rel in [
+        "a.py",
+        "x.log",
+        "build-out/gen.py",
+        "pkg/local_tmp.py",
+        "pkg/local_keep.py",
+        "pkg/b.py",
+    ]:
         write(tmp_path, rel)
-    assert rels(tmp_path) == {".gitignore", "a.py", "pkg/.gitignore", "pkg/local_keep.py", "pkg/b.py"}
+    assert rels(tmp_path) == {
+        ".gitignore",
+        "a.py",
+        "pkg/.gitignore",
+        "pkg/local_keep.py",
+        "pkg/b.py",
+    }
 
 
 def test_builtin_excludes_vendored_build_and_lock_files(tmp_path):
-    for rel in ["src/main.py", "node_modules/lib/index.js", ".git/config", "dist/bundle.js",
-                "package-lock.json", "poetry.lock", "app.min.js", "logo.png", ".venv/lib/x.py",
-                "locale/de/LC_MESSAGES/django.po"]:
+    for rel in [
+        "src/main.py",
+        "node_modules/lib/index.js",
+        ".git/config",
+        "dist/bundle.js",
+        "package-lock.json",
+        "poetry.lock",
+        "app.min.js",
+        "logo.png",
+        ".venv/lib/x.py",
+        "locale/de/LC_MESSAGES/django.po",
+    ]:
         write(tmp_path, rel)
     assert rels(tmp_path) == {"src/main.py"}
 
 
 def test_secrets_are_excluded_unless_included_on_purpose(tmp_path):
-    for rel in [".env", ".env.production", "certs/server.pem", "deploy.key", "home/id_rsa",
-                "home/id_rsa.pub", "aws/credentials", "main.py"]:
+    for rel in [
+        ".env",
+        ".env.production",
+        "certs/server.pem",
+        "deploy.key",
+        "home/id_rsa",
+        "home/id_rsa.pub",
+        "aws/credentials",
+        "main.py",
+    ]:
         write(tmp_path, rel)
     assert rels(tmp_path) == {"main.py"}
     assert skipped(tmp_path)["secret"] == 7

@@ -18,36 +18,53 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from kenning.server.store import Store
 
-from server.store import Store
 
-
-def kenning(*args: str, env: dict[str, str], limit_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+def kenning(
+    *args: str, env: dict[str, str], limit_bytes: int | None = None
+) -> subprocess.CompletedProcess[str]:
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a dead process
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=600, preexec_fn=limit if limit_bytes else None)
+    return subprocess.run(
+        [sys.executable, "-m", "kenning.server.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=limit if limit_bytes else None,
+    )
 
 
 def add_code(workspace: Path, files: int) -> None:
     for m in range(files):
-        (workspace / f"extra_{m:03d}.py").write_text("\n\n".join(
-            textwrap.dedent(f'''\
+        (workspace / f"extra_{m:03d}.py").write_text(
+            "\n\n".join(
+                textwrap.dedent(f'''\
                 def invoice_rule_{m}_{f}(invoice):
                     """Apply billing rule {f} of table {m} to the invoice lines."""
                     return [line for line in invoice.lines if line.code != "{m}-{f}"]
-                ''') for f in range(10)))
+                ''')
+                for f in range(10)
+            )
+        )
 
 
 @pytest.fixture
 def env(tmp_path: Path, tiny_model: Path) -> dict[str, str]:
-    return {**os.environ, "KENNING_INDEX_DIR": str(tmp_path / "index"), "KENNING_MODEL": str(tiny_model),
-            "KENNING_DEVICE": "cpu"}
+    return {
+        **os.environ,
+        "KENNING_INDEX_DIR": str(tmp_path / "index"),
+        "KENNING_MODEL": str(tiny_model),
+        "KENNING_DEVICE": "cpu",
+    }
 
 
-def test_a_full_disk_stops_indexing_with_one_line_and_keeps_the_last_index(core_workspace, tmp_path, env):
+def test_a_full_disk_stops_indexing_with_one_line_and_keeps_the_last_index(
+    core_workspace, tmp_path, env
+):
     assert kenning("index", str(core_workspace), env=env).returncode == 0
     db = tmp_path / "index" / "index.sqlite"
     add_code(core_workspace, 150)
@@ -62,8 +79,16 @@ def test_a_full_disk_stops_indexing_with_one_line_and_keeps_the_last_index(core_
     assert store.consistency_problems() == []
     store.close()
     # Search still answers, from what is there, and says why it did not refresh.
-    answer = kenning("search", "upload with retry", "--mode", "lexical", "--workspace", str(core_workspace),
-                     env=env, limit_bytes=db.stat().st_size + 32 * 1024)
+    answer = kenning(
+        "search",
+        "upload with retry",
+        "--mode",
+        "lexical",
+        "--workspace",
+        str(core_workspace),
+        env=env,
+        limit_bytes=db.stat().st_size + 32 * 1024,
+    )
     assert answer.returncode == 0 and "upload_with_retry" in answer.stdout
     assert "answering from it as it is" in answer.stderr
     # With space again, the next run completes the index.
@@ -78,8 +103,12 @@ def test_a_full_disk_stops_indexing_with_one_line_and_keeps_the_last_index(core_
 def read_only_mount(tmp_path: Path):
     mount = tmp_path / "ro"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs is not allowed here")
     try:
         yield mount
@@ -87,13 +116,22 @@ def read_only_mount(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def test_a_read_only_index_still_answers_and_refuses_updates_clearly(core_workspace, read_only_mount, env):
+def test_a_read_only_index_still_answers_and_refuses_updates_clearly(
+    core_workspace, read_only_mount, env
+):
     env = {**env, "KENNING_INDEX_DIR": str(read_only_mount / "index")}
     assert kenning("index", str(core_workspace), env=env).returncode == 0
     subprocess.run(["mount", "-o", "remount,ro", str(read_only_mount)], check=True)
 
-    answer = kenning("search", "upload with retry", "--mode", "lexical", "--workspace", str(core_workspace),
-                     env=env)
+    answer = kenning(
+        "search",
+        "upload with retry",
+        "--mode",
+        "lexical",
+        "--workspace",
+        str(core_workspace),
+        env=env,
+    )
     update = kenning("index", str(core_workspace), env=env)
 
     assert answer.returncode == 0 and "upload_with_retry" in answer.stdout

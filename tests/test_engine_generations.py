@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from server.engine import Engine
-from server.store import Store
+from kenning.server.engine import Engine
+from kenning.server.store import Store
 
 
 def test_opening_drops_what_an_interrupted_switch_left(core_workspace, tmp_path):

@@ -35,7 +35,9 @@ def build(tmp_path: Path) -> Path:
     with open(ws / "huge.py", "wb") as fh:  # 100 MB, written sparse
         fh.truncate(100 * 2**20)
     (ws / "nul.py").write_bytes(b"def f():\n    return 1\x00\x00\n")
-    (ws / "latin.py").write_bytes("# café au lait\ndef brew_coffee():\n    return 1\n".encode("latin-1"))
+    (ws / "latin.py").write_bytes(
+        "# café au lait\ndef brew_coffee():\n    return 1\n".encode("latin-1")
+    )
     deep = ws
     for i in range(200):
         deep = deep / f"d{i}"
@@ -48,25 +50,38 @@ def build(tmp_path: Path) -> Path:
 
 
 def kenning(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "kenning.server.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_hostile_workspace_is_indexed_safely_and_every_skip_counted(tmp_path, tiny_model):
     ws = build(tmp_path)
-    env = {**os.environ, "KENNING_INDEX_DIR": str(tmp_path / "index"), "KENNING_MODEL": str(tiny_model),
-           "KENNING_DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        "KENNING_INDEX_DIR": str(tmp_path / "index"),
+        "KENNING_MODEL": str(tiny_model),
+        "KENNING_DEVICE": "cpu",
+    }
 
     run = kenning("index", str(ws), "--json", env=env)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     skipped = summary["skipped_by_reason"]
-    assert skipped["outside_workspace"] >= 2  # escape.py, passwd.txt (escape_dir is pruned or counted)
+    assert (
+        skipped["outside_workspace"] >= 2
+    )  # escape.py, passwd.txt (escape_dir is pruned or counted)
     assert skipped["special"] >= 1 and skipped["too_large"] == 1 and skipped["bad_name"] == 2
     assert skipped["binary"] == 1  # NUL bytes
 
     def lexical(query: str) -> str:
-        answer = kenning("search", query, "--mode", "lexical", "--json", "--workspace", str(ws), env=env)
+        answer = kenning(
+            "search", query, "--mode", "lexical", "--json", "--workspace", str(ws), env=env
+        )
         assert answer.returncode == 0, answer.stderr
         return json.dumps(json.loads(answer.stdout)["results"])
 

@@ -10,9 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from server.cli import main
-from trainer.run import TrainOptions, train_workspace
+from kenning.server.cli import main
+from kenning.trainer.run import TrainOptions, train_workspace
 
 SHOPCART = Path(__file__).resolve().parent / "data" / "trainer" / "shopcart"
 
@@ -33,25 +32,35 @@ def network_attempts(monkeypatch) -> list[object]:
         raise socket.gaierror("name lookup blocked by the test")
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, address: connect(self, address) or 0)
+    monkeypatch.setattr(
+        socket.socket, "connect_ex", lambda self, address: connect(self, address) or 0
+    )
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
-    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: connect(
-        socket.socket(socket.AF_INET), address))
+    monkeypatch.setattr(
+        socket,
+        "create_connection",
+        lambda address, *a, **k: connect(socket.socket(socket.AF_INET), address),
+    )
     return attempts
 
 
-def test_index_search_and_train_never_touch_the_network(network_attempts, core_workspace, tmp_path,
-                                                        tiny_model, capsys):
+def test_index_search_and_train_never_touch_the_network(
+    network_attempts, core_workspace, tmp_path, tiny_model, capsys
+):
     # The bundled model, loaded the way users get it.
     assert main(["index", str(core_workspace)]) == 0
-    assert main(["search", "retry a failed request", "--workspace", str(core_workspace), "--json"]) == 0
+    assert (
+        main(["search", "retry a failed request", "--workspace", str(core_workspace), "--json"])
+        == 0
+    )
     answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert answer["results"]
 
     shop = tmp_path / "shopcart"
     shutil.copytree(SHOPCART, shop)
     result = train_workspace(
-        shop, {"index_dir": str(tmp_path / "train-index"), "model": str(tiny_model), "device": "cpu"},
+        shop,
+        {"index_dir": str(tmp_path / "train-index"), "model": str(tiny_model), "device": "cpu"},
         TrainOptions(batch_size=8, max_pairs=24, min_steps=4, max_seq_length=32, save_steps=100),
     )
     assert result.status in ("promoted", "rejected"), result.reason

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
-from server.scheduler import Conditions, next_due, why_not
-from server.settings import SettingsError, TrainSettings, load_settings
+from kenning.server.scheduler import Conditions, next_due, why_not
+from kenning.server.settings import SettingsError, TrainSettings, load_settings
 
 READY = Conditions(busy=None, has_gpu=True, on_cpu=False, new_chunks=500, min_new_chunks=200)
 
@@ -37,8 +36,9 @@ def test_the_schedule_counts_from_the_last_run():
     assert next_due(1000.0, None) is None  # schedule off
 
 
-@pytest.mark.parametrize(("schedule", "seconds"), [("off", None), ("hourly", 3600.0), ("daily", 86400.0),
-                                                   ("90", 5400.0)])
+@pytest.mark.parametrize(
+    ("schedule", "seconds"), [("off", None), ("hourly", 3600.0), ("daily", 86400.0), ("90", 5400.0)]
+)
 def test_schedule_settings_become_intervals(schedule, seconds):
     assert TrainSettings(schedule=schedule).interval_s == seconds
 

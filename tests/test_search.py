@@ -1,7 +1,7 @@
 """Ranking rules that hold whatever the model: fusion, priors, de-duplication."""
 
-from server.search import _fuse, prior, snippet_of
-from server.store import StoredChunk
+from kenning.server.search import _fuse, prior, snippet_of
+from kenning.server.store import StoredChunk
 
 
 def chunk(path: str, language: str = "python") -> StoredChunk:
@@ -9,7 +9,11 @@ def chunk(path: str, language: str = "python") -> StoredChunk:
 
 
 def test_code_outranks_prose_and_tests_at_equal_relevance():
-    code, readme, test = chunk("pkg/mod.py"), chunk("README.md", "markdown"), chunk("tests/test_mod.py")
+    code, readme, test = (
+        chunk("pkg/mod.py"),
+        chunk("README.md", "markdown"),
+        chunk("tests/test_mod.py"),
+    )
     assert prior(code) > prior(test) and prior(code) > prior(readme)
     assert prior(chunk("src/app.spec.ts", "typescript")) == prior(test)
 

@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from server.settings import DEFAULT_MODEL, SettingsError, load_settings
+from kenning.server.settings import DEFAULT_MODEL, SettingsError, load_settings
 
 
 def test_defaults_when_nothing_is_configured(tmp_path):
@@ -14,8 +13,9 @@ def test_defaults_when_nothing_is_configured(tmp_path):
 
 
 def test_precedence_cli_over_lsp_over_env_over_file(tmp_path: Path):
-    (tmp_path / "kenning.toml").write_text('model = "file"\ndevice = "cpu"\nmax_file_bytes = 10\n'
-                                           '[train]\nschedule = "hourly"\n')
+    (tmp_path / "kenning.toml").write_text(
+        'model = "file"\ndevice = "cpu"\nmax_file_bytes = 10\n[train]\nschedule = "hourly"\n'
+    )
     env = {"KENNING_MODEL": "env", "KENNING_DEVICE": "cuda", "KENNING_TRAIN__ON_CPU": "true"}
     s = load_settings(tmp_path, environ=env, init_options={"model": "lsp"}, cli={"model": "cli"})
     assert s.model == "cli"
@@ -26,7 +26,9 @@ def test_precedence_cli_over_lsp_over_env_over_file(tmp_path: Path):
 
 def test_pyproject_tool_table_and_camel_case_init_options(tmp_path: Path):
     (tmp_path / "pyproject.toml").write_text('[tool.kenning]\nexclude = ["*.csv"]\n')
-    s = load_settings(tmp_path, environ={}, init_options={"maxFileBytes": 42, "train": {"minNewChunks": 7}})
+    s = load_settings(
+        tmp_path, environ={}, init_options={"maxFileBytes": 42, "train": {"minNewChunks": 7}}
+    )
     assert s.exclude == ("*.csv",)
     assert s.max_file_bytes == 42 and s.train.min_new_chunks == 7
 
@@ -52,7 +54,9 @@ def test_bad_values_name_the_field(tmp_path, options, field):
 
 
 def test_unknown_keys_are_ignored(tmp_path):
-    assert load_settings(tmp_path, environ={}, init_options={"colour": "blue"}).model == DEFAULT_MODEL
+    assert (
+        load_settings(tmp_path, environ={}, init_options={"colour": "blue"}).model == DEFAULT_MODEL
+    )
 
 
 def test_default_index_dir_is_per_workspace(tmp_path):

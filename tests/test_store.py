@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from server.chunking import chunk_file
-from server.store import FileUpdate, Store, fts_query, lexical_terms
+from kenning.server.chunking import chunk_file
+from kenning.server.store import FileUpdate, Store, fts_query, lexical_terms
 
 
 def update(path: str, text: str) -> FileUpdate:
@@ -15,8 +14,12 @@ def update(path: str, text: str) -> FileUpdate:
 
 
 def fill(store: Store, dim: int = 8):
-    store.apply_files([update("a.py", "def alpha():\n    return compute_alpha_value(1)\n"),
-                       update("b.py", "def beta():\n    return compute_beta_value(2)\n")])
+    store.apply_files(
+        [
+            update("a.py", "def alpha():\n    return compute_alpha_value(1)\n"),
+            update("b.py", "def beta():\n    return compute_beta_value(2)\n"),
+        ]
+    )
     gen = store.create_generation("m@base", "m", "m", dim, active=True)
     pending = store.pending_texts(gen.id, 100)
     vectors = np.random.default_rng(0).normal(size=(len(pending), dim)).astype(np.float32)
@@ -104,7 +107,10 @@ def test_index_dir_is_private(tmp_path):
 
 def test_lexical_terms_split_camel_case_and_queries_are_safe():
     assert "retry Failed Upload" in lexical_terms("def retryFailedUpload(): pass")
-    assert fts_query('where do we "retry" failed uploads? OR NOT') == '"retry" OR "failed" OR "uploads" OR "not"'
+    assert (
+        fts_query('where do we "retry" failed uploads? OR NOT')
+        == '"retry" OR "failed" OR "uploads" OR "not"'
+    )
     assert fts_query("?? !!") == ""
 
 
@@ -119,8 +125,10 @@ def test_snapshot_that_lags_behind_the_database_is_replayed_not_rewritten(tmp_pa
     store = Store.open(tmp_path)
     gen, _, _ = fill(store)
     assert store.save_snapshot()
-    store.apply_files([update("c.py", "def gamma():\n    return compute_gamma_value(3)\n")], removed=["a.py"])
-    (h, _), = store.pending_texts(gen.id, 10)
+    store.apply_files(
+        [update("c.py", "def gamma():\n    return compute_gamma_value(3)\n")], removed=["a.py"]
+    )
+    ((h, _),) = store.pending_texts(gen.id, 10)
     store.add_embeddings(gen.id, [h], np.ones((1, 8), dtype=np.float32) / np.sqrt(8))
     assert not store.save_snapshot()  # two rows of drift: not worth a rewrite
     store.close()
@@ -174,11 +182,18 @@ def test_vector_marks_count_what_was_embedded_after_them(tmp_path):
 
 def test_words_in_most_chunks_are_left_out_of_the_lexical_match(tmp_path):
     store = Store.open(tmp_path)
-    store.apply_files([update(f"m{i}.py", f"def handler_{i}(value):\n    return value + {i}\n") for i in range(30)]
-                      + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")])
+    store.apply_files(
+        [
+            update(f"m{i}.py", f"def handler_{i}(value):\n    return value + {i}\n")
+            for i in range(30)
+        ]
+        + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")]
+    )
     # "value" is in every chunk; "checksum" in one (stems decide: "values" counts as "value").
     assert store._informative_words(["values", "checksum"]) == ["checksum"]
-    assert store._informative_words(["value", "values"]) == ["value"]  # nothing rarer: the rarest stays
+    assert store._informative_words(["value", "values"]) == [
+        "value"
+    ]  # nothing rarer: the rarest stays
     (cid, _), *_ = store.lexical_search("checksum of a value", 5)
     assert store.chunks_by_ids([cid])[cid].path == "rare.py"
     assert store.lexical_search("the value", 5)  # only common words: still searched

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
-from server.watcher import ChangeQueue, WorkspaceWatcher
+from kenning.server.watcher import ChangeQueue, WorkspaceWatcher
 
 
 class Clock:
@@ -139,7 +139,8 @@ def test_when_the_kernel_drops_events_the_whole_workspace_is_walked_again(tmp_pa
     watcher.start()
     try:
         logging.getLogger("watchdog.observers.inotify_c").warning(
-            "Inotify queue overflowed; filesystem events were lost")
+            "Inotify queue overflowed; filesystem events were lost"
+        )
         batch = changes.take(timeout=2)
     finally:
         watcher.stop()
@@ -147,5 +148,6 @@ def test_when_the_kernel_drops_events_the_whole_workspace_is_walked_again(tmp_pa
 
     changes.done()
     logging.getLogger("watchdog.observers.inotify_c").warning(
-        "Inotify queue overflowed; filesystem events were lost")
+        "Inotify queue overflowed; filesystem events were lost"
+    )
     assert changes.take(timeout=0.2) is None  # a stopped watcher no longer listens

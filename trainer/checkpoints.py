@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.embedder import ModelError, ModelRef, resolve_model
+from kenning.server.embedder import ModelError, ModelRef, resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -78,13 +78,18 @@ def _sha256(path: Path) -> str:
 
 def _pickle_files(folder: Path) -> list[str]:
     return sorted(
-        str(p.relative_to(folder)) for p in folder.rglob("*")
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
     )
 
 
-def save_checkpoint(model: SentenceTransformer, index_dir: Path, card: Mapping[str, Any],
-                    checkpoint_id: str | None = None) -> Path:
+def save_checkpoint(
+    model: SentenceTransformer,
+    index_dir: Path,
+    card: Mapping[str, Any],
+    checkpoint_id: str | None = None,
+) -> Path:
     """Write `model` as a new checkpoint folder with `card`; returns the folder.
 
     The model is saved with safetensors into a temporary folder, checked for
@@ -100,13 +105,16 @@ def save_checkpoint(model: SentenceTransformer, index_dir: Path, card: Mapping[s
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
         stray = _pickle_files(tmp)
         if stray:
-            raise CheckpointError(f"saving wrote pickle-format files {stray}; refusing to keep them")
+            raise CheckpointError(
+                f"saving wrote pickle-format files {stray}; refusing to keep them"
+            )
         weights = sorted(p for p in tmp.rglob("*.safetensors"))
         if not weights:
             raise CheckpointError("saving wrote no safetensors weights")
         full = dict(card)
         full.update(
-            format=CARD_FORMAT, id=cid,
+            format=CARD_FORMAT,
+            id=cid,
             files={str(p.relative_to(tmp)): _sha256(p) for p in weights},
             created_at=full.get("created_at") or time.time(),
         )
@@ -146,10 +154,14 @@ def verify_checkpoint(folder: Path) -> dict[str, Any]:
     if not isinstance(card, dict) or any(k not in card for k in _REQUIRED_CARD_FIELDS):
         raise CheckpointError(f"checkpoint {folder.name} has an incomplete card")
     if card["format"] != CARD_FORMAT:
-        raise CheckpointError(f"checkpoint {folder.name} has card format {card['format']}, expected {CARD_FORMAT}")
+        raise CheckpointError(
+            f"checkpoint {folder.name} has card format {card['format']}, expected {CARD_FORMAT}"
+        )
     stray = _pickle_files(folder)
     if stray:
-        raise CheckpointError(f"checkpoint {folder.name} holds pickle-format files ({', '.join(stray)}); not loading it")
+        raise CheckpointError(
+            f"checkpoint {folder.name} holds pickle-format files ({', '.join(stray)}); not loading it"
+        )
     files = card["files"]
     if not isinstance(files, dict) or "model.safetensors" not in files:
         raise CheckpointError(f"checkpoint {folder.name} lists no model.safetensors in its card")
@@ -158,7 +170,9 @@ def verify_checkpoint(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {folder.name}: weight files differ from the card")
     for rel, digest in files.items():
         if _sha256(folder / rel) != digest:
-            raise CheckpointError(f"checkpoint {folder.name}: {rel} does not match its checksum (corrupt)")
+            raise CheckpointError(
+                f"checkpoint {folder.name}: {rel} does not match its checksum (corrupt)"
+            )
     return card
 
 
@@ -181,6 +195,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 # -- promotion ----------------------------------------------------------------------
 
+
 def read_pointer(index_dir: Path) -> dict[str, Any] | None:
     path = trainer_dir(index_dir) / POINTER_NAME
     try:
@@ -188,7 +203,9 @@ def read_pointer(index_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        log.warning("the promoted-model pointer %s is unreadable (%s); using the base model", path, exc)
+        log.warning(
+            "the promoted-model pointer %s is unreadable (%s); using the base model", path, exc
+        )
         return None
     return data if isinstance(data, dict) and isinstance(data.get("checkpoint"), str) else None
 
@@ -206,12 +223,17 @@ def promote(index_dir: Path, checkpoint_id: str) -> None:
         previous = [old["checkpoint"], *[p for p in old.get("previous", []) if isinstance(p, str)]]
     write_json_atomic(
         trainer_dir(index_dir) / POINTER_NAME,
-        {"checkpoint": checkpoint_id, "previous": [p for p in previous if p != checkpoint_id][:10],
-         "promoted_at": time.time()},
+        {
+            "checkpoint": checkpoint_id,
+            "previous": [p for p in previous if p != checkpoint_id][:10],
+            "promoted_at": time.time(),
+        },
     )
 
 
-def promoted_checkpoint(index_dir: Path, model_setting: str) -> tuple[ModelRef, dict[str, Any]] | None:
+def promoted_checkpoint(
+    index_dir: Path, model_setting: str
+) -> tuple[ModelRef, dict[str, Any]] | None:
     """The promoted checkpoint that is safe to load and belongs to `model_setting`,
     with its card; falls back to earlier promotions, then None (use the base)."""
     pointer = read_pointer(index_dir)
@@ -221,7 +243,10 @@ def promoted_checkpoint(index_dir: Path, model_setting: str) -> tuple[ModelRef, 
         root_name = resolve_model(model_setting).name
     except ModelError:
         root_name = model_setting
-    candidates = [pointer["checkpoint"], *[p for p in pointer.get("previous", []) if isinstance(p, str)]]
+    candidates = [
+        pointer["checkpoint"],
+        *[p for p in pointer.get("previous", []) if isinstance(p, str)],
+    ]
     for cid in candidates:
         folder = checkpoints_dir(index_dir) / cid
         try:
@@ -317,6 +342,7 @@ def remove_leftovers(index_dir: Path) -> list[str]:
 
 
 # -- history -------------------------------------------------------------------------
+
 
 def append_history(index_dir: Path, record: Mapping[str, Any]) -> Path:
     """Append one run's record as a JSON line; returns the history file."""

@@ -1,4 +1,4 @@
-"""A retraining run for the daemon, in a process of its own: `python -m trainer.child`.
+"""A retraining run for the daemon, in a process of its own: `python -m kenning.trainer.child`.
 
 The daemon starts this at low priority so that an out-of-memory kill or a
 crash in training never takes the language server down. It speaks JSON
@@ -53,7 +53,7 @@ def _step_reporter(out: TextIO):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer.child")
+    parser = argparse.ArgumentParser(prog="python -m kenning.trainer.child")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--settings", required=True, help="the daemon's settings, as JSON")
     parser.add_argument("--options", default="{}", help="TrainOptions fields, as JSON")
@@ -64,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="kenning-train: %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="kenning-train: %(levelname)s %(message)s"
+    )
     try:
         os.nice(NICENESS)
     except OSError:
@@ -77,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = TrainOptions(**json.loads(args.options))
         result = train_workspace(
-            args.workspace, json.loads(args.settings), options,
-            say=lambda line: _emit(out, {"say": line}), callbacks=[_step_reporter(out)],
+            args.workspace,
+            json.loads(args.settings),
+            options,
+            say=lambda line: _emit(out, {"say": line}),
+            callbacks=[_step_reporter(out)],
         )
     except TrainingBusy as exc:
         _emit(out, {"error": str(exc), "busy": True})

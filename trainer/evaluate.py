@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
-from server.chunking import Chunk
+from kenning.server.chunking import Chunk
 
 from .pairs import Pair
 
@@ -41,7 +40,10 @@ class Split:
 
 
 def split_by_file(
-    pairs: Sequence[Pair], *, heldout_fraction: float = DEFAULT_HELDOUT_FRACTION, seed: int = DEFAULT_SEED
+    pairs: Sequence[Pair],
+    *,
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
+    seed: int = DEFAULT_SEED,
 ) -> Split:
     """Put whole files on one side: files in a seeded random order go to the
     held-out side until it has `heldout_fraction` of the pairs, the rest train.
@@ -145,14 +147,20 @@ class Corpus:
         """
         if not heldout:
             return Metrics(0.0, 0.0, 0.0, 0, len(self))
-        chunk_vecs = encode(self.texts) if self.texts else np.zeros((0, 1), np.float32)  # (n_chunks, dim)
+        chunk_vecs = (
+            encode(self.texts) if self.texts else np.zeros((0, 1), np.float32)
+        )  # (n_chunks, dim)
         query_vecs = encode([p.anchor for p in heldout])  # (n_queries, dim)
         pos_vecs = encode([p.positive for p in heldout])  # (n_queries, dim)
         ranks = np.zeros(len(heldout), dtype=np.int64)
         kinds = sorted({p.kind for p in heldout})
         for kind in kinds:
             idx = np.array([i for i, p in enumerate(heldout) if p.kind == kind])
-            removed = {self._row[p.source_hash] for p in (heldout[i] for i in idx) if p.source_hash in self._row}
+            removed = {
+                self._row[p.source_hash]
+                for p in (heldout[i] for i in idx)
+                if p.source_hash in self._row
+            }
             keep = np.array([i for i in range(len(self)) if i not in removed], dtype=np.int64)
             q = query_vecs[idx]  # (k, dim)
             own = np.einsum("ij,ij->i", q, pos_vecs[idx])  # (k,)
@@ -164,13 +172,18 @@ class Corpus:
             better += (others > own[:, None]).sum(axis=1)
             ranks[idx] = better + 1
         by_kind = {
-            kind: _summary(ranks[[i for i, p in enumerate(heldout) if p.kind == kind]]) for kind in kinds
+            kind: _summary(ranks[[i for i, p in enumerate(heldout) if p.kind == kind]])
+            for kind in kinds
         }
         total = _summary(ranks)
         return Metrics(
-            mrr_at_10=total["mrr_at_10"], recall_at_1=total["recall_at_1"],
-            recall_at_10=total["recall_at_10"], queries=len(heldout), corpus=len(self),
-            by_kind=by_kind, ranks=[int(r) for r in ranks],
+            mrr_at_10=total["mrr_at_10"],
+            recall_at_1=total["recall_at_1"],
+            recall_at_10=total["recall_at_10"],
+            queries=len(heldout),
+            corpus=len(self),
+            by_kind=by_kind,
+            ranks=[int(r) for r in ranks],
         )
 
 
@@ -209,7 +222,11 @@ def paired_test(ranks_before: Sequence[int], ranks_after: Sequence[int]) -> Pair
         wilcoxon_p = float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue)
     sign_p = float(binomtest(better, better + worse, 0.5).pvalue) if better + worse else 1.0
     return PairedTest(
-        queries=len(delta), better=better, worse=worse, ties=len(delta) - better - worse,
+        queries=len(delta),
+        better=better,
+        worse=worse,
+        ties=len(delta) - better - worse,
         mean_delta=float(delta.mean()) if len(delta) else 0.0,
-        wilcoxon_p=wilcoxon_p if not math.isnan(wilcoxon_p) else 1.0, sign_p=sign_p,
+        wilcoxon_p=wilcoxon_p if not math.isnan(wilcoxon_p) else 1.0,
+        sign_p=sign_p,
     )

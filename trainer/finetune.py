@@ -120,8 +120,17 @@ def finetune(
     retries = 0
     while True:
         try:
-            return _run(model_location, pairs, work_dir, config, batch_size, show_progress, callbacks,
-                        load_model, retries)
+            return _run(
+                model_location,
+                pairs,
+                work_dir,
+                config,
+                batch_size,
+                show_progress,
+                callbacks,
+                load_model,
+                retries,
+            )
         except torch.cuda.OutOfMemoryError as exc:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -129,7 +138,9 @@ def finetune(
                 raise TrainingFailed(
                     f"CUDA ran out of memory even at batch size {batch_size}; the current model is kept"
                 ) from exc
-            log.warning("CUDA out of memory at batch size %d; retrying with %d", batch_size, batch_size // 2)
+            log.warning(
+                "CUDA out of memory at batch size %d; retrying with %d", batch_size, batch_size // 2
+            )
             batch_size //= 2
             retries += 1
             # Saved state belongs to the old batch size's schedule: start over.
@@ -142,8 +153,17 @@ def _load_default(location: str, device: str):
     return SentenceTransformer(location, device=device, local_files_only=True)
 
 
-def _run(model_location, pairs, work_dir: Path, config: FinetuneConfig, batch_size: int,
-         show_progress: bool, callbacks, load_model, retries: int):
+def _run(
+    model_location,
+    pairs,
+    work_dir: Path,
+    config: FinetuneConfig,
+    batch_size: int,
+    show_progress: bool,
+    callbacks,
+    load_model,
+    retries: int,
+):
     import torch
     import transformers
     from datasets import Dataset
@@ -174,13 +194,17 @@ def _run(model_location, pairs, work_dir: Path, config: FinetuneConfig, batch_si
     _check_work_dir(work_dir, config, batch_size, len(pairs))
     resume = _last_checkpoint(work_dir)
 
-    dataset = Dataset.from_dict({"anchor": [p.anchor for p in pairs], "positive": [p.positive for p in pairs]})
+    dataset = Dataset.from_dict(
+        {"anchor": [p.anchor for p in pairs], "positive": [p.positive for p in pairs]}
+    )
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         max_steps=total_steps,
         per_device_train_batch_size=batch_size,
         learning_rate=config.lr,
-        warmup_steps=max(1, math.ceil(config.warmup_ratio * total_steps)) if config.warmup_ratio else 0,
+        warmup_steps=max(1, math.ceil(config.warmup_ratio * total_steps))
+        if config.warmup_ratio
+        else 0,
         lr_scheduler_type="linear",
         weight_decay=0.01,
         seed=config.seed,
@@ -204,7 +228,11 @@ def _run(model_location, pairs, work_dir: Path, config: FinetuneConfig, batch_si
     )
     recorder = _LossRecorder()
     trainer = SafeStateTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[recorder, *callbacks],
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        callbacks=[recorder, *callbacks],
     )
     trainer.remove_callback(PrinterCallback)  # losses go to the result and the chart, not stdout
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -245,8 +273,10 @@ def _step_of(checkpoint: Path) -> int:
 def _last_checkpoint(work_dir: Path) -> Path | None:
     """The newest complete saved state (its trainer_state.json is written last)."""
     done = [
-        p for p in work_dir.glob("checkpoint-*")
-        if p.name.rsplit("-", 1)[-1].isdigit() and (p / "trainer_state.json").is_file()
+        p
+        for p in work_dir.glob("checkpoint-*")
+        if p.name.rsplit("-", 1)[-1].isdigit()
+        and (p / "trainer_state.json").is_file()
         and (p / _OPTIMIZER).is_file()
     ]
     return max(done, key=_step_of) if done else None
@@ -343,7 +373,9 @@ class SafeStateTrainer(SentenceTransformerTrainer):
             idx, key = name.split(".", 1)
             state.setdefault(int(idx), {})[key] = tensor
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        self.lr_scheduler.load_state_dict(json.loads(Path(checkpoint, _SCHEDULER).read_text("utf-8")))
+        self.lr_scheduler.load_state_dict(
+            json.loads(Path(checkpoint, _SCHEDULER).read_text("utf-8"))
+        )
 
     def _load_scaler(self, checkpoint: str | None) -> None:
         scaler = getattr(self.accelerator, "scaler", None)

@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from server.chunking import Chunk, chunk_file, embed_text_for
-from server.discover import FileFilter, discover, read_text
+from kenning.server.chunking import Chunk, chunk_file, embed_text_for
+from kenning.server.discover import FileFilter, discover, read_text
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,12 @@ def mine_pairs(
     pairs, dropped = dedupe(raw)
     counts = Counter(p.kind for p in pairs)
     return MinedPairs(
-        pairs=pairs, chunks=chunks, files=len(texts),
-        counts={k: counts.get(k, 0) for k in KINDS}, dropped_duplicates=dropped, notes=notes,
+        pairs=pairs,
+        chunks=chunks,
+        files=len(texts),
+        counts={k: counts.get(k, 0) for k in KINDS},
+        dropped_duplicates=dropped,
+        notes=notes,
     )
 
 
@@ -186,7 +190,9 @@ def _norm(text: str) -> str:
 
 _PY_DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+", re.MULTILINE)
 _STRING_START = re.compile(r"[ \t]*\n?(?:[ \t]*\n)*[ \t]*([rRuU]?)(\"\"\"|'''|\"|')")
-_TRIVIAL_BODY = re.compile(r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?|return|return None)\s*$")
+_TRIVIAL_BODY = re.compile(
+    r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?|return|return None)\s*$"
+)
 
 
 def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
@@ -211,7 +217,9 @@ def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
         end = first
         while end < len(lines) and _COMMENT_LINE.match(lines[end]):
             end += 1
-        anchor = clean_description(_strip_comment_markers(lines[first:end])) if end > first else None
+        anchor = (
+            clean_description(_strip_comment_markers(lines[first:end])) if end > first else None
+        )
         rest = "\n".join(lines[end:])
         if anchor and _meaningful(rest):
             out.append(_pair(anchor, chunk, f"{head}{signature}\n{rest}", "comment"))
@@ -219,7 +227,9 @@ def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
         anchor = " ".join(signature.split())
         if len(anchor.split("(")[0].split()) >= 1 and len(anchor) >= 8:
             positive = embed_text_for(chunk.path, None, _cap_lines(_dedent(body)))
-            out.append(Pair(anchor[:MAX_ANCHOR_CHARS], positive, "signature", chunk.path, chunk.hash))
+            out.append(
+                Pair(anchor[:MAX_ANCHOR_CHARS], positive, "signature", chunk.path, chunk.hash)
+            )
     return out
 
 
@@ -376,8 +386,11 @@ def _pair(anchor: str, chunk: Chunk, code: str, kind: str) -> Pair:
 
 def _meaningful(body: str, min_lines: int = 1) -> bool:
     lines = [
-        ln for ln in body.split("\n")
-        if ln.strip() and not _TRIVIAL_BODY.match(ln) and not _COMMENT_LINE.match(ln)
+        ln
+        for ln in body.split("\n")
+        if ln.strip()
+        and not _TRIVIAL_BODY.match(ln)
+        and not _COMMENT_LINE.match(ln)
         and ln.strip() not in ("}", "};", ")", "]")
     ]
     return len(lines) >= min_lines and sum(len(ln.strip()) for ln in lines) >= MIN_BODY_CHARS
@@ -443,7 +456,11 @@ def _words(name: str) -> list[str]:
 
 
 def _test_pairs(definitions: list[Chunk]) -> list[Pair]:
-    code = [c for c in definitions if not _is_test_path(c.path) and c.kind in ("function", "method", "class")]
+    code = [
+        c
+        for c in definitions
+        if not _is_test_path(c.path) and c.kind in ("function", "method", "class")
+    ]
     by_name: dict[str, list[Chunk]] = {}
     for c in code:
         by_name.setdefault(c.symbol.rsplit(".", 1)[-1], []).append(c)
@@ -489,7 +506,9 @@ def _docs_pairs(texts: dict[str, str], definitions: list[Chunk]) -> list[Pair]:
         if PurePosixPath(path).suffix.lower() not in (".md", ".rst", ".txt"):
             continue
         for heading, prose in _sections(text):
-            names = [n for n in dict.fromkeys(_BACKTICK.findall(prose)) if len(by_name.get(n, [])) == 1]
+            names = [
+                n for n in dict.fromkeys(_BACKTICK.findall(prose)) if len(by_name.get(n, [])) == 1
+            ]
             if len(names) != 1:
                 continue  # a section naming several symbols describes none of them alone
             description = clean_description(_strip_markdown(prose))
@@ -542,7 +561,8 @@ def _strip_markdown(text: str) -> str:
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@ ?(.*)$")
 _TRAILER = re.compile(r"^[A-Z][\w-]+: .+$")
 _BORING_MESSAGE = re.compile(
-    r"^(merge|wip|bump|release|version|update changelog|initial commit|v?\d+(\.\d+)+)\b", re.IGNORECASE
+    r"^(merge|wip|bump|release|version|update changelog|initial commit|v?\d+(\.\d+)+)\b",
+    re.IGNORECASE,
 )
 
 
@@ -551,16 +571,32 @@ def _commit_pairs(root: Path, flt: FileFilter, max_commits: int) -> tuple[list[P
     try:
         inside = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired):
         return [], "git is not available: no commit pairs"
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return [], None
     cmd = [
-        "git", "-C", str(root), "-c", "core.quotepath=off", "log", "--no-merges", f"-n{max_commits}",
-        "--format=%x00%H %P%x01%B%x02", "-p", "--unified=3", "--no-color", "--no-ext-diff",
-        "--relative", "--diff-filter=AM", "--", ".",
+        "git",
+        "-C",
+        str(root),
+        "-c",
+        "core.quotepath=off",
+        "log",
+        "--no-merges",
+        f"-n{max_commits}",
+        "--format=%x00%H %P%x01%B%x02",
+        "-p",
+        "--unified=3",
+        "--no-color",
+        "--no-ext-diff",
+        "--relative",
+        "--diff-filter=AM",
+        "--",
+        ".",
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=120)
@@ -577,7 +613,11 @@ def _commit_pairs(root: Path, flt: FileFilter, max_commits: int) -> tuple[list[P
             continue  # a root commit imports a project; its message describes no code
         hunks = [h for h in _parse_hunks(diff) if flt.reason_to_skip(h[0]) is None]
         files = {h[0] for h in hunks}
-        if not hunks or len(files) > MAX_FILES_PER_COMMIT or sum(h[3] for h in hunks) > MAX_ADDED_PER_COMMIT:
+        if (
+            not hunks
+            or len(files) > MAX_FILES_PER_COMMIT
+            or sum(h[3] for h in hunks) > MAX_ADDED_PER_COMMIT
+        ):
             continue
         path, context, lines, added = max(hunks, key=lambda h: h[3])
         body = "\n".join(lines)

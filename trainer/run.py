@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.embedder import Embedder, ModelError, ModelRef, pick_device, usable_cores
-from server.discover import FileFilter
-from server.engine import resolve_workspace, target_model
-from server.settings import load_settings
+from kenning.server.discover import FileFilter
+from kenning.server.embedder import Embedder, ModelError, ModelRef, pick_device, usable_cores
+from kenning.server.engine import resolve_workspace, target_model
+from kenning.server.settings import load_settings
 
 from . import checkpoints as ckpt
 from .evaluate import (
@@ -124,8 +124,13 @@ class EvalResult:
     took_s: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "metrics": self.metrics.to_json(), "pairs": self.pairs,
-                "heldout_files": self.heldout_files, "took_s": round(self.took_s, 3)}
+        return {
+            "model": self.model,
+            "metrics": self.metrics.to_json(),
+            "pairs": self.pairs,
+            "heldout_files": self.heldout_files,
+            "took_s": round(self.took_s, 3),
+        }
 
 
 @dataclass
@@ -169,7 +174,9 @@ def _limit_threads(device: str, say: Say) -> None:
         torch.set_num_threads(threads)
 
 
-def limit_kind(pairs: list[Pair], kind: str, max_share: float, seed: int = DEFAULT_SEED) -> list[Pair]:
+def limit_kind(
+    pairs: list[Pair], kind: str, max_share: float, seed: int = DEFAULT_SEED
+) -> list[Pair]:
     """Keep pairs of `kind` to at most `max_share` of the result (a seeded sample of them)."""
     if max_share >= 1:
         return list(pairs)
@@ -179,9 +186,18 @@ def limit_kind(pairs: list[Pair], kind: str, max_share: float, seed: int = DEFAU
     return [p for p in pairs if p.kind != kind or p in keep]
 
 
-def _prepare(workspace: str | Path, overrides: Mapping[str, Any] | None, device_setting: str,
-             seed: int, heldout_fraction: float, max_pairs: int, max_eval_pairs: int,
-             max_commits: int, say: Say, max_signature_share: float = 1.0) -> _Prepared:
+def _prepare(
+    workspace: str | Path,
+    overrides: Mapping[str, Any] | None,
+    device_setting: str,
+    seed: int,
+    heldout_fraction: float,
+    max_pairs: int,
+    max_eval_pairs: int,
+    max_commits: int,
+    say: Say,
+    max_signature_share: float = 1.0,
+) -> _Prepared:
     # Settings and model only: the index itself is not opened, because the
     # daemon may have it open and be writing it while this run trains.
     root = resolve_workspace(workspace)
@@ -195,39 +211,67 @@ def _prepare(workspace: str | Path, overrides: Mapping[str, Any] | None, device_
         raise DeviceUnavailable(str(exc)) from exc
     _limit_threads(device, say)
     mined = mine_pairs(root, flt, settings.max_file_bytes, max_commits=max_commits)
-    say(f"mined {len(mined.pairs)} pairs from {mined.files} files: "
-        + ", ".join(f"{n} {k}" for k, n in mined.counts.items() if n))
+    say(
+        f"mined {len(mined.pairs)} pairs from {mined.files} files: "
+        + ", ".join(f"{n} {k}" for k, n in mined.counts.items() if n)
+    )
     split = split_by_file(mined.pairs, heldout_fraction=heldout_fraction, seed=seed)
     train = limit_kind(split.train, "signature", max_signature_share, seed)
     heldout = [p for p in split.heldout if p.kind in QUERY_KINDS]
     return _Prepared(
-        root=root, index_dir=index_dir, current=current, device=device,
-        embed_seq_length=settings.max_seq_length, embed_batch=settings.batch_size, mined=mined,
-        split=split, train=sample(train, max_pairs, seed), heldout=sample(heldout, max_eval_pairs, seed),
+        root=root,
+        index_dir=index_dir,
+        current=current,
+        device=device,
+        embed_seq_length=settings.max_seq_length,
+        embed_batch=settings.batch_size,
+        mined=mined,
+        split=split,
+        train=sample(train, max_pairs, seed),
+        heldout=sample(heldout, max_eval_pairs, seed),
     )
 
 
 def _encoder(ref: ModelRef, prep: _Prepared):
     # The same embedder (and sequence length) the index uses, so the numbers
     # describe search as users get it.
-    return Embedder(ref, device=prep.device, max_seq_length=prep.embed_seq_length,
-                    batch_size=prep.embed_batch).encode
+    return Embedder(
+        ref, device=prep.device, max_seq_length=prep.embed_seq_length, batch_size=prep.embed_batch
+    ).encode
 
 
-def evaluate_workspace(workspace: str | Path, overrides: Mapping[str, Any] | None = None, *,
-                       device: str = "auto", seed: int = DEFAULT_SEED,
-                       heldout_fraction: float = DEFAULT_HELDOUT_FRACTION, max_eval_pairs: int = 500,
-                       max_commits: int = DEFAULT_MAX_COMMITS, say: Say = lambda _: None) -> EvalResult:
+def evaluate_workspace(
+    workspace: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    device: str = "auto",
+    seed: int = DEFAULT_SEED,
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
+    max_eval_pairs: int = 500,
+    max_commits: int = DEFAULT_MAX_COMMITS,
+    say: Say = lambda _: None,
+) -> EvalResult:
     """The model in use, measured on the workspace's held-out pairs (as `train` splits them)."""
     start = time.perf_counter()
-    prep = _prepare(workspace, overrides, device, seed, heldout_fraction, 0, max_eval_pairs, max_commits, say)
+    prep = _prepare(
+        workspace, overrides, device, seed, heldout_fraction, 0, max_eval_pairs, max_commits, say
+    )
     if not prep.heldout:
-        raise ValueError(f"no held-out pairs: only {len(prep.mined.pairs)} pairs were found in {prep.root}")
-    say(f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries "
-        f"against {len(Corpus(prep.mined.chunks))} chunks")
+        raise ValueError(
+            f"no held-out pairs: only {len(prep.mined.pairs)} pairs were found in {prep.root}"
+        )
+    say(
+        f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries "
+        f"against {len(Corpus(prep.mined.chunks))} chunks"
+    )
     metrics = Corpus(prep.mined.chunks).evaluate(_encoder(prep.current, prep), prep.heldout)
-    return EvalResult(prep.current.label, metrics, prep.mined.counts, len(prep.split.heldout_files),
-                      time.perf_counter() - start)
+    return EvalResult(
+        prep.current.label,
+        metrics,
+        prep.mined.counts,
+        len(prep.split.heldout_files),
+        time.perf_counter() - start,
+    )
 
 
 def train_workspace(
@@ -257,75 +301,136 @@ def train_workspace(
         TrainingBusy: another run on the same index is in progress.
     """
     start = time.perf_counter()
-    prep = _prepare(workspace, overrides, options.device, options.seed, options.heldout_fraction,
-                    options.max_pairs, options.max_eval_pairs, options.max_commits, say,
-                    options.max_signature_share)
+    prep = _prepare(
+        workspace,
+        overrides,
+        options.device,
+        options.seed,
+        options.heldout_fraction,
+        options.max_pairs,
+        options.max_eval_pairs,
+        options.max_commits,
+        say,
+        options.max_signature_share,
+    )
     with ckpt.run_lock(prep.index_dir):
         for leftover in ckpt.remove_leftovers(prep.index_dir):
             log.info("removed %s, left by an interrupted run", leftover)
         return _train(prep, options, start, say, show_progress, callbacks, load_model)
 
 
-def _train(prep: _Prepared, options: TrainOptions, start: float, say: Say, show_progress: bool,
-           callbacks: Sequence[Any], load_model: Callable[[str, str], Any] | None) -> TrainResult:
+def _train(
+    prep: _Prepared,
+    options: TrainOptions,
+    start: float,
+    say: Say,
+    show_progress: bool,
+    callbacks: Sequence[Any],
+    load_model: Callable[[str, str], Any] | None,
+) -> TrainResult:
     from .finetune import FinetuneConfig, TrainingFailed, finetune, plan_steps
 
     result = TrainResult(
-        status="skipped", reason="", model_before=prep.current.label, model_after=prep.current.label,
-        pairs=prep.mined.counts, train_pairs=len(prep.train), heldout_pairs=len(prep.heldout),
-        heldout_files=len(prep.split.heldout_files), notes=list(prep.mined.notes),
+        status="skipped",
+        reason="",
+        model_before=prep.current.label,
+        model_after=prep.current.label,
+        pairs=prep.mined.counts,
+        train_pairs=len(prep.train),
+        heldout_pairs=len(prep.heldout),
+        heldout_files=len(prep.split.heldout_files),
+        notes=list(prep.mined.notes),
     )
     n = len(prep.mined.pairs)
     if n < options.min_pairs:
-        result.reason = (f"not enough training pairs in {prep.root}: found {n}, need at least "
-                         f"{options.min_pairs} (docstrings, leading comments, tests and commits feed it)")
+        result.reason = (
+            f"not enough training pairs in {prep.root}: found {n}, need at least "
+            f"{options.min_pairs} (docstrings, leading comments, tests and commits feed it)"
+        )
     elif len(prep.heldout) < options.min_heldout or not prep.train:
-        result.reason = (f"not enough held-out pairs to measure a new model: {len(prep.heldout)} from "
-                         f"{len(prep.split.heldout_files)} files, need at least {options.min_heldout}")
+        result.reason = (
+            f"not enough held-out pairs to measure a new model: {len(prep.heldout)} from "
+            f"{len(prep.split.heldout_files)} files, need at least {options.min_heldout}"
+        )
     if result.reason:
         return _finish(result, prep, options, start)
 
     corpus = Corpus(prep.mined.chunks)
-    say(f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries against {len(corpus)} chunks")
+    say(
+        f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries against {len(corpus)} chunks"
+    )
     result.before = corpus.evaluate(_encoder(prep.current, prep), prep.heldout)
-    say(f"  MRR@10 {result.before.mrr_at_10:.3f}, Recall@1 {result.before.recall_at_1:.3f}, "
-        f"Recall@10 {result.before.recall_at_10:.3f}")
+    say(
+        f"  MRR@10 {result.before.mrr_at_10:.3f}, Recall@1 {result.before.recall_at_1:.3f}, "
+        f"Recall@10 {result.before.recall_at_10:.3f}"
+    )
 
     config = FinetuneConfig(
-        epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
-        warmup_ratio=options.warmup_ratio, min_steps=options.min_steps,
-        max_seq_length=options.max_seq_length, seed=options.seed, device=prep.device,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        warmup_ratio=options.warmup_ratio,
+        min_steps=options.min_steps,
+        max_seq_length=options.max_seq_length,
+        seed=options.seed,
+        device=prep.device,
         save_steps=options.save_steps,
     )
     work_dir = _work_dir(prep, config)
     if not options.resume:
         shutil.rmtree(work_dir, ignore_errors=True)
     _, steps = plan_steps(len(prep.train), config, min(config.batch_size, len(prep.train)))
-    say(f"training on {len(prep.train)} pairs from {len(prep.split.train_files)} files: {steps} steps "
-        f"of batch {min(config.batch_size, len(prep.train))} on {prep.device}")
+    say(
+        f"training on {len(prep.train)} pairs from {len(prep.split.train_files)} files: {steps} steps "
+        f"of batch {min(config.batch_size, len(prep.train))} on {prep.device}"
+    )
     try:
-        model, run = finetune(prep.current.location, prep.train, work_dir, config,
-                              show_progress=show_progress, callbacks=callbacks, load_model=load_model)
+        model, run = finetune(
+            prep.current.location,
+            prep.train,
+            work_dir,
+            config,
+            show_progress=show_progress,
+            callbacks=callbacks,
+            load_model=load_model,
+        )
     except TrainingFailed as exc:
         result.status, result.reason = "failed", str(exc)
         shutil.rmtree(work_dir, ignore_errors=True)
         return _finish(result, prep, options, start)
     result.training = {
-        "steps": run.steps, "epochs": round(run.epochs, 3), "batch_size": run.batch_size,
-        "lr": options.lr, "warmup_ratio": options.warmup_ratio, "max_seq_length": options.max_seq_length,
-        "seed": options.seed, "device": prep.device, "precision": run.precision, "loss": run.loss_name,
-        "losses": run.losses, "took_s": round(run.took_s, 2), "resumed_from_step": run.resumed_from_step,
+        "steps": run.steps,
+        "epochs": round(run.epochs, 3),
+        "batch_size": run.batch_size,
+        "lr": options.lr,
+        "warmup_ratio": options.warmup_ratio,
+        "max_seq_length": options.max_seq_length,
+        "seed": options.seed,
+        "device": prep.device,
+        "precision": run.precision,
+        "loss": run.loss_name,
+        "losses": run.losses,
+        "took_s": round(run.took_s, 2),
+        "resumed_from_step": run.resumed_from_step,
         "oom_retries": run.oom_retries,
         "steps_per_s": round(run.steps / run.took_s, 4) if run.took_s else None,
     }
 
     card = {
         "root_model": prep.current.name,
-        "base_model": {"name": prep.current.name, "version": prep.current.version,
-                       "location": prep.current.location},
+        "base_model": {
+            "name": prep.current.name,
+            "version": prep.current.version,
+            "location": prep.current.location,
+        },
         "workspace": str(prep.root),
-        "pairs": {"mined": prep.mined.counts, "train": len(prep.train), "heldout": len(prep.heldout),
-                  "train_files": len(prep.split.train_files), "heldout_files": len(prep.split.heldout_files)},
+        "pairs": {
+            "mined": prep.mined.counts,
+            "train": len(prep.train),
+            "heldout": len(prep.heldout),
+            "train_files": len(prep.split.train_files),
+            "heldout_files": len(prep.split.heldout_files),
+        },
         "training": result.training,
         "versions": _versions(),
         "created_at": time.time(),
@@ -340,21 +445,33 @@ def _train(prep: _Prepared, options: TrainOptions, start: float, say: Say, show_
 
     passed = result.after.mrr_at_10 > result.before.mrr_at_10
     delta = result.after.mrr_at_10 - result.before.mrr_at_10
-    verdict = (f"held-out MRR@10 {result.before.mrr_at_10:.3f} -> {result.after.mrr_at_10:.3f} "
-               f"({delta:+.3f}; {result.paired.better} queries better, {result.paired.worse} worse, "
-               f"Wilcoxon p={result.paired.wilcoxon_p:.2g})")
+    verdict = (
+        f"held-out MRR@10 {result.before.mrr_at_10:.3f} -> {result.after.mrr_at_10:.3f} "
+        f"({delta:+.3f}; {result.paired.better} queries better, {result.paired.worse} worse, "
+        f"Wilcoxon p={result.paired.wilcoxon_p:.2g})"
+    )
     if passed:
         result.status, result.reason = "promoted", verdict
     elif options.no_gate:
-        result.status, result.reason = "promoted", f"{verdict}; promoted without the gate (--no-gate)"
+        result.status, result.reason = (
+            "promoted",
+            f"{verdict}; promoted without the gate (--no-gate)",
+        )
     else:
         result.status, result.reason = "rejected", f"{verdict}: not better than the current model"
-    ckpt.update_card(folder, {
-        "metrics": {"before": result.before.to_json(), "after": result.after.to_json()},
-        "paired_test": result.paired.to_json(),
-        "gate": {"passed": passed, "bypassed": options.no_gate and not passed, "no_gate": options.no_gate,
-                 "reason": result.reason},
-    })
+    ckpt.update_card(
+        folder,
+        {
+            "metrics": {"before": result.before.to_json(), "after": result.after.to_json()},
+            "paired_test": result.paired.to_json(),
+            "gate": {
+                "passed": passed,
+                "bypassed": options.no_gate and not passed,
+                "no_gate": options.no_gate,
+                "reason": result.reason,
+            },
+        },
+    )
     if result.promoted:
         ckpt.promote(prep.index_dir, folder.name)
         result.model_after = new_ref.label
@@ -367,23 +484,34 @@ def _train(prep: _Prepared, options: TrainOptions, start: float, say: Say, show_
 def _work_dir(prep: _Prepared, config) -> Path:
     """Resumable state is keyed by what the run depends on: the starting model and the pairs."""
     key = hashlib.blake2b(
-        json.dumps([prep.current.label, pairs_digest(prep.train), config.__dict__], sort_keys=True).encode(),
+        json.dumps(
+            [prep.current.label, pairs_digest(prep.train), config.__dict__], sort_keys=True
+        ).encode(),
         digest_size=6,
     ).hexdigest()
     return ckpt.trainer_dir(prep.index_dir) / "work" / key
 
 
-def _finish(result: TrainResult, prep: _Prepared, options: TrainOptions, start: float) -> TrainResult:
+def _finish(
+    result: TrainResult, prep: _Prepared, options: TrainOptions, start: float
+) -> TrainResult:
     result.took_s = time.perf_counter() - start
     record = {
-        "time": time.time(), "status": result.status, "reason": result.reason,
-        "model_before": result.model_before, "model_after": result.model_after,
-        "checkpoint": result.checkpoint, "pairs": result.pairs, "train_pairs": result.train_pairs,
+        "time": time.time(),
+        "status": result.status,
+        "reason": result.reason,
+        "model_before": result.model_before,
+        "model_after": result.model_after,
+        "checkpoint": result.checkpoint,
+        "pairs": result.pairs,
+        "train_pairs": result.train_pairs,
         "heldout_pairs": result.heldout_pairs,
         "mrr_before": result.before.mrr_at_10 if result.before else None,
         "mrr_after": result.after.mrr_at_10 if result.after else None,
         "paired_test": result.paired.to_json() if result.paired else None,
-        "training": result.training, "no_gate": options.no_gate, "took_s": round(result.took_s, 2),
+        "training": result.training,
+        "no_gate": options.no_gate,
+        "took_s": round(result.took_s, 2),
     }
     result.history_path = str(ckpt.append_history(prep.index_dir, record))
     if result.training is not None:
@@ -428,8 +556,14 @@ def write_chart(index_dir: Path) -> str:
     ax_mrr.plot(xs, after, "s-", color="tab:blue", label="new checkpoint")
     for x, r, y in zip(xs, runs, after, strict=True):
         if r["status"] == "promoted" and y is not None:
-            ax_mrr.annotate("promoted", (x, y), textcoords="offset points", xytext=(0, 6),
-                            ha="center", fontsize="small")
+            ax_mrr.annotate(
+                "promoted",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize="small",
+            )
     ax_mrr.set(title="held-out MRR@10", xlabel="run", ylabel="MRR@10")
     ax_mrr.margins(x=0.1, y=0.15)
     ax_mrr.set_xticks(xs)

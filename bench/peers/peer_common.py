@@ -10,8 +10,9 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench"
@@ -38,10 +39,18 @@ def set_offline_env() -> None:
 
 def base_args(description: str, default_method: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("packages", nargs="*", help="packages to run (default: all in the corpus manifest)")
-    p.add_argument("--corpus", default=str(BENCH / ".corpus"), help="corpus root (default bench/.corpus)")
-    p.add_argument("--results", default=str(BENCH / "results"), help="results root (default bench/results)")
-    p.add_argument("--method", default=default_method, help=f"method name (default {default_method})")
+    p.add_argument(
+        "packages", nargs="*", help="packages to run (default: all in the corpus manifest)"
+    )
+    p.add_argument(
+        "--corpus", default=str(BENCH / ".corpus"), help="corpus root (default bench/.corpus)"
+    )
+    p.add_argument(
+        "--results", default=str(BENCH / "results"), help="results root (default bench/results)"
+    )
+    p.add_argument(
+        "--method", default=default_method, help=f"method name (default {default_method})"
+    )
     p.add_argument("--limit", type=int, default=0, help="only the first N queries (debugging)")
     return p
 
@@ -105,7 +114,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def write_results(
-    results_root: Path, method: str, pkg: str, rows: list[dict[str, Any]], index_s: float, notes: str
+    results_root: Path,
+    method: str,
+    pkg: str,
+    rows: list[dict[str, Any]],
+    index_s: float,
+    notes: str,
 ) -> Path:
     out_dir = results_root / method
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,5 +136,7 @@ def write_results(
         "query_ms_p95": round(percentile(took, 95), 3),
         "notes": notes,
     }
-    (out_dir / f"{pkg}.timing.json").write_text(json.dumps(timing, indent=2) + "\n", encoding="utf-8")
+    (out_dir / f"{pkg}.timing.json").write_text(
+        json.dumps(timing, indent=2) + "\n", encoding="utf-8"
+    )
     return out

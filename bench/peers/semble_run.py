@@ -45,14 +45,22 @@ def main() -> None:
     t0 = time.perf_counter()
     from semble.index.dense import load_model
 
-    load_model(str(model_dir))  # import + model load, paid once per process (semble caches the model)
+    load_model(
+        str(model_dir)
+    )  # import + model load, paid once per process (semble caches the model)
     load_s = time.perf_counter() - t0
     for pkg in pkgs:
         run_package(pkg, corpus, results_root, args.method, model_dir, args.limit, load_s)
 
 
 def run_package(
-    pkg: str, corpus: Path, results_root: Path, method: str, model_dir: Path, limit: int, load_s: float
+    pkg: str,
+    corpus: Path,
+    results_root: Path,
+    method: str,
+    model_dir: Path,
+    limit: int,
+    load_s: float,
 ) -> None:
     workspace = (corpus / pkg / "workspace").resolve()
     queries = pc.load_queries(corpus, pkg, limit)
@@ -85,8 +93,11 @@ def run_package(
         hits = index.search(q["query"], top_k=pc.TOP_K)
         took_ms = (time.perf_counter() - s) * 1000.0
         res = pc.dedupe(
-            {"path": pc.norm_path(h.chunk.file_path, workspace), "start_line": h.chunk.start_line,
-             "end_line": h.chunk.end_line}
+            {
+                "path": pc.norm_path(h.chunk.file_path, workspace),
+                "start_line": h.chunk.start_line,
+                "end_line": h.chunk.end_line,
+            }
             for h in hits
         )
         rows.append({"id": q["id"], "took_ms": round(took_ms, 3), "results": res})

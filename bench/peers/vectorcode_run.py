@@ -85,7 +85,9 @@ def true_span(file_lines: list[str], text: str, start: int) -> tuple[int, int] |
                 break
             line = file_lines[i].strip()
             # the first line of a chunk may start mid-line (a sibling on the same row)
-            if t not in file_lines[i] and not (first and line and (line.endswith(t) or t.endswith(line))):
+            if t not in file_lines[i] and not (
+                first and line and (line.endswith(t) or t.endswith(line))
+            ):
                 ok = False
                 break
             first = False
@@ -112,9 +114,23 @@ def start_chroma(db_path: Path, timeout_s: float = 300.0) -> tuple[subprocess.Po
     env = os.environ.copy()
     env["ANONYMIZED_TELEMETRY"] = "False"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chromadb.cli.cli", "run", "--host", "127.0.0.1", "--port", str(port),
-         "--path", str(db_path), "--log-path", str(log_dir / "chroma.log")],
-        stdout=subprocess.DEVNULL, stderr=open(log_dir / "chroma-stderr.log", "ab"), env=env,
+        [
+            sys.executable,
+            "-m",
+            "chromadb.cli.cli",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--path",
+            str(db_path),
+            "--log-path",
+            str(log_dir / "chroma.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_dir / "chroma-stderr.log", "ab"),
+        env=env,
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -158,8 +174,12 @@ def write_config(model_dir: Path, db_path: Path, db_url: str) -> Path:
 
 def main() -> None:
     ap = pc.base_args(__doc__.splitlines()[0], "vectorcode")
-    ap.add_argument("--model", default=None, help="SentenceTransformer dir (default: bundled MiniLM)")
-    ap.add_argument("--cli-samples", type=int, default=3, help="cold `vectorcode query` CLI runs to time")
+    ap.add_argument(
+        "--model", default=None, help="SentenceTransformer dir (default: bundled MiniLM)"
+    )
+    ap.add_argument(
+        "--cli-samples", type=int, default=3, help="cold `vectorcode query` CLI runs to time"
+    )
     args = ap.parse_args()
 
     if args.model:
@@ -176,7 +196,9 @@ def main() -> None:
     try:
         for pkg in pkgs:
             asyncio.run(
-                run_package(pkg, corpus, results_root, args.method, model_dir, args.limit, args.cli_samples)
+                run_package(
+                    pkg, corpus, results_root, args.method, model_dir, args.limit, args.cli_samples
+                )
             )
     finally:
         shutil.rmtree(VC_HOME, ignore_errors=True)
@@ -189,9 +211,25 @@ def cold_cli_queries(root: str, queries: list[dict]) -> list[float]:
     for q in queries:
         s = time.perf_counter()
         proc = subprocess.run(
-            [str(exe), "query", "--project_root", root, "-n", str(pc.TOP_K), "--include", "path", "chunk",
-             "--pipe", "--", q["query"]],
-            capture_output=True, text=True, cwd=root, env=os.environ.copy(), timeout=600,
+            [
+                str(exe),
+                "query",
+                "--project_root",
+                root,
+                "-n",
+                str(pc.TOP_K),
+                "--include",
+                "path",
+                "chunk",
+                "--pipe",
+                "--",
+                q["query"],
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=os.environ.copy(),
+            timeout=600,
         )
         if proc.returncode != 0:
             print(f"[vectorcode] cold CLI query failed: {proc.stderr[-2000:]}", file=sys.stderr)
@@ -201,7 +239,13 @@ def cold_cli_queries(root: str, queries: list[dict]) -> list[float]:
 
 
 async def run_package(
-    pkg: str, corpus: Path, results_root: Path, method: str, model_dir: Path, limit: int, cli_samples: int
+    pkg: str,
+    corpus: Path,
+    results_root: Path,
+    method: str,
+    model_dir: Path,
+    limit: int,
+    cli_samples: int,
 ) -> None:
     from vectorcode import __version__ as vc_version
     from vectorcode.cli_utils import get_project_config, parse_cli_args
@@ -250,7 +294,18 @@ async def run_package(
         # ---- queries (LSP-daemon equivalent, warm) --------------------------------------
         async def one_query(text: str) -> list[dict]:
             qconf = await configs_for(
-                ["query", "--project_root", root, "-n", str(pc.TOP_K), "--include", "path", "chunk", "--", text]
+                [
+                    "query",
+                    "--project_root",
+                    root,
+                    "-n",
+                    str(pc.TOP_K),
+                    "--include",
+                    "path",
+                    "chunk",
+                    "--",
+                    text,
+                ]
             )
             async with manager.get_client(qconf) as client:
                 collection = await get_collection(client, qconf, False)
@@ -289,7 +344,9 @@ async def run_package(
                     fixed += 1
                 res.append({"path": rel, "start_line": span[0], "end_line": span[1]})
             rows.append({"id": q["id"], "took_ms": round(took_ms, 3), "results": pc.dedupe(res)})
-            raw_rows.append({"id": q["id"], "took_ms": round(took_ms, 3), "results": pc.dedupe(raw)})
+            raw_rows.append(
+                {"id": q["id"], "took_ms": round(took_ms, 3), "results": pc.dedupe(raw)}
+            )
     except BaseException:
         stop_chroma(chroma)
         raise
@@ -306,7 +363,8 @@ async def run_package(
     cli_note = (
         f" A cold `vectorcode query` CLI call (new process: imports, config, model load, query; Chroma server "
         f"already running) took {statistics.median(cli_s):.1f}s median over {len(cli_s)} runs."
-        if cli_s else ""
+        if cli_s
+        else ""
     )
 
     took = [r["took_ms"] for r in rows]
@@ -319,7 +377,11 @@ async def run_package(
         f"({t1 - t0:.1f}s) + model load ({t2 - t1:.1f}s) + vectorise ({t3 - t2:.1f}s), in-process, excluding "
         f"Python imports. took_ms = LSP-daemon-equivalent warm query (arg parsing, config merge, query "
         f"embedding, Chroma HTTP query, rerank) after one warm-up query; 2-core CPU, torch CPU.{cli_note}"
-        + (f" {odd_ranges} returned ranges were malformed (start<1 or end<start)." if odd_ranges else "")
+        + (
+            f" {odd_ranges} returned ranges were malformed (start<1 or end<start)."
+            if odd_ranges
+            else ""
+        )
     )
     n_hits = sum(len(r["results"]) for r in raw_rows)
     fix_note = (

@@ -26,7 +26,7 @@ from pygls.uris import from_fs_path
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
-SERVER_COMMAND = [sys.executable, "-m", "server.cli", "serve"]
+SERVER_COMMAND = [sys.executable, "-m", "kenning.server.cli", "serve"]
 DATA = Path(__file__).resolve().parents[1] / "data" / "lsp"
 SETTLE_TIMEOUT_S = 150.0
 """The first index loads the model (seconds, more on a busy CI machine) and embeds."""

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from kenning.server.store import Store
 from kenning_client import copy_workspace, kenning_server, rss_kib
-
-from server.store import Store
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.stress]
 
@@ -34,9 +33,11 @@ def rss_mib(pid: int) -> float:
 
 
 def source(i: int, version: int) -> str:
-    return (f'def generated_handler_{i}(event):\n'
-            f'    """Route event kind {i} to queue q{i}v{version}."""\n'
-            f'    return event.route("q{i}v{version}")\n')
+    return (
+        f"def generated_handler_{i}(event):\n"
+        f'    """Route event kind {i} to queue q{i}v{version}."""\n'
+        f'    return event.route("q{i}v{version}")\n'
+    )
 
 
 async def test_ten_thousand_file_events(tmp_path):
@@ -77,16 +78,27 @@ async def test_ten_thousand_file_events(tmp_path):
     problems = store.consistency_problems()
     paths = [p for p in store.file_records() if p.startswith("generated/")]
     with sqlite3.connect(index_dir / "index.sqlite") as db:
-        stale = db.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%v0\")%' OR text LIKE '%v3\")%'").fetchone()[0]
-        final = db.execute(f"SELECT COUNT(*) FROM chunks WHERE text LIKE '%v{VERSIONS - 1}\")%'").fetchone()[0]
+        stale = db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE text LIKE '%v0\")%' OR text LIKE '%v3\")%'"
+        ).fetchone()[0]
+        final = db.execute(
+            f"SELECT COUNT(*) FROM chunks WHERE text LIKE '%v{VERSIONS - 1}\")%'"
+        ).fetchone()[0]
     store.close()
     ordered = sorted(latencies)
     figures = {
-        "events": events, "files": FILES, "written_s": round(written_s, 1), "settled_s": round(settled_s, 1),
-        "search_during_burst": {"n": len(ordered), "p50_ms": round(ordered[len(ordered) // 2] * 1000, 1),
-                                "p95_ms": round(ordered[int(len(ordered) * 0.95)] * 1000, 1)},
+        "events": events,
+        "files": FILES,
+        "written_s": round(written_s, 1),
+        "settled_s": round(settled_s, 1),
+        "search_during_burst": {
+            "n": len(ordered),
+            "p50_ms": round(ordered[len(ordered) // 2] * 1000, 1),
+            "p95_ms": round(ordered[int(len(ordered) * 0.95)] * 1000, 1),
+        },
         "rss_mib": {"before": round(rss[0]), "max": round(max(rss)), "after": round(rss[-1])},
-        "embedded_since_start": status.embedded_since_start, "chunks": status.chunks,
+        "embedded_since_start": status.embedded_since_start,
+        "chunks": status.chunks,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "burst.json").write_text(json.dumps(figures, indent=2))

@@ -15,7 +15,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kenning_client import Session, copy_workspace, kenning_server, paths
+from kenning_client import copy_workspace, kenning_server, paths
 from pygls.exceptions import JsonRpcException
 
 pytestmark = pytest.mark.asyncio
@@ -28,12 +28,19 @@ ALLOWED_ERRORS = {-32602, -32600, -32803}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 known_fields = st.fixed_dictionaries(
     {},
-    optional={"query": json_values, "limit": json_values, "mode": json_values, "paths": json_values},
+    optional={
+        "query": json_values,
+        "limit": json_values,
+        "mode": json_values,
+        "paths": json_values,
+    },
 )
 params_strategy = st.one_of(json_values, known_fields)
 
@@ -41,8 +48,13 @@ params_strategy = st.one_of(json_values, known_fields)
 def generated_requests(n: int) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
 
-    @settings(max_examples=n, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.sampled_from(METHODS), params_strategy)
     def collect(method: str, params: object) -> None:
         out.append((method, params))
@@ -85,8 +97,9 @@ MALFORMED = [
     # (An object as the id is left out: the server echoes it back, and the test
     # client, not the server, cannot file a response under an unhashable id.)
     b'{"jsonrpc": "2.0", "id": 9, "method": "kenning/search", "params": {"query": "\\ud800"}}',
-    "{\"jsonrpc\": \"2.0\", \"id\": 10, \"method\": \"kenning/search\", \"params\": {\"query\": \"\u00e9\u00e8\"}}"
-    .encode("utf-8"),
+    '{"jsonrpc": "2.0", "id": 10, "method": "kenning/search", "params": {"query": "\u00e9\u00e8"}}'.encode(
+        "utf-8"
+    ),
     b"\xff\xfe\x00garbage bytes",
     b'{"jsonrpc": "2.0", "method": "textDocument/didSave", "params": {"textDocument": 5}}',
 ]

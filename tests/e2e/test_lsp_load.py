@@ -18,15 +18,23 @@ from pygls.exceptions import JsonRpcException
 pytestmark = pytest.mark.asyncio
 
 REQUESTS = 1000
-QUERIES = ["sales tax on an invoice", "retry a failed request", "parse a date", "send an email",
-           "hash a password", "read the configuration"]
+QUERIES = [
+    "sales tax on an invoice",
+    "retry a failed request",
+    "parse a date",
+    "send an email",
+    "hash a password",
+    "read the configuration",
+]
 
 
 def threads(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc for memory and threads")
+@pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads /proc for memory and threads"
+)
 async def test_a_thousand_concurrent_searches_with_cancellations(tmp_path):
     workspace = copy_workspace(tmp_path / "workspace")
     async with kenning_server(workspace, tmp_path / "index") as kenning:
@@ -44,9 +52,11 @@ async def test_a_thousand_concurrent_searches_with_cancellations(tmp_path):
         rss_after, threads_after = rss_kib(pid), threads(pid)
         final = await kenning.search("sales tax on an invoice")
 
-    print(f"2 x {REQUESTS} requests: {first} then {second}; RSS {rss_before // 1024} -> "
-          f"{rss_first // 1024} -> {rss_after // 1024} MiB, threads {threads_before} -> {threads_first} "
-          f"-> {threads_after}")
+    print(
+        f"2 x {REQUESTS} requests: {first} then {second}; RSS {rss_before // 1024} -> "
+        f"{rss_first // 1024} -> {rss_after // 1024} MiB, threads {threads_before} -> {threads_first} "
+        f"-> {threads_after}"
+    )
     for answered, was_cancelled, errors in (first, second):
         assert errors == []
         assert answered + was_cancelled == REQUESTS and answered >= REQUESTS * 2 // 3
@@ -66,11 +76,19 @@ async def burst(kenning: Any) -> tuple[int, int, list[str]]:
         msg_id = f"load-{i}-{uuid.uuid4().hex[:6]}"
         future: Future[Any] = Future()
         protocol._request_futures[msg_id] = future
-        protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": "kenning/search",
-                             "params": {"query": QUERIES[i % len(QUERIES)], "limit": 5}})
+        protocol._send_data(
+            {
+                "jsonrpc": "2.0",
+                "id": msg_id,
+                "method": "kenning/search",
+                "params": {"query": QUERIES[i % len(QUERIES)], "limit": 5},
+            }
+        )
         futures[msg_id] = asyncio.wrap_future(future)
         if i % 3 == 2:
-            protocol._send_data({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": msg_id}})
+            protocol._send_data(
+                {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": msg_id}}
+            )
             cancelled.add(msg_id)
     done = await asyncio.wait_for(asyncio.gather(*futures.values(), return_exceptions=True), 600)
 

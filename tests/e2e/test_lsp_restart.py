@@ -10,10 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from kenning.server.worker import EMBED_BATCH
 from kenning_client import copy_workspace, init_options, kenning_server, paths
 from lsprotocol import types
-
-from server.worker import EMBED_BATCH
 
 pytestmark = pytest.mark.asyncio
 

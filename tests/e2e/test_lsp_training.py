@@ -36,7 +36,14 @@ def settings(tiny_model: Path, **train: Any) -> dict[str, Any]:
         "model": str(tiny_model),
         "device": "cpu",
         "maxSeqLength": 64,
-        "train": {"schedule": "off", "epochs": 4, "batchSize": 16, "lr": 3e-3, "maxPairs": 200, **train},
+        "train": {
+            "schedule": "off",
+            "epochs": 4,
+            "batchSize": 16,
+            "lr": 3e-3,
+            "maxPairs": 200,
+            **train,
+        },
     }
 
 
@@ -79,10 +86,18 @@ async def finished_run(session: Session, before: int) -> Any:
     async def done() -> Any:
         status = await session.status()
         last = getattr(status, "last_training", None)
-        return status if status.state == "idle" and getattr(status, "training", None) is None and last and \
-            last.time > before else None
+        return (
+            status
+            if status.state == "idle"
+            and getattr(status, "training", None) is None
+            and last
+            and last.time > before
+            else None
+        )
 
-    return await session.eventually(done, what="the training run to finish", timeout=TRAIN_TIMEOUT_S)
+    return await session.eventually(
+        done, what="the training run to finish", timeout=TRAIN_TIMEOUT_S
+    )
 
 
 async def test_a_promoted_model_is_switched_in_while_every_search_keeps_answering(
@@ -103,8 +118,10 @@ async def test_a_promoted_model_is_switched_in_while_every_search_keeps_answerin
         assert again.started is False and "already in progress" in again.reason
 
         after = await finished_run(kenning, 0)
-        await kenning.eventually(lambda: loop.answers[-1].generation == after.generation,
-                                 what="a search answered by the new generation")
+        await kenning.eventually(
+            lambda: loop.answers[-1].generation == after.generation,
+            what="a search answered by the new generation",
+        )
         await loop.stop()
 
     assert loop.errors == []
@@ -117,9 +134,13 @@ async def test_a_promoted_model_is_switched_in_while_every_search_keeps_answerin
     assert answered_by[0] == before.generation and answered_by[-1] == after.generation
     assert answered_by == sorted(answered_by), "an older generation answered after the switch"
     assert any(n.generation == after.generation for n in kenning.index_changes)
-    assert not list(index_dir.glob(f"vectors-g{before.generation}.*")), "the old generation's files remain"
+    assert not list(index_dir.glob(f"vectors-g{before.generation}.*")), (
+        "the old generation's files remain"
+    )
     with sqlite3.connect(index_dir / "index.sqlite") as db:
-        assert db.execute("SELECT id, state FROM generations").fetchall() == [(after.generation, "active")]
+        assert db.execute("SELECT id, state FROM generations").fetchall() == [
+            (after.generation, "active")
+        ]
 
 
 async def test_a_rejected_model_leaves_the_index_alone_and_says_why(
@@ -151,7 +172,9 @@ async def test_without_force_a_run_waits_for_its_conditions_and_says_which(
 
     assert answer.started is False
     assert "train.on_cpu is false" in answer.reason or "train.min_new_chunks" in answer.reason
-    assert getattr(status, "training", None) is None and getattr(status, "last_training", None) is None
+    assert (
+        getattr(status, "training", None) is None and getattr(status, "last_training", None) is None
+    )
 
 
 async def test_a_crash_of_the_training_process_is_reported_and_the_server_keeps_serving(
@@ -168,7 +191,9 @@ async def test_a_crash_of_the_training_process_is_reported_and_the_server_keeps_
             run = getattr(status, "training", None)
             return getattr(run, "pid", None) if getattr(run, "step", None) else None
 
-        pid = await kenning.eventually(training_pid, what="a training step", timeout=TRAIN_TIMEOUT_S)
+        pid = await kenning.eventually(
+            training_pid, what="a training step", timeout=TRAIN_TIMEOUT_S
+        )
         os.kill(pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
         after = await finished_run(kenning, 0)
         answer = await kenning.search(QUERY)
@@ -247,7 +272,9 @@ def reembedding_halfway(progress_reports: dict[Any, list[Any]]) -> bool:
     """Whether some "re-embedding k/N chunks" report has 0 < k < N/2."""
     for reports in list(progress_reports.values()):
         for report in reports:
-            match = re.match(r"re-embedding (\d+)/(\d+) chunks", getattr(report, "message", None) or "")
+            match = re.match(
+                r"re-embedding (\d+)/(\d+) chunks", getattr(report, "message", None) or ""
+            )
             if match and 0 < int(match.group(1)) < int(match.group(2)) // 2:
                 return True
     return False
@@ -255,4 +282,8 @@ def reembedding_halfway(progress_reports: dict[Any, list[Any]]) -> bool:
 
 async def _switched(session: Session, new: int) -> Any:
     status = await session.status()
-    return status if status.generation == new and status.state == "idle" and status.pending == 0 else None
+    return (
+        status
+        if status.generation == new and status.state == "idle" and status.pending == 0
+        else None
+    )

@@ -69,7 +69,7 @@ def private_env(tmp: Path) -> dict[str, str]:
         KENNING_INDEX_DIR=str(tmp / "index"),
         HF_HUB_OFFLINE="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        KENNING_TEST_CMD=json.dumps([sys.executable, "-m", "server.cli", "serve"]),
+        KENNING_TEST_CMD=json.dumps([sys.executable, "-m", "kenning.server.cli", "serve"]),
     )
     home.mkdir(parents=True, exist_ok=True)
     return env

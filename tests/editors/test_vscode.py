@@ -35,16 +35,25 @@ def npm_env() -> dict[str, str]:
 def run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
     """Run a command in editors/vscode; fail the test with its output when it fails."""
     try:
-        proc = subprocess.run(args, cwd=EXTENSION, env=npm_env(), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            args,
+            cwd=EXTENSION,
+            env=npm_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        pytest.fail(f"`{' '.join(args)}` took more than {timeout} s:\n{out[-6000:]}",
-                    pytrace=False)
+        pytest.fail(f"`{' '.join(args)}` took more than {timeout} s:\n{out[-6000:]}", pytrace=False)
     if proc.returncode != 0:
-        pytest.fail(f"`{' '.join(args)}` exited with {proc.returncode}:\n"
-                    f"--- stdout ---\n{proc.stdout[-10000:]}\n"
-                    f"--- stderr ---\n{proc.stderr[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"`{' '.join(args)}` exited with {proc.returncode}:\n"
+            f"--- stdout ---\n{proc.stdout[-10000:]}\n"
+            f"--- stderr ---\n{proc.stderr[-6000:]}",
+            pytrace=False,
+        )
     return proc
 
 
@@ -52,8 +61,9 @@ def run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
 def built() -> None:
     if shutil.which("npm") is None:
         if os.environ.get("CI"):
-            pytest.fail("npm is not on the PATH: the VS Code extension cannot be built",
-                        pytrace=False)
+            pytest.fail(
+                "npm is not on the PATH: the VS Code extension cannot be built", pytrace=False
+            )
         pytest.skip("needs Node.js and npm")
     run(["npm", "ci", "--no-audit", "--no-fund"], timeout=600)
     run(["npm", "run", "build"], timeout=300)
@@ -68,8 +78,19 @@ def test_extension_unit_and_server_tests_pass(built):
 @pytest.mark.timeout(900)
 def test_vsce_packages_an_installable_vsix(built, tmp_path):
     out = tmp_path / "kenning.vsix"
-    run(["npx", "--no-install", "@vscode/vsce", "package", "--no-dependencies",
-         "--allow-missing-repository", "--out", str(out)], timeout=600)
+    run(
+        [
+            "npx",
+            "--no-install",
+            "@vscode/vsce",
+            "package",
+            "--no-dependencies",
+            "--allow-missing-repository",
+            "--out",
+            str(out),
+        ],
+        timeout=600,
+    )
     with zipfile.ZipFile(out) as vsix:
         names = set(vsix.namelist())
     wanted = {"extension.vsixmanifest", "extension/package.json", "extension/dist/extension.js"}

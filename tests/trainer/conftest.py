@@ -27,9 +27,22 @@ def shopcart(tmp_path: Path) -> Path:
 
 def git(ws: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-c", "user.name=Test Author", "-c", "user.email=test@example.com",
-         "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
-        cwd=ws, check=True, capture_output=True, text=True,
+        [
+            "git",
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+            *args,
+        ],
+        cwd=ws,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 

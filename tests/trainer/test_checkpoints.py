@@ -8,9 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from server.engine import Engine
-from trainer import checkpoints as ckpt
+from kenning.server.engine import Engine
+from kenning.trainer import checkpoints as ckpt
 
 
 @pytest.fixture
@@ -36,10 +35,15 @@ def test_a_checkpoint_is_safetensors_with_a_card_and_no_pickle(tiny, tmp_path):
     assert not suffixes & set(ckpt.PICKLE_SUFFIXES)
     assert ckpt.verify_checkpoint(folder)["id"] == folder.name
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
-    assert {oct(p.stat().st_mode & 0o777) for p in [folder, *folder.rglob("*")]} <= {"0o700", "0o600"}
+    assert {oct(p.stat().st_mode & 0o777) for p in [folder, *folder.rglob("*")]} <= {
+        "0o700",
+        "0o600",
+    }
 
 
-def test_promotion_switches_the_pointer_atomically_and_the_engine_follows(tiny, tiny_model, tmp_path, shopcart):
+def test_promotion_switches_the_pointer_atomically_and_the_engine_follows(
+    tiny, tiny_model, tmp_path, shopcart
+):
     index_dir = tmp_path / "index"
     overrides = {"index_dir": str(index_dir), "model": str(tiny_model)}
     with Engine.open(shopcart, overrides) as engine:
@@ -60,7 +64,9 @@ def test_promotion_switches_the_pointer_atomically_and_the_engine_follows(tiny, 
     assert [p.name for p in (index_dir / "trainer").iterdir() if p.name.startswith(".")] == []
 
 
-def test_a_corrupt_checkpoint_is_refused_and_the_previous_model_is_used(tiny, tiny_model, tmp_path, caplog):
+def test_a_corrupt_checkpoint_is_refused_and_the_previous_model_is_used(
+    tiny, tiny_model, tmp_path, caplog
+):
     first = save(tiny, tmp_path)
     ckpt.promote(tmp_path, first.name)
     second = save(tiny, tmp_path)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from server.chunking import chunk_file
-from server.discover import FileFilter
-from trainer.evaluate import Corpus, paired_test, reciprocal_ranks, sample, split_by_file
-from trainer.pairs import Pair, mine_pairs
+from kenning.server.chunking import chunk_file
+from kenning.server.discover import FileFilter
+from kenning.trainer.evaluate import Corpus, paired_test, reciprocal_ranks, sample, split_by_file
+from kenning.trainer.pairs import Pair, mine_pairs
 
 
 def test_split_puts_every_file_on_one_side_only(shopcart):
@@ -20,7 +19,9 @@ def test_split_puts_every_file_on_one_side_only(shopcart):
     assert len(split.train) + len(split.heldout) == len(pairs)
     assert 0.2 * len(pairs) <= len(split.heldout) <= 0.5 * len(pairs)
     assert split_by_file(pairs, seed=7).heldout == split.heldout  # seeded
-    assert {tuple(split_by_file(pairs, seed=s).heldout_files) for s in range(6)} != {tuple(split.heldout_files)}
+    assert {tuple(split_by_file(pairs, seed=s).heldout_files) for s in range(6)} != {
+        tuple(split.heldout_files)
+    }
 
 
 def test_one_file_cannot_be_split():
@@ -64,8 +65,15 @@ def test_queries_are_ranked_against_every_chunk_and_the_source_chunk_is_left_out
 '''
     chunks = chunk_file("geo.py", source) + chunk_file("box.py", other)
     area_chunk = chunks[0]
-    held = [Pair("compute rectangle area", "geo.py area\ndef area(w, h):\n    return w * h",
-                 "docstring", "geo.py", area_chunk.hash)]
+    held = [
+        Pair(
+            "compute rectangle area",
+            "geo.py area\ndef area(w, h):\n    return w * h",
+            "docstring",
+            "geo.py",
+            area_chunk.hash,
+        )
+    ]
     corpus = Corpus(chunks)
     enc = WordEncoder([c.embed_text for c in chunks] + [held[0].anchor, held[0].positive])
     metrics = corpus.evaluate(enc, held)
@@ -90,7 +98,9 @@ def test_paired_test_counts_queries_and_reports_p_values():
     after = [1, 1, 2, 4, 1, 3, 1, 1]
     t = paired_test(before, after)
     assert (t.queries, t.better, t.worse, t.ties) == (8, 5, 1, 2)
-    assert t.mean_delta == pytest.approx((reciprocal_ranks(after) - reciprocal_ranks(before)).mean())
+    assert t.mean_delta == pytest.approx(
+        (reciprocal_ranks(after) - reciprocal_ranks(before)).mean()
+    )
     assert 0 < t.wilcoxon_p < 1 and 0 < t.sign_p <= 1
     same = paired_test(before, before)
     assert same.wilcoxon_p == 1.0 and same.sign_p == 1.0 and same.ties == 8

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.chunking import chunk_file
-from server.discover import FileFilter
-from trainer.pairs import KINDS, Pair, clean_description, dedupe, mine_pairs
+from kenning.server.chunking import chunk_file
+from kenning.server.discover import FileFilter
+from kenning.trainer.pairs import KINDS, Pair, clean_description, dedupe, mine_pairs
 
 
 def mine(ws: Path, **kwargs):
@@ -54,7 +54,11 @@ def test_comments_pair_in_python_and_javascript(shopcart):
     assert js.positive.startswith("web/checkout.js luhnValid\nexport function luhnValid(number) {")
     assert "/**" not in js.positive and "Luhn" not in js.positive
     py = by_anchor(pairs, "Mixing currencies silently")
-    assert py.kind == "comment" and "def _check_same_currency" in py.positive and "#" not in py.positive
+    assert (
+        py.kind == "comment"
+        and "def _check_same_currency" in py.positive
+        and "#" not in py.positive
+    )
 
 
 def test_a_comment_opening_the_body_stands_in_for_a_missing_docstring(shopcart):
@@ -127,7 +131,10 @@ def test_descriptions_keep_the_first_paragraph_and_drop_sections():
     assert clean_description(raw) == "Load the user's settings from disk."
     assert clean_description("Args:\n    x: y") is None
     assert clean_description("noqa: E501") is None
-    assert clean_description("Copyright 2020 Foo. Licensed under the MIT License, see LICENSE.") is None
+    assert (
+        clean_description("Copyright 2020 Foo. Licensed under the MIT License, see LICENSE.")
+        is None
+    )
     assert clean_description("Too short.") is None
     long = "word " * 200
     assert len(clean_description(long)) <= 400
@@ -149,32 +156,47 @@ def test_long_definitions_mine_from_their_first_window_only():
 
 # -- commits ---------------------------------------------------------------------------
 
+
 def make_history(ws: Path, g) -> None:
     git, commit_all = g.run, g.commit_all
     git(ws, "init", "-q")
     commit_all(ws, "Initial import of the shop library")
     money = ws / "shopcart" / "money.py"
-    money.write_text(money.read_text().replace(
-        '    if match.group("sign"):\n        value = -value\n',
-        '    if match.group("sign"):\n        value = -value\n'
-        '    if value.as_tuple().exponent < -4:\n'
-        '        raise ValueError(f"too many decimal places in {text!r}")\n'
-        '    if abs(value) > Decimal("1e12"):\n'
-        '        raise ValueError(f"amount out of range: {text!r}")\n',
-    ))
-    commit_all(ws, "Reject prices with absurd precision or size when parsing\n\n"
-                   "Spreadsheet exports sometimes carry 10 decimals.\n\nSigned-off-by: A <a@b.c>")
+    money.write_text(
+        money.read_text().replace(
+            '    if match.group("sign"):\n        value = -value\n',
+            '    if match.group("sign"):\n        value = -value\n'
+            "    if value.as_tuple().exponent < -4:\n"
+            '        raise ValueError(f"too many decimal places in {text!r}")\n'
+            '    if abs(value) > Decimal("1e12"):\n'
+            '        raise ValueError(f"amount out of range: {text!r}")\n',
+        )
+    )
+    commit_all(
+        ws,
+        "Reject prices with absurd precision or size when parsing\n\n"
+        "Spreadsheet exports sometimes carry 10 decimals.\n\nSigned-off-by: A <a@b.c>",
+    )
     ship = ws / "shopcart" / "shipping.py"
-    ship.write_text(ship.read_text() + (
-        "\n\ndef insurance_fee(declared_value, rate=0.01, minimum=1.5):\n"
-        '    """Fee for insuring a parcel against loss."""\n'
-        "    fee = declared_value * rate\n"
-        "    return max(fee, minimum)\n"
-    ))
+    ship.write_text(
+        ship.read_text()
+        + (
+            "\n\ndef insurance_fee(declared_value, rate=0.01, minimum=1.5):\n"
+            '    """Fee for insuring a parcel against loss."""\n'
+            "    fee = declared_value * rate\n"
+            "    return max(fee, minimum)\n"
+        )
+    )
     commit_all(ws, "wip")
     (ws / "notes.lock").write_text("a\nb\nc\n")
-    ship.write_text(ship.read_text().replace("rate=0.01", "rate=0.015").replace(
-        "    return max(fee, minimum)\n", "    fee = round(fee, 2)\n    return max(fee, minimum)\n"))
+    ship.write_text(
+        ship.read_text()
+        .replace("rate=0.01", "rate=0.015")
+        .replace(
+            "    return max(fee, minimum)\n",
+            "    fee = round(fee, 2)\n    return max(fee, minimum)\n",
+        )
+    )
     commit_all(ws, "Raise the parcel insurance rate to 1.5 percent and round the fee")
 
 
@@ -199,7 +221,9 @@ def test_commit_messages_pair_with_the_largest_hunk_they_changed(shopcart, gitre
 def test_commit_history_is_bounded_to_recent_commits(shopcart, gitrepo):
     make_history(shopcart, gitrepo)
     commits = [p for p in mine(shopcart, max_commits=1).pairs if p.kind == "commit"]
-    assert [p.anchor for p in commits] == ["Raise the parcel insurance rate to 1.5 percent and round the fee"]
+    assert [p.anchor for p in commits] == [
+        "Raise the parcel insurance rate to 1.5 percent and round the fee"
+    ]
     assert not [p for p in mine(shopcart, max_commits=0).pairs if p.kind == "commit"]
 
 

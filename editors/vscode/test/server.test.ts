@@ -4,7 +4,7 @@
  * vscode-languageclient uses inside VS Code).
  *
  * The server: $KENNING_SERVER (a command line), else the repository's
- * .venv/bin/kenning, else `python3 -m server.cli serve`. The fixture workspace
+ * .venv/bin/kenning, else `python3 -m kenning.server.cli serve`. The fixture workspace
  * is copied to a temporary folder with its own KENNING_INDEX_DIR.
  */
 
@@ -261,9 +261,9 @@ describe('a server that cannot start', () => {
     const python = lookup.which('python3');
     if (!python) return t.skip('no python3 on the PATH');
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'kenning-vscode-'));
-    const probe = cp.spawnSync(python, ['-c', 'import server.cli'], { cwd });
+    const probe = cp.spawnSync(python, ['-c', 'import kenning.server.cli'], { cwd });
     if (probe.status === 0) return t.skip(`${python} has Kenning installed`);
-    const command: ServerCommand = { command: python, args: ['-m', 'server.cli', 'serve'], source: 'kenning.server.python', env: {} };
+    const command: ServerCommand = { command: python, args: ['-m', 'kenning.server.cli', 'serve'], source: 'kenning.server.python', env: {} };
     const run = cp.spawnSync(command.command, command.args, { cwd, encoding: 'utf8', input: '' });
     fs.rmSync(cwd, { recursive: true, force: true });
     const problem = explainStartFailure(command, { code: run.status, signal: run.signal }, run.stderr.split('\n'));

@@ -136,7 +136,7 @@ const INSTALL_FIX =
  * The command that starts `kenning serve` for one folder, or why there is none.
  *
  * In order: `kenning.server.command` (a single program gets `serve` appended),
- * `kenning.server.python` (`python -m server.cli serve`), the folder's own
+ * `kenning.server.python` (`python -m kenning.server.cli serve`), the folder's own
  * `.venv`, then `kenning` on the PATH. `--stdio` is not added: stdio is the
  * server's default, and the extension spawns the process itself.
  */
@@ -177,7 +177,7 @@ export function resolveServerCommand(
         fix: 'Set `kenning.server.python` to a python that has Kenning installed, or clear it.',
       };
     }
-    return { command: found, args: ['-m', 'server.cli', 'serve'], source: 'kenning.server.python', env };
+    return { command: found, args: ['-m', 'kenning.server.cli', 'serve'], source: 'kenning.server.python', env };
   }
 
   const venv =
@@ -213,7 +213,7 @@ export function explainStartFailure(
   const said = last ? `: ${last.replace(/^kenning: (ERROR )?/, '')}` : '';
   const message = `Kenning: the server ${how} while starting${said}`;
   const text = lines.join('\n');
-  if (/No module named ['"]?(server|pygls|lsprotocol|torch|sentence_transformers)/.test(text)) {
+  if (/No module named ['"]?(kenning|pygls|lsprotocol|torch|sentence_transformers)/.test(text)) {
     return {
       message,
       fix:

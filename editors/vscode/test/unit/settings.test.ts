@@ -85,11 +85,11 @@ describe('the server command', () => {
     assert.equal(cmd.command, '/work/app/.venv/bin/kenning');
   });
 
-  it('runs python -m server.cli serve when only the interpreter is set', () => {
+  it('runs python -m kenning.server.cli serve when only the interpreter is set', () => {
     const s = settings({ server: { command: [], python: '~/venvs/k/bin/python', env: {} } });
     const cmd = resolveServerCommand(s, place, lookup(['/home/me/venvs/k/bin/python']));
     assert.ok(!isProblem(cmd));
-    assert.deepEqual([cmd.command, ...cmd.args], ['/home/me/venvs/k/bin/python', '-m', 'server.cli', 'serve']);
+    assert.deepEqual([cmd.command, ...cmd.args], ['/home/me/venvs/k/bin/python', '-m', 'kenning.server.cli', 'serve']);
     assert.equal(cmd.source, 'kenning.server.python');
   });
 
@@ -123,13 +123,13 @@ describe('the server command', () => {
 });
 
 describe('explaining a failed start', () => {
-  const python = { command: '/usr/bin/python3', args: ['-m', 'server.cli', 'serve'], source: 'kenning.server.python' as const, env: {} };
+  const python = { command: '/usr/bin/python3', args: ['-m', 'kenning.server.cli', 'serve'], source: 'kenning.server.python' as const, env: {} };
 
   it('spots a python without Kenning and says how to install it there', () => {
     const p = explainStartFailure(python, { code: 1, signal: null }, [
-      '/usr/bin/python3: Error while finding module specification for \'server.cli\' (ModuleNotFoundError: No module named \'server\')',
+      '/usr/bin/python3: Error while finding module specification for \'kenning.server.cli\' (ModuleNotFoundError: No module named \'kenning\')',
     ]);
-    assert.match(p.message, /exited with code 1 while starting: .*No module named 'server'/);
+    assert.match(p.message, /exited with code 1 while starting: .*No module named 'kenning'/);
     assert.match(p.fix, /\/usr\/bin\/python3 -m pip install/);
   });
 
