@@ -26,6 +26,8 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kenning.trainer.options import TrainOptions
+
     parser = argparse.ArgumentParser(
         prog="kenning", description="Local natural-language code search that learns your codebase."
     )
@@ -72,15 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
     p.add_argument("workspace", nargs="?", default=".")
+    run = TrainOptions()
     p.add_argument(
-        "--epochs", type=int, help="passes over the training pairs (default: train.epochs, 1)"
+        "--epochs",
+        type=int,
+        help=f"passes over the training pairs (default: train.epochs, {run.epochs})",
     )
     p.add_argument(
         "--batch-size",
         type=int,
-        help="pairs per step; each anchor sees the others as negatives (default: train.batch_size, 32)",
+        help="pairs per step; each anchor sees the others as negatives "
+        f"(default: train.batch_size, {run.batch_size})",
     )
-    p.add_argument("--lr", type=float, help="peak learning rate (default: train.lr, 3e-5)")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default: train.lr, {run.lr:g})")
     p.add_argument(
         "--no-gate",
         action="store_true",
@@ -89,19 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-pairs",
         type=int,
-        help="training pairs to use at most (default: train.max_pairs, 2000)",
+        help=f"training pairs to use at most (default: train.max_pairs, {run.max_pairs})",
     )
     p.add_argument(
         "--min-steps",
         type=int,
-        default=20,
-        help="repeat small data until the run has this many optimizer steps (default 20)",
+        default=run.min_steps,
+        help="repeat small data until the run has this many optimizer steps "
+        f"(default {run.min_steps})",
     )
     p.add_argument(
         "--seed",
         type=int,
-        default=42,
-        help="seed for the split, sampling and training (default 42)",
+        default=run.seed,
+        help=f"seed for the split, sampling and training (default {run.seed})",
     )
     p.add_argument(
         "--no-resume", action="store_true", help="start over instead of resuming an interrupted run"
@@ -112,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="retrieval quality on the workspace's own held-out pairs")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument(
-        "--seed", type=int, default=42, help="seed of the train/held-out split (default 42)"
+        "--seed",
+        type=int,
+        default=run.seed,
+        help=f"seed of the train/held-out split (default {run.seed})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
@@ -157,9 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_usage_error(exc: Exception) -> bool:
     from kenning.trainer.run import DeviceUnavailable
 
-    from .engine import WorkspaceError
     from .search import SearchError
-    from .settings import SettingsError
+    from .settings import SettingsError, WorkspaceError
 
     return isinstance(
         exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable)
@@ -337,37 +346,32 @@ def _say(enabled: bool):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from kenning.trainer.run import TrainOptions, train_workspace
+    from kenning.trainer.options import TrainOptions
+    from kenning.trainer.run import train_workspace
 
-    from .engine import resolve_workspace
-    from .settings import load_settings
+    from .settings import load_settings, resolve_workspace
 
     # Flags win; otherwise the same train.* settings the server's runs use.
     train = load_settings(resolve_workspace(args.workspace), cli=_overrides(args)).train
-    for name in ("epochs", "batch_size", "lr", "max_pairs"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(train, name))
-
-    for flag, value, least in (
-        ("--epochs", args.epochs, 1),
-        ("--batch-size", args.batch_size, 2),
-        ("--max-pairs", args.max_pairs, 2),
-        ("--min-steps", args.min_steps, 1),
-    ):
-        if value < least:
-            raise UsageError(f"{flag} must be at least {least}")
-    if not args.lr > 0:
-        raise UsageError("--lr must be positive")
-    options = TrainOptions(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+    flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs")}
+    options = TrainOptions.from_settings(
+        train,
+        **{n: v for n, v in flags.items() if v is not None},
         no_gate=args.no_gate,
-        max_pairs=args.max_pairs,
         min_steps=args.min_steps,
         seed=args.seed,
         resume=not args.no_resume,
     )
+    for flag, value, least in (
+        ("--epochs", options.epochs, 1),
+        ("--batch-size", options.batch_size, 2),
+        ("--max-pairs", options.max_pairs, 2),
+        ("--min-steps", options.min_steps, 1),
+    ):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}")
+    if not options.lr > 0:
+        raise UsageError("--lr must be positive")
     try:
         result = train_workspace(
             args.workspace,
@@ -391,7 +395,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{result.status}: {result.reason}")
         if result.promoted:
             print(
-                f"model      {result.model_after} (the index re-embeds on the next `kenning index` or search)"
+                f"model      {result.model_after} "
+                "(the index re-embeds on the next `kenning index` or search)"
             )
         if result.chart_path:
             print(f"chart      {result.chart_path}")
@@ -411,7 +416,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     m = result.metrics
     print(f"model      {result.model}")
     print(
-        f"held-out   {m.queries} queries from {result.heldout_files} files, against {m.corpus} chunks"
+        f"held-out   {m.queries} queries from {result.heldout_files} files, "
+        f"against {m.corpus} chunks"
     )
     print(f"MRR@10     {m.mrr_at_10:.3f}")
     print(f"Recall@1   {m.recall_at_1:.3f}")

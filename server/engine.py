@@ -18,17 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from .discover import FileFilter
-from .embedder import Embedder, ModelRef, resolve_model
+from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
+from .models import ModelRef, read_history, target_model
 from .search import SearchOutcome, SearchResult, search
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
 
 log = logging.getLogger(__name__)
-
-
-class WorkspaceError(ValueError):
-    """The workspace path is unusable (missing, not a folder)."""
 
 
 @dataclass
@@ -49,27 +46,6 @@ class Status:
         return dict(self.__dict__)
 
 
-def resolve_workspace(workspace: str | Path) -> Path:
-    """The workspace folder as an absolute path; WorkspaceError when unusable."""
-    root = Path(workspace).expanduser()
-    if not root.exists():
-        raise WorkspaceError(f"workspace {root} does not exist")
-    if not root.is_dir():
-        raise WorkspaceError(f"workspace {root} is not a directory")
-    return root.resolve()
-
-
-def target_model(index_dir: Path, settings: Settings) -> ModelRef:
-    """The model that should answer: a promoted checkpoint, else the setting."""
-    try:
-        from kenning.trainer.checkpoints import promoted_model
-
-        promoted = promoted_model(index_dir, settings.model)
-    except ImportError:
-        promoted = None
-    return promoted or resolve_model(settings.model)
-
-
 def write_failure(index_dir: Path, exc: BaseException) -> str:
     """One line for a failed write to the index, saying what to do next."""
     text = str(exc) or type(exc).__name__
@@ -78,7 +54,10 @@ def write_failure(index_dir: Path, exc: BaseException) -> str:
         if any(w in text.lower() for w in ("full", "space", "too large", "quota", "i/o"))
         else "check the folder"
     )
-    return f"could not write the index at {index_dir} ({text}); {hint}. The last complete index is kept"
+    return (
+        f"could not write the index at {index_dir} ({text}); {hint}. "
+        "The last complete index is kept"
+    )
 
 
 class Engine:
@@ -376,8 +355,6 @@ class Engine:
         )
 
     def training_history(self) -> list[dict[str, Any]]:
-        from kenning.trainer.checkpoints import read_history
-
         return read_history(self.index_dir)
 
     def close(self) -> None:

@@ -31,10 +31,14 @@ from .store import FileUpdate, Generation, Store
 log = logging.getLogger(__name__)
 
 FILES_PER_BATCH = 200
-EMBED_BATCH = 256
-"""Chunk texts per embedding transaction: large enough for sentence-transformers'
-length sorting to group similar lengths, small enough that a crash or a search
-waiting for fresh vectors never waits long."""
+TEXTS_PER_COMMIT = 256
+"""Chunk texts embedded per store transaction in a one-shot run (`kenning index`):
+large enough for sentence-transformers' length sorting to group similar lengths,
+small enough that a crash or a search waiting for fresh vectors never waits long.
+(`batch_size`, a setting, is the texts per model call inside it.)"""
+DAEMON_TEXTS_PER_COMMIT = 128
+"""The same in the daemon: a stop request or a save waits for at most one such
+transaction (a few seconds on a busy CPU)."""
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): phase is "scan" or "embed"."""
@@ -166,7 +170,7 @@ class Indexer:
         on_batch: Callable[[int], None] | None = None,
         *,
         paths: Sequence[str] | None = None,
-        batch_size: int = EMBED_BATCH,
+        batch_size: int = TEXTS_PER_COMMIT,
     ) -> int:
         """Embed every chunk text that has no vector in `gen`; returns how many.
 

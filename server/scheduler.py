@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .models import ModelError, append_history, pick_device, pointer_path
 from .settings import settings_to_dict
 from .train_process import RunOutcome, TrainProcess
 
@@ -164,8 +165,6 @@ class Scheduler:
 
     def has_gpu(self) -> bool:
         if self._gpu is None:
-            from .embedder import ModelError, pick_device
-
             try:
                 self._gpu = pick_device(self.engine.settings.device) != "cpu"
             except ModelError:
@@ -225,10 +224,8 @@ class Scheduler:
             self.worker.request_swap()
 
     def _stamp(self) -> tuple[int, int] | None:
-        from kenning.trainer.checkpoints import POINTER_NAME, trainer_dir
-
         try:
-            st = (trainer_dir(self.engine.index_dir) / POINTER_NAME).stat()
+            st = pointer_path(self.engine.index_dir).stat()
         except OSError:
             return None
         return st.st_mtime_ns, st.st_size
@@ -254,17 +251,10 @@ class Scheduler:
         assert state is not None
         settings = engine.settings
         self._mark_new_chunks_from_now()
-        options = {
-            "epochs": settings.train.epochs,
-            "batch_size": settings.train.batch_size,
-            "lr": settings.train.lr,
-            "max_pairs": settings.train.max_pairs,
-            "device": settings.device,
-        }
         process = TrainProcess(
             engine.root,
             settings_to_dict(settings),
-            options,
+            {},  # the child takes the run's options from the train.* settings
             engine.index_dir / "trainer",
             self._child_event,
         )
@@ -301,7 +291,7 @@ class Scheduler:
         self.listener.training_finished(outcome)
 
     def _mark_new_chunks_from_now(self) -> None:
-        """Count `train.min_new_chunks` from here: a run starts, or a swap re-embedded everything."""
+        """Count `train.min_new_chunks` from here: a run starts, or a swap re-embedded all."""
         store = self.engine.store
         try:
             store.set_meta_value(MARK_KEY, str(store.vector_mark()))
@@ -331,8 +321,6 @@ class Scheduler:
         self.listener.training_progress("report", state.message, pct)
 
     def _record_failure(self, outcome: RunOutcome, state: TrainingState) -> None:
-        from kenning.trainer.checkpoints import append_history
-
         model = self.engine.model_ref.label
         try:
             append_history(

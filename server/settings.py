@@ -13,10 +13,12 @@ import dataclasses
 import hashlib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import cattrs
 
 ENV_PREFIX = "KENNING_"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -24,6 +26,20 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 class SettingsError(ValueError):
     """A setting has the wrong type or value; the message names the field."""
+
+
+class WorkspaceError(ValueError):
+    """The workspace path is unusable (missing, not a folder)."""
+
+
+def resolve_workspace(workspace: str | Path) -> Path:
+    """The workspace folder as an absolute path; WorkspaceError when unusable."""
+    root = Path(workspace).expanduser()
+    if not root.exists():
+        raise WorkspaceError(f"workspace {root} does not exist")
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace {root} is not a directory")
+    return root.resolve()
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,7 @@ def load_settings(
     origin: dict[str, str] = {}
     for source, layer in layers:
         _deep_merge(merged, layer, origin, source)
-    return _build(Settings, merged, origin, prefix="")
+    return _build(merged, origin)
 
 
 _FOLDER_KEYS = ("workspace", "workspaceFolder", "workspace_folder", "uri", "scopeUri")
@@ -146,7 +162,8 @@ def options_for_workspace(options: Any, workspace: Path) -> dict[str, Any]:
         return merged
     if not isinstance(options, list) or not all(isinstance(e, Mapping) for e in options):
         raise SettingsError(
-            f"initializationOptions must be an object of settings or a list of per-folder settings, got {options!r}"
+            "initializationOptions must be an object of settings or a list of per-folder "
+            f"settings, got {options!r}"
         )
     entry = next((e for e in options if _folder_of(e) == workspace.resolve()), None)
     if entry is None and len(options) == 1:
@@ -238,76 +255,105 @@ def _deep_merge(
             origin[dotted] = source
 
 
-def _build(cls: type, data: Mapping[str, Any], origin: dict[str, str], prefix: str):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = prefix + key
-        if key not in fields:
-            continue  # unknown keys are ignored, as the protocol says
-        ftype = fields[key].type
+class _Wrong(ValueError):
+    """One value that does not fit its field; says what was expected."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _strict(expected: str, convert: Callable[[Any], Any]) -> Callable[[Any, type], Any]:
+    def hook(value: Any, _type: type) -> Any:
+        try:
+            return convert(value)
+        except (TypeError, ValueError):
+            raise _Wrong(f"must be {expected}, got {value!r}") from None
+
+    return hook
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError
+
+
+def _to_globs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        # Environment variables carry lists as comma-separated globs.
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError
+
+
+def _make_converter() -> cattrs.Converter:
+    """Structures the merged settings dict into `Settings`, converting the strings
+    that environment variables and TOML may carry, and nothing looser."""
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    conv.register_structure_hook(bool, _strict("true or false", _to_bool))
+    conv.register_structure_hook(int, _strict("a whole number", _to_int))
+    conv.register_structure_hook(float, _strict("a number", _to_float))
+    conv.register_structure_hook(str, _strict("a string", _to_str))
+    conv.register_structure_hook_func(
+        lambda t: t == tuple[str, ...], _strict("a list of glob strings", _to_globs)
+    )
+    train = conv.get_structure_hook(TrainSettings)
+
+    def train_table(value: Any, cls: type) -> TrainSettings:
+        if not isinstance(value, Mapping):
+            raise _Wrong("must be a table of settings")
+        return train(value, cls)
+
+    conv.register_structure_hook(TrainSettings, train_table)
+    return conv
+
+
+_CONVERTER = _make_converter()
+
+
+def _build(data: Mapping[str, Any], origin: dict[str, str]) -> Settings:
+    try:
+        settings = _CONVERTER.structure(dict(data), Settings)
+    except cattrs.BaseValidationError as exc:
+        dotted, message = _first_error(exc)
         where = origin.get(dotted, "settings")
-        if ftype == "TrainSettings":
-            if not isinstance(value, Mapping):
-                raise SettingsError(f"setting '{dotted}' ({where}) must be a table of settings")
-            kwargs[key] = _build(TrainSettings, value, origin, dotted + ".")
-        else:
-            kwargs[key] = _coerce(dotted, ftype, value, where)
-    result = cls(**kwargs)
-    _validate(result, prefix)
-    return result
+        raise SettingsError(f"setting '{dotted}' ({where}) {message}") from None
+    _validate(settings.train, "train.")
+    _validate(settings, "")
+    return settings
 
 
-def _coerce(name: str, ftype: str, value: Any, where: str) -> Any:
-    def bad(expected: str) -> SettingsError:
-        return SettingsError(f"setting '{name}' ({where}) must be {expected}, got {value!r}")
-
-    if ftype == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {
-            "1",
-            "true",
-            "yes",
-            "on",
-            "0",
-            "false",
-            "no",
-            "off",
-        }:
-            return value.lower() in {"1", "true", "yes", "on"}
-        raise bad("true or false")
-    if ftype == "int":
-        if isinstance(value, bool):
-            raise bad("a whole number")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise bad("a whole number")
-    if ftype == "float":
-        if isinstance(value, bool):
-            raise bad("a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad("a number") from None
-        raise bad("a number")
-    if ftype == "str":
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)
-        raise bad("a string")
-    if ftype == "tuple[str, ...]":
-        if isinstance(value, str):
-            # Environment variables carry lists as comma-separated globs.
-            return tuple(p.strip() for p in value.split(",") if p.strip())
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise bad("a list of glob strings")
-    raise bad(ftype)  # pragma: no cover - every field type is handled above
+def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
+    """The dotted field name and the message of the first bad value in a cattrs error."""
+    if isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
+        inner = exc.exceptions[0]
+        name = next((n.name for n in getattr(inner, "__notes__", []) if hasattr(n, "name")), None)
+        return _first_error(inner, f"{path}{name}." if name is not None else path)
+    return path.rstrip("."), str(exc) if isinstance(exc, _Wrong) else f"is invalid ({exc})"
 
 
 def _validate(obj: Any, prefix: str) -> None:
@@ -315,7 +361,8 @@ def _validate(obj: Any, prefix: str) -> None:
         schedule = obj.schedule
         if schedule not in _SCHEDULES and not (schedule.isdigit() and int(schedule) > 0):
             raise SettingsError(
-                f"setting '{prefix}schedule' must be off, daily, hourly or minutes, got {schedule!r}"
+                f"setting '{prefix}schedule' must be off, daily, hourly or minutes, "
+                f"got {schedule!r}"
             )
         if obj.min_new_chunks < 0:
             raise SettingsError(f"setting '{prefix}min_new_chunks' must be 0 or more")

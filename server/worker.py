@@ -36,15 +36,12 @@ from typing import Protocol
 
 from .embedder import background_threads
 from .engine import Engine, write_failure
-from .indexer import IndexSummary
+from .indexer import DAEMON_TEXTS_PER_COMMIT, IndexSummary
 from .store import Generation
 from .watcher import ChangeBatch, ChangeQueue
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 128
-"""Chunk texts per embedding transaction in the daemon: a stop request or a
-save waits for at most one batch (a few seconds on a busy CPU)."""
 SCAN_SHARE = 10
 """Percent of the first-index progress bar given to reading files; the rest is embedding."""
 
@@ -416,7 +413,7 @@ class IndexWorker:
             should_stop=should_stop,
             on_batch=self._batch_landed,
             paths=paths,
-            batch_size=EMBED_BATCH,
+            batch_size=DAEMON_TEXTS_PER_COMMIT,
         )
         finished = not should_stop()
         if paths is None:

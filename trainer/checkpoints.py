@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -34,54 +33,68 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kenning.server.embedder import ModelError, ModelRef, resolve_model
+# The read side (pointer, cards, history) lives in the core, where the engine
+# and the daemon read it; re-exported here for the trainer's callers.
+from kenning.server.models import (
+    CARD_FORMAT,
+    CARD_NAME,
+    CHART_NAME,
+    HISTORY_NAME,
+    PICKLE_SUFFIXES,
+    POINTER_NAME,
+    CheckpointError,
+    append_history,
+    checkpoints_dir,
+    file_sha256,
+    pickle_files,
+    pointer_path,
+    promoted_checkpoint,
+    promoted_model,
+    read_history,
+    read_pointer,
+    trainer_dir,
+    verify_checkpoint,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+__all__ = [
+    "CARD_FORMAT",
+    "CARD_NAME",
+    "CHART_NAME",
+    "HISTORY_NAME",
+    "PICKLE_SUFFIXES",
+    "POINTER_NAME",
+    "CheckpointError",
+    "TrainingBusy",
+    "append_history",
+    "checkpoints_dir",
+    "discard",
+    "file_sha256",
+    "new_checkpoint_id",
+    "pickle_files",
+    "pointer_path",
+    "promote",
+    "promoted_checkpoint",
+    "promoted_model",
+    "read_history",
+    "read_pointer",
+    "remove_leftovers",
+    "run_lock",
+    "save_checkpoint",
+    "trainer_dir",
+    "update_card",
+    "verify_checkpoint",
+    "write_json_atomic",
+]
+
 log = logging.getLogger(__name__)
-
-CARD_NAME = "card.json"
-CARD_FORMAT = 1
-POINTER_NAME = "promoted.json"
-HISTORY_NAME = "history.jsonl"
-CHART_NAME = "training.png"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
-"""File types that may carry pickled objects; none may appear in a checkpoint."""
-_REQUIRED_CARD_FIELDS = ("format", "id", "root_model", "base_model", "files", "created_at")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, tampered with or holds a pickle file."""
-
-
-def trainer_dir(index_dir: Path) -> Path:
-    return Path(index_dir) / "trainer"
-
-
-def checkpoints_dir(index_dir: Path) -> Path:
-    return trainer_dir(index_dir) / "checkpoints"
 
 
 def new_checkpoint_id() -> str:
     """Sortable and unique: UTC time plus random hex, e.g. 20250101-120000-3f9a1c."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + os.urandom(3).hex()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _pickle_files(folder: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
-    )
 
 
 def save_checkpoint(
@@ -103,7 +116,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{cid}-", dir=root))
     try:
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
-        stray = _pickle_files(tmp)
+        stray = pickle_files(tmp)
         if stray:
             raise CheckpointError(
                 f"saving wrote pickle-format files {stray}; refusing to keep them"
@@ -115,7 +128,7 @@ def save_checkpoint(
         full.update(
             format=CARD_FORMAT,
             id=cid,
-            files={str(p.relative_to(tmp)): _sha256(p) for p in weights},
+            files={str(p.relative_to(tmp)): file_sha256(p) for p in weights},
             created_at=full.get("created_at") or time.time(),
         )
         write_json_atomic(tmp / CARD_NAME, full)
@@ -142,40 +155,6 @@ def update_card(folder: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
     return card
 
 
-def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """The card of a checkpoint that is safe to load; CheckpointError otherwise."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"checkpoint {folder.name} is missing")
-    try:
-        card = json.loads((folder / CARD_NAME).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {folder.name} has no readable card ({exc})") from exc
-    if not isinstance(card, dict) or any(k not in card for k in _REQUIRED_CARD_FIELDS):
-        raise CheckpointError(f"checkpoint {folder.name} has an incomplete card")
-    if card["format"] != CARD_FORMAT:
-        raise CheckpointError(
-            f"checkpoint {folder.name} has card format {card['format']}, expected {CARD_FORMAT}"
-        )
-    stray = _pickle_files(folder)
-    if stray:
-        raise CheckpointError(
-            f"checkpoint {folder.name} holds pickle-format files ({', '.join(stray)}); not loading it"
-        )
-    files = card["files"]
-    if not isinstance(files, dict) or "model.safetensors" not in files:
-        raise CheckpointError(f"checkpoint {folder.name} lists no model.safetensors in its card")
-    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*.safetensors")}
-    if on_disk != set(files):
-        raise CheckpointError(f"checkpoint {folder.name}: weight files differ from the card")
-    for rel, digest in files.items():
-        if _sha256(folder / rel) != digest:
-            raise CheckpointError(
-                f"checkpoint {folder.name}: {rel} does not match its checksum (corrupt)"
-            )
-    return card
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file beside `path`, fsync it, rename it over `path`."""
     path = Path(path)
@@ -194,20 +173,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 # -- promotion ----------------------------------------------------------------------
-
-
-def read_pointer(index_dir: Path) -> dict[str, Any] | None:
-    path = trainer_dir(index_dir) / POINTER_NAME
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning(
-            "the promoted-model pointer %s is unreadable (%s); using the base model", path, exc
-        )
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("checkpoint"), str) else None
 
 
 def promote(index_dir: Path, checkpoint_id: str) -> None:
@@ -229,43 +194,6 @@ def promote(index_dir: Path, checkpoint_id: str) -> None:
             "promoted_at": time.time(),
         },
     )
-
-
-def promoted_checkpoint(
-    index_dir: Path, model_setting: str
-) -> tuple[ModelRef, dict[str, Any]] | None:
-    """The promoted checkpoint that is safe to load and belongs to `model_setting`,
-    with its card; falls back to earlier promotions, then None (use the base)."""
-    pointer = read_pointer(index_dir)
-    if pointer is None:
-        return None
-    try:
-        root_name = resolve_model(model_setting).name
-    except ModelError:
-        root_name = model_setting
-    candidates = [
-        pointer["checkpoint"],
-        *[p for p in pointer.get("previous", []) if isinstance(p, str)],
-    ]
-    for cid in candidates:
-        folder = checkpoints_dir(index_dir) / cid
-        try:
-            card = verify_checkpoint(folder)
-        except CheckpointError as exc:
-            log.warning("%s; using the model promoted before it", exc)
-            continue
-        if card["root_model"] != root_name:
-            # Trained from another base than the one configured now: the user
-            # changed `model`, so their choice wins over old training.
-            return None
-        return ModelRef(root_name, cid, str(folder.resolve())), card
-    return None
-
-
-def promoted_model(index_dir: Path, model_setting: str) -> ModelRef | None:
-    """The model the engine should use instead of `model_setting`, if one was promoted."""
-    found = promoted_checkpoint(index_dir, model_setting)
-    return found[0] if found else None
 
 
 def discard(index_dir: Path, checkpoint_id: str) -> None:
@@ -339,35 +267,3 @@ def remove_leftovers(index_dir: Path) -> list[str]:
         tmp.unlink(missing_ok=True)
         removed.append(tmp.name)
     return removed
-
-
-# -- history -------------------------------------------------------------------------
-
-
-def append_history(index_dir: Path, record: Mapping[str, Any]) -> Path:
-    """Append one run's record as a JSON line; returns the history file."""
-    path = trainer_dir(index_dir) / HISTORY_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return path
-
-
-def read_history(index_dir: Path) -> list[dict[str, Any]]:
-    """Every run recorded so far, oldest first; unreadable lines are skipped."""
-    path = trainer_dir(index_dir) / HISTORY_NAME
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if isinstance(record, dict):
-            out.append(record)
-    return out

@@ -74,10 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _exit_when_parent_goes(sys.stdin)
 
     from .checkpoints import TrainingBusy
-    from .run import TrainOptions, train_workspace
+    from .options import TrainOptions
+    from .run import train_workspace
 
     try:
-        options = TrainOptions(**json.loads(args.options))
+        # The daemon sends only what differs from the workspace's train.* settings.
+        changes = json.loads(args.options)
+        options = TrainOptions(**changes) if changes else None
         result = train_workspace(
             args.workspace,
             json.loads(args.settings),

@@ -21,13 +21,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from kenning.server.chunking import Chunk
 
+from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_SEED
 from .pairs import Pair
 
 Encoder = Callable[[list[str]], np.ndarray]
 """texts -> unit-length vectors, shape (len(texts), dim); e.g. `Embedder.encode`."""
 
-DEFAULT_HELDOUT_FRACTION = 0.2
-DEFAULT_SEED = 42
 MAX_RANK = 10
 
 

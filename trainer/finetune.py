@@ -34,7 +34,10 @@ from typing import Any
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import PrinterCallback, TrainerCallback
 
+from .options import TrainOptions
 from .pairs import Pair
+
+_RUN = TrainOptions()
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +53,18 @@ class TrainingFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    epochs: int = 1
-    batch_size: int = 32
+    """What the fine-tuning loop needs of a run's options (see `TrainOptions`)."""
+
+    epochs: int = _RUN.epochs
+    batch_size: int = _RUN.batch_size
     """Pairs per optimizer step, which is also 1 + the negatives each anchor sees."""
-    lr: float = 3e-5
-    warmup_ratio: float = 0.05
-    """Fraction of the optimizer steps spent ramping the learning rate up from 0."""
-    min_steps: int = 20
-    """Small data is repeated until the run has at least this many optimizer steps,
-    so warmup and the schedule are not most of the run."""
-    max_seq_length: int = 128
-    """Tokens per text while training; attention cost grows with its square."""
-    seed: int = 42
+    lr: float = _RUN.lr
+    warmup_ratio: float = _RUN.warmup_ratio
+    min_steps: int = _RUN.min_steps
+    max_seq_length: int = _RUN.max_seq_length
+    seed: int = _RUN.seed
     device: str = "cpu"
-    save_steps: int = 25
-    """Save resumable state every this many optimizer steps (a step is 10-60 s on a CPU)."""
+    save_steps: int = _RUN.save_steps
 
 
 @dataclass
@@ -136,7 +136,8 @@ def finetune(
                 torch.cuda.empty_cache()
             if batch_size // 2 < MIN_BATCH_SIZE:
                 raise TrainingFailed(
-                    f"CUDA ran out of memory even at batch size {batch_size}; the current model is kept"
+                    f"CUDA ran out of memory even at batch size {batch_size}; "
+                    "the current model is kept"
                 ) from exc
             log.warning(
                 "CUDA out of memory at batch size %d; retrying with %d", batch_size, batch_size // 2

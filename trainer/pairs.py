@@ -41,6 +41,8 @@ from pathlib import Path, PurePosixPath
 from kenning.server.chunking import Chunk, chunk_file, embed_text_for
 from kenning.server.discover import FileFilter, discover, read_text
 
+from .options import DEFAULT_MAX_COMMITS
+
 log = logging.getLogger(__name__)
 
 KINDS = ("docstring", "comment", "module", "signature", "test", "docs", "commit")
@@ -56,7 +58,6 @@ MAX_POSITIVE_LINES = 80
 MIN_ANCHOR_WORDS = 3
 MIN_BODY_CHARS = 24
 """Same threshold as the chunker's: a body with less text tells the model nothing."""
-DEFAULT_MAX_COMMITS = 300
 MAX_FILES_PER_COMMIT = 30
 """Larger commits are refactors or renames whose message describes no single hunk."""
 MAX_ADDED_PER_COMMIT = 600

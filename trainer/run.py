@@ -27,14 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from kenning.server.discover import FileFilter
-from kenning.server.embedder import Embedder, ModelError, ModelRef, pick_device, usable_cores
-from kenning.server.engine import resolve_workspace, target_model
-from kenning.server.settings import load_settings
+from kenning.server.embedder import Embedder, usable_cores
+from kenning.server.models import ModelError, ModelRef, pick_device, target_model
+from kenning.server.settings import load_settings, resolve_workspace
 
 from . import checkpoints as ckpt
 from .evaluate import (
-    DEFAULT_HELDOUT_FRACTION,
-    DEFAULT_SEED,
     Corpus,
     Metrics,
     PairedTest,
@@ -43,7 +41,8 @@ from .evaluate import (
     sample,
     split_by_file,
 )
-from .pairs import DEFAULT_MAX_COMMITS, QUERY_KINDS, MinedPairs, Pair, mine_pairs, pairs_digest
+from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_MAX_COMMITS, DEFAULT_SEED, TrainOptions
+from .pairs import QUERY_KINDS, MinedPairs, Pair, mine_pairs, pairs_digest
 
 log = logging.getLogger(__name__)
 
@@ -53,34 +52,6 @@ Say = Callable[[str], None]
 
 class DeviceUnavailable(ValueError):
     """The requested device does not exist here (bad usage: exit code 2)."""
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 3e-5
-    device: str = "auto"
-    no_gate: bool = False
-    """Promote whatever the held-out result; recorded in the card as `gate.bypassed`."""
-    max_pairs: int = 2000
-    """Training pairs kept (a seeded sample): about 60 optimizer steps per epoch at
-    batch 32. A step of batch 32 at 128 tokens took ~25 s on one busy CPU core."""
-    max_eval_pairs: int = 500
-    min_pairs: int = 50
-    """Fewer mined pairs than this: no training, one line saying so."""
-    min_heldout: int = 10
-    seed: int = DEFAULT_SEED
-    max_seq_length: int = 128
-    min_steps: int = 20
-    warmup_ratio: float = 0.05
-    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
-    max_signature_share: float = 0.5
-    """At most this share of the training pairs are signature -> body pairs: a workspace
-    has several times more signatures than descriptions, and they are the weaker signal."""
-    max_commits: int = DEFAULT_MAX_COMMITS
-    resume: bool = True
-    save_steps: int = 25
 
 
 @dataclass
@@ -277,7 +248,7 @@ def evaluate_workspace(
 def train_workspace(
     workspace: str | Path,
     overrides: Mapping[str, Any] | None = None,
-    options: TrainOptions = TrainOptions(),
+    options: TrainOptions | None = None,
     *,
     say: Say = lambda _: None,
     show_progress: bool = False,
@@ -289,7 +260,8 @@ def train_workspace(
     Args:
         workspace: the workspace folder.
         overrides: settings from the command line (model, index_dir, device...).
-        options: hyper-parameters, data caps and the gate switch.
+        options: hyper-parameters, data caps and the gate switch; None takes
+            the workspace's `train.*` settings (as the daemon's runs do).
         say: receives one line per phase.
         show_progress: draw the trainer's progress bar.
         callbacks: extra transformers TrainerCallbacks.
@@ -301,6 +273,9 @@ def train_workspace(
         TrainingBusy: another run on the same index is in progress.
     """
     start = time.perf_counter()
+    if options is None:
+        settings = load_settings(resolve_workspace(workspace), cli=overrides)
+        options = TrainOptions.from_settings(settings.train)
     prep = _prepare(
         workspace,
         overrides,
@@ -357,7 +332,8 @@ def _train(
 
     corpus = Corpus(prep.mined.chunks)
     say(
-        f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries against {len(corpus)} chunks"
+        f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries "
+        f"against {len(corpus)} chunks"
     )
     result.before = corpus.evaluate(_encoder(prep.current, prep), prep.heldout)
     say(
@@ -381,8 +357,8 @@ def _train(
         shutil.rmtree(work_dir, ignore_errors=True)
     _, steps = plan_steps(len(prep.train), config, min(config.batch_size, len(prep.train)))
     say(
-        f"training on {len(prep.train)} pairs from {len(prep.split.train_files)} files: {steps} steps "
-        f"of batch {min(config.batch_size, len(prep.train))} on {prep.device}"
+        f"training on {len(prep.train)} pairs from {len(prep.split.train_files)} files: "
+        f"{steps} steps of batch {min(config.batch_size, len(prep.train))} on {prep.device}"
     )
     try:
         model, run = finetune(

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from kenning.server.worker import EMBED_BATCH
+from kenning.server.indexer import DAEMON_TEXTS_PER_COMMIT as EMBED_BATCH
 from kenning_client import copy_workspace, init_options, kenning_server, paths
 from lsprotocol import types
 
