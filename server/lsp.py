@@ -1,4 +1,4 @@
-"""`kenning serve`: the language server (PROTOCOL.md §2).
+"""`kenning serve`: the language server (docs/protocol.md).
 
 Thin handlers on a typed `KenningLanguageServer`. The event loop only reads
 params, hands work to a thread and maps results to protocol types:
@@ -10,6 +10,9 @@ params, hands work to a thread and maps results to protocol types:
   small thread pool, so they are answered while the worker is busy;
 - changes arrive from `didSave` (urgent), `workspace/didChangeWatchedFiles`
   and a watchdog observer, all into one debounced ChangeQueue.
+
+Each `kenning/*` request in server/protocol.py's table has its handler in
+`KENNING_HANDLERS`; the server refuses to start while one is missing.
 
 Logs go to stderr and to the client's log (`window/logMessage`); stdout
 carries the protocol only.
@@ -39,6 +42,7 @@ from .protocol import (
     KENNING_SEARCH,
     KENNING_STATUS,
     KENNING_TRAIN,
+    REQUESTS,
     IndexChanged,
     KenningProtocol,
     ModelInfo,
@@ -558,6 +562,28 @@ async def on_workspace_symbol(
     return symbols_for(answer.results)
 
 
+KENNING_HANDLERS: dict[str, Callable[..., Any]] = {
+    KENNING_SEARCH: on_search,
+    KENNING_STATUS: on_status,
+    KENNING_REINDEX: on_reindex,
+    KENNING_TRAIN: on_train,
+}
+
+
+def kenning_features(
+    handlers: Mapping[str, Callable[..., Any]],
+) -> list[tuple[str, Callable[..., Any]]]:
+    """Each request of protocol.py's table with its handler; raises if the two disagree."""
+    missing = [name for name in REQUESTS if name not in handlers]
+    unknown = [name for name in handlers if name not in REQUESTS]
+    if missing or unknown:
+        raise RuntimeError(
+            f"requests without a handler in lsp.py: {', '.join(missing) or 'none'}; "
+            f"handlers without a row in protocol.py's METHODS: {', '.join(unknown) or 'none'}"
+        )
+    return [(name, handlers[name]) for name in REQUESTS]
+
+
 def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageServer:
     """A server with every feature registered; `overrides` are settings from the command line."""
     ls = KenningLanguageServer(overrides)
@@ -568,11 +594,8 @@ def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageS
         (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
         (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
-        (KENNING_SEARCH, on_search, None),
-        (KENNING_STATUS, on_status, None),
-        (KENNING_REINDEX, on_reindex, None),
-        (KENNING_TRAIN, on_train, None),
     ]
+    features += [(name, handler, None) for name, handler in kenning_features(KENNING_HANDLERS)]
     for method, handler, options in features:
         ls.feature(method, options)(handler)
     return ls
