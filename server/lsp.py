@@ -1,15 +1,18 @@
-"""`kenning serve`: the language server (PROTOCOL.md §2).
+"""`kenning serve`: the language server (docs/protocol.md).
 
 Thin handlers on a typed `KenningLanguageServer`. The event loop only reads
 params, hands work to a thread and maps results to protocol types:
 
 - the index worker (server/worker.py, one thread: the store has one writer)
-  reads, embeds and writes; it reports progress and landed batches here, and
-  this module forwards them as `$/progress` and `kenning/indexChanged`;
+  reads, embeds and writes; it reports progress and landed batches, which
+  server/lsp_events.py forwards as `$/progress` and `kenning/indexChanged`;
 - queries (`kenning/search`, `kenning/status`, `workspace/symbol`) run on a
   small thread pool, so they are answered while the worker is busy;
 - changes arrive from `didSave` (urgent), `workspace/didChangeWatchedFiles`
   and a watchdog observer, all into one debounced ChangeQueue.
+
+Each `kenning/*` request in server/protocol.py's table has its handler in
+`KENNING_HANDLERS`; the server refuses to start while one is missing.
 
 Logs go to stderr and to the client's log (`window/logMessage`); stdout
 carries the protocol only.
@@ -21,7 +24,6 @@ import asyncio
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -33,13 +35,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .engine import Engine
+from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
 from .protocol import (
-    KENNING_INDEX_CHANGED,
     KENNING_REINDEX,
     KENNING_SEARCH,
     KENNING_STATUS,
     KENNING_TRAIN,
-    IndexChanged,
+    REQUESTS,
     KenningProtocol,
     ModelInfo,
     ReindexParams,
@@ -57,9 +59,8 @@ from .protocol import (
 from .scheduler import Scheduler
 from .search import SearchError
 from .settings import SettingsError, options_for_workspace
-from .train_process import RunOutcome
 from .watcher import ChangeQueue, WorkspaceWatcher
-from .worker import IndexCounts, IndexWorker
+from .worker import IndexWorker
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,6 @@ class KenningLanguageServer(LanguageServer):
         self.startup_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
-        self._progress: ProgressForwarder | None = None
         self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -139,8 +139,7 @@ class KenningLanguageServer(LanguageServer):
         wants_progress = bool(
             getattr(getattr(self.client_capabilities, "window", None), "work_done_progress", False)
         )
-        self._progress = ProgressForwarder(self) if wants_progress else None
-        listener = _Listener(self)
+        listener = ClientListener(self, ProgressForwarder(self) if wants_progress else None)
         self.worker = IndexWorker(self.engine, self.changes, listener)
         self.scheduler = Scheduler(self.engine, self.worker, listener)
         self.watcher = WorkspaceWatcher(
@@ -239,11 +238,12 @@ class KenningLanguageServer(LanguageServer):
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         """window/showMessage from any thread."""
-        self._call_soon(
+        self.call_soon(
             self.window_show_message, types.ShowMessageParams(type=kind, message=message)
         )
 
-    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """`fn(*args)` on the event loop, from any thread; dropped once the loop has closed."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return
@@ -258,132 +258,6 @@ class KenningLanguageServer(LanguageServer):
         log.error("%s: %s", getattr(source, "__name__", source), error)
         if source is not FeatureRequestError:
             self.show(f"Kenning: {error}", types.MessageType.Error)
-
-
-class ProgressForwarder:
-    """Progress as `$/progress` (begin / report / end), in order, from any thread.
-
-    Each stream (indexing, training) has its own token, so a retraining's
-    progress bar and an indexing one can be shown at once.
-    """
-
-    def __init__(self, ls: KenningLanguageServer):
-        self.ls = ls
-        self._queue: asyncio.Queue[tuple[str, str, str, str, int | None]] = asyncio.Queue()
-        self._tokens: dict[str, str] = {}
-        self._task = asyncio.get_running_loop().create_task(self._pump())
-
-    def post(
-        self,
-        kind: str,
-        title: str = "",
-        message: str = "",
-        percentage: int | None = None,
-        *,
-        stream: str = "index",
-    ) -> None:
-        self.ls._call_soon(self._queue.put_nowait, (stream, kind, title, message, percentage))
-
-    async def _pump(self) -> None:
-        progress = self.ls.work_done_progress
-        while True:
-            stream, kind, title, message, percentage = await self._queue.get()
-            token = self._tokens.get(stream)
-            if kind == "begin":
-                if token is not None:  # a new phase replaces an unfinished one
-                    progress.end(token, types.WorkDoneProgressEnd())
-                    del self._tokens[stream]
-                token = f"kenning-{stream}-{uuid.uuid4().hex[:8]}"
-                try:
-                    await progress.create_async(token)
-                except Exception as exc:  # noqa: BLE001 - the client refused: no progress bar
-                    log.debug("client refused a progress token: %s", exc)
-                    continue
-                self._tokens[stream] = token
-                progress.begin(
-                    token,
-                    types.WorkDoneProgressBegin(
-                        title=title, message=message, percentage=0, cancellable=False
-                    ),
-                )
-            elif token is None:
-                continue
-            elif kind == "report":
-                progress.report(
-                    token, types.WorkDoneProgressReport(message=message, percentage=percentage)
-                )
-            else:
-                progress.end(token, types.WorkDoneProgressEnd(message=message))
-                del self._tokens[stream]
-
-
-class _Listener:
-    """What the index worker reports, forwarded to the client (called on the worker thread)."""
-
-    def __init__(self, ls: KenningLanguageServer):
-        self.ls = ls
-
-    def progress_begin(self, title: str, message: str) -> None:
-        if self.ls._progress:
-            self.ls._progress.post("begin", title, message)
-
-    def progress_report(self, message: str, percentage: int) -> None:
-        if self.ls._progress:
-            self.ls._progress.post("report", message=message, percentage=percentage)
-
-    def progress_end(self, message: str) -> None:
-        if self.ls._progress:
-            self.ls._progress.post("end", message=message)
-
-    def index_changed(self, counts: IndexCounts) -> None:
-        params = IndexChanged(
-            generation=counts.generation,
-            files=counts.files,
-            chunks=counts.chunks,
-            partial=counts.partial,
-        )
-        self.ls._call_soon(self.ls.protocol.notify, KENNING_INDEX_CHANGED, params)
-
-    def problem(self, message: str) -> None:
-        self.ls.show(message, types.MessageType.Error)
-
-    # -- the scheduler's side ---------------------------------------------------------
-
-    def training_progress(self, kind: str, message: str, percentage: int | None) -> None:
-        if self.ls._progress:
-            title = "Kenning: training on this workspace" if kind == "begin" else ""
-            self.ls._progress.post(kind, title, message, percentage, stream="train")
-
-    def training_finished(self, outcome: RunOutcome) -> None:
-        if outcome.status == "failed":
-            self.ls.show(f"Kenning: retraining failed: {outcome.reason}", types.MessageType.Warning)
-
-
-class LspLogHandler(logging.Handler):
-    """Kenning's log records as `window/logMessage`, from any thread."""
-
-    _TYPES = (
-        (logging.ERROR, types.MessageType.Error),
-        (logging.WARNING, types.MessageType.Warning),
-        (logging.INFO, types.MessageType.Info),
-    )
-
-    def __init__(self, ls: KenningLanguageServer, level: int = logging.INFO):
-        super().__init__(level)
-        self.ls = ls
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        kind = next(
-            (t for level, t in self._TYPES if record.levelno >= level), types.MessageType.Log
-        )
-        try:
-            message = self.format(record)
-        except Exception:  # noqa: BLE001 - logging must never raise
-            return
-        self.ls._call_soon(
-            self.ls.window_log_message, types.LogMessageParams(type=kind, message=message)
-        )
 
 
 # -- answers (run on the query pool) -----------------------------------------------------
@@ -558,6 +432,28 @@ async def on_workspace_symbol(
     return symbols_for(answer.results)
 
 
+KENNING_HANDLERS: dict[str, Callable[..., Any]] = {
+    KENNING_SEARCH: on_search,
+    KENNING_STATUS: on_status,
+    KENNING_REINDEX: on_reindex,
+    KENNING_TRAIN: on_train,
+}
+
+
+def kenning_features(
+    handlers: Mapping[str, Callable[..., Any]],
+) -> list[tuple[str, Callable[..., Any]]]:
+    """Each request of protocol.py's table with its handler; raises if the two disagree."""
+    missing = [name for name in REQUESTS if name not in handlers]
+    unknown = [name for name in handlers if name not in REQUESTS]
+    if missing or unknown:
+        raise RuntimeError(
+            f"requests without a handler in lsp.py: {', '.join(missing) or 'none'}; "
+            f"handlers without a row in protocol.py's METHODS: {', '.join(unknown) or 'none'}"
+        )
+    return [(name, handlers[name]) for name in REQUESTS]
+
+
 def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageServer:
     """A server with every feature registered; `overrides` are settings from the command line."""
     ls = KenningLanguageServer(overrides)
@@ -568,11 +464,8 @@ def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageS
         (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
         (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
-        (KENNING_SEARCH, on_search, None),
-        (KENNING_STATUS, on_status, None),
-        (KENNING_REINDEX, on_reindex, None),
-        (KENNING_TRAIN, on_train, None),
     ]
+    features += [(name, handler, None) for name, handler in kenning_features(KENNING_HANDLERS)]
     for method, handler, options in features:
         ls.feature(method, options)(handler)
     return ls

@@ -1,11 +1,17 @@
-"""The wire types of Kenning's custom LSP methods (PROTOCOL.md §2), and their validation.
+"""The wire types of Kenning's custom LSP methods (docs/protocol.md), and their validation.
 
-Each `kenning/*` request has an attrs params class and an attrs result class.
-`KenningProtocol` maps the method names to these classes, so a handler receives
-params that are already typed and checked: a wrong type, a missing field or a
-bad value is answered with JSON-RPC -32602 InvalidParams whose message names
-the field (``params.limit must be a whole number, got '5'``), and the server
-carries on. Unknown fields are ignored, as the protocol promises.
+Each `kenning/*` request has an attrs params class and an attrs result class,
+and one row in `METHODS`, the table everything else is made from: the request
+message classes pygls reads, the name -> params lookup, the list of types whose
+unset optional fields stay off the wire (found through the result types' fields)
+and, in lsp.py, the check that every request has a handler. Notifications the
+server sends (`kenning/indexChanged`) are rows too.
+
+`KenningProtocol` reads the table, so a handler receives params that are
+already typed and checked: a wrong type, a missing field or a bad value is
+answered with JSON-RPC -32602 InvalidParams whose message names the field
+(``params.limit must be a whole number, got '5'``), and the server carries on.
+Unknown fields are ignored, as the protocol promises.
 
 pygls structures incoming messages inside ``json.loads``; a message that fails
 there would get no answer at all. The protocol subclass therefore catches the
@@ -16,7 +22,7 @@ methods too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args
 
 import attrs
@@ -163,65 +169,76 @@ class IndexChanged:
     partial: bool = False
 
 
-# -- request messages ----------------------------------------------------------------
+# -- the table: one row per method ----------------------------------------------------
 
 
-# Shaped as pygls' RPCRequest protocol expects (id, method, jsonrpc, params).
+@attrs.frozen
+class Request:
+    """A request the client sends; the server answers with `result` (lsp.py holds the handler)."""
+
+    name: str
+    params: type
+    result: type
 
 
-@attrs.define
-class SearchRequest:
-    id: int | str
-    params: SearchParams
-    method: str = KENNING_SEARCH
-    jsonrpc: str = "2.0"
+@attrs.frozen
+class Notification:
+    """A notification the server sends; nothing answers it."""
+
+    name: str
+    params: type
 
 
-@attrs.define
-class StatusRequest:
-    id: int | str
-    params: StatusParams
-    method: str = KENNING_STATUS
-    jsonrpc: str = "2.0"
-
-
-@attrs.define
-class ReindexRequest:
-    id: int | str
-    params: ReindexParams
-    method: str = KENNING_REINDEX
-    jsonrpc: str = "2.0"
-
-
-@attrs.define
-class TrainRequest:
-    id: int | str
-    params: TrainParams
-    method: str = KENNING_TRAIN
-    jsonrpc: str = "2.0"
-
-
-REQUEST_PARAMS: dict[str, type] = {
-    KENNING_SEARCH: SearchParams,
-    KENNING_STATUS: StatusParams,
-    KENNING_REINDEX: ReindexParams,
-    KENNING_TRAIN: TrainParams,
-}
-REQUEST_TYPES: dict[str, type] = {
-    KENNING_SEARCH: SearchRequest,
-    KENNING_STATUS: StatusRequest,
-    KENNING_REINDEX: ReindexRequest,
-    KENNING_TRAIN: TrainRequest,
-}
-RESULT_TYPES = (
-    SearchResponse,
-    StatusResponse,
-    ReindexResponse,
-    TrainResponse,
-    IndexChanged,
-    SearchHit,
-    ModelInfo,
+# Adding a request: its params and result classes above, a row here, a handler in lsp.py.
+METHODS: tuple[Request | Notification, ...] = (
+    Request(KENNING_SEARCH, SearchParams, SearchResponse),
+    Request(KENNING_STATUS, StatusParams, StatusResponse),
+    Request(KENNING_REINDEX, ReindexParams, ReindexResponse),
+    Request(KENNING_TRAIN, TrainParams, TrainResponse),
+    Notification(KENNING_INDEX_CHANGED, IndexChanged),
 )
+
+
+def _request_class(request: Request) -> type:
+    """The message class pygls' RPCRequest protocol expects (id, method, jsonrpc, params),
+    e.g. `SearchRequest`."""
+    return attrs.make_class(
+        request.params.__name__.removesuffix("Params") + "Request",
+        {
+            "id": attrs.field(type=int | str),  # type: ignore[arg-type]  # attrs takes a union
+            "params": attrs.field(type=request.params),
+            "method": attrs.field(type=str, default=request.name),
+            "jsonrpc": attrs.field(type=str, default="2.0"),
+        },
+    )
+
+
+def _outgoing_classes(roots: Iterable[Any]) -> tuple[type, ...]:
+    """Kenning's attrs classes the server sends, found through field types
+    (`SearchResponse` -> `SearchHit`); lsprotocol's have pygls' own hooks."""
+    found: dict[type, None] = {}
+
+    def visit(tp: Any) -> None:
+        for arg in get_args(tp):
+            visit(arg)
+        if not (isinstance(tp, type) and attrs.has(tp)) or tp in found:
+            return
+        if tp.__module__.partition(".")[0] == "lsprotocol":
+            return
+        found[tp] = None
+        for field in attrs.fields(attrs.resolve_types(tp)):
+            visit(field.type)
+
+    for root in roots:
+        visit(root)
+    return tuple(found)
+
+
+REQUESTS: dict[str, Request] = {m.name: m for m in METHODS if isinstance(m, Request)}
+REQUEST_TYPES: dict[str, type] = {name: _request_class(r) for name, r in REQUESTS.items()}
+RESULT_TYPES = _outgoing_classes(m.result if isinstance(m, Request) else m.params for m in METHODS)
+"""Kenning's types the server sends (results, notification params and the classes they hold);
+`make_converter` leaves their optional fields out while None."""
 
 
 @attrs.define
@@ -316,17 +333,24 @@ def structure_params(raw: Any, params_type: type) -> Any:
 
 
 def make_converter() -> cattrs.Converter:
-    """pygls' converter, plus: Kenning's result types leave out optional fields
-    (those defaulting to None) while they are None, as `symbol?` in the protocol."""
+    """pygls' converter, plus: Kenning's result types keep their snake_case field names and
+    leave out optional fields (those defaulting to None) while they are None, as `symbol?`
+    in the protocol."""
     conv = default_converter()
-    for cls in RESULT_TYPES:
-        base = cattrs.gen.make_dict_unstructure_fn(cls, conv)
+    kenning_types = frozenset(RESULT_TYPES)
+
+    # A factory, not a hook per class: the hook made for SearchResponse looks up SearchHit's
+    # when it is made, and must find this one rather than pygls' camelCasing default.
+    def make_hook(cls: type) -> Callable[[Any], dict[str, Any]]:
+        base: Callable[[Any], dict[str, Any]] = cattrs.gen.make_dict_unstructure_fn(cls, conv)
         optional = {f.name for f in attrs.fields(cls) if f.default is None}
 
-        def unstructure(obj: Any, _base=base, _optional=optional) -> dict[str, Any]:
-            return {k: v for k, v in _base(obj).items() if v is not None or k not in _optional}
+        def unstructure(obj: Any) -> dict[str, Any]:
+            return {k: v for k, v in base(obj).items() if v is not None or k not in optional}
 
-        conv.register_unstructure_hook(cls, unstructure)
+        return unstructure
+
+    conv.register_unstructure_hook_factory(lambda t: t in kenning_types, make_hook)
     return conv
 
 
@@ -345,11 +369,11 @@ class KenningProtocol(LanguageServerProtocol):
         if "jsonrpc" not in data or "method" not in data or "id" not in data:
             return super().structure_message(data)
         method = data["method"]
-        params_type = REQUEST_PARAMS.get(method)
+        request = REQUESTS.get(method)
         try:
-            if params_type is None:
+            if request is None:
                 return super().structure_message(data)
-            params = structure_params(data.get("params"), params_type)
+            params = structure_params(data.get("params"), request.params)
             return REQUEST_TYPES[method](
                 id=data["id"], params=params, method=method, jsonrpc=data["jsonrpc"]
             )
