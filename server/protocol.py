@@ -1,4 +1,4 @@
-"""The wire types of Kenning's custom LSP methods (PROTOCOL.md §2), and their validation.
+"""The wire types of Kenning's custom LSP methods (docs/protocol.md §2), and their validation.
 
 Each `kenning/*` request has an attrs params class and an attrs result class.
 `KenningProtocol` maps the method names to these classes, so a handler receives
