@@ -1,4 +1,4 @@
-"""`kenning serve`: the language server (docs/protocol.md).
+"""`kenning serve`: the language server (docs/protocol.md §2).
 
 Thin handlers on a typed `KenningLanguageServer`. The event loop only reads
 params, hands work to a thread and maps results to protocol types:

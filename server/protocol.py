@@ -1,4 +1,4 @@
-"""The wire types of Kenning's custom LSP methods (docs/protocol.md), and their validation.
+"""The wire types of Kenning's custom LSP methods (docs/protocol.md §2), and their validation.
 
 Each `kenning/*` request has an attrs params class and an attrs result class,
 and one row in `METHODS`, the table everything else is made from: the request

@@ -1,4 +1,4 @@
-"""When to retrain, and the daemon's side of a run (DESIGN.md, a retraining).
+"""When to retrain, and the daemon's side of a run (docs/design.md, the retraining path).
 
 `why_not` and `next_due` are the whole policy, as plain functions: a run
 starts when the schedule says it is due, the index is idle, enough code

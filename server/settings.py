@@ -1,6 +1,6 @@
 """Kenning's settings: one typed object, merged from every source.
 
-Precedence, highest first (PROTOCOL.md §3): CLI flags, LSP
+Precedence, highest first (docs/protocol.md §3): CLI flags, LSP
 ``initializationOptions``, ``KENNING_*`` environment variables, ``kenning.toml``
 or ``[tool.kenning]`` in ``pyproject.toml`` at the workspace root, then the
 defaults below. Every source is a plain nested dict; they are merged first and

@@ -1,5 +1,5 @@
 /**
- * The wire types of Kenning's custom LSP methods (PROTOCOL.md §2), as the
+ * The wire types of Kenning's custom LSP methods (docs/protocol.md §2), as the
  * extension sees them. No `vscode` import: the unit tests and the real-server
  * test use these modules from plain Node.
  */

@@ -1,6 +1,6 @@
 /**
  * The extension's settings, turned into what the server needs: the command
- * that starts it and the `initializationOptions` it reads (PROTOCOL.md §3).
+ * that starts it and the `initializationOptions` it reads (docs/protocol.md §3).
  *
  * Pure functions over plain values, so they are tested without VS Code. The
  * caller (client.ts) reads `vscode.workspace.getConfiguration('kenning', folder)`
