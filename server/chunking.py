@@ -366,17 +366,17 @@ def _name_of(node: Node) -> str | None:
             return f"{_text(trait)} for {name}" if trait is not None else name
     if node.type in ("lexical_declaration", "variable_declaration"):
         for decl in node.named_children:
-            name = decl.child_by_field_name("name")
-            if name is not None:
-                return _text(name)
+            named = decl.child_by_field_name("name")
+            if named is not None:
+                return _text(named)
     if node.type == "type_declaration":
         for spec in node.named_children:
-            name = spec.child_by_field_name("name")
-            if name is not None:
-                return _text(name)
-    name = node.child_by_field_name("name")
-    if name is not None:
-        return _text(name)
+            named = spec.child_by_field_name("name")
+            if named is not None:
+                return _text(named)
+    named = node.child_by_field_name("name")
+    if named is not None:
+        return _text(named)
     declarator = node.child_by_field_name("declarator")
     while declarator is not None:  # C/C++: int *(*f)(void) -> f
         if declarator.type in (

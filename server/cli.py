@@ -203,8 +203,8 @@ class _ProgressBar:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
-        self.phase = None
+        self.bar: Any = None  # a tqdm bar, created on the first report
+        self.phase: str | None = None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if not self.enabled:

@@ -92,7 +92,10 @@ class Embedder:
             getattr(model, "get_embedding_dimension", None)
             or model.get_sentence_embedding_dimension
         )
-        return int(get_dim())
+        dim = get_dim()
+        if dim is None:
+            raise ModelError(f"model {self.ref.location!r} does not say its embedding size")
+        return int(dim)
 
     def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
         """Unit-length float32 vectors, shape (len(texts), dim).

@@ -182,7 +182,7 @@ class Scheduler:
 
     def last_run_at(self) -> float | None:
         history = self.engine.training_history()
-        times = [r.get("time") for r in history if isinstance(r.get("time"), (int, float))]
+        times = [float(t) for r in history if isinstance(t := r.get("time"), (int, float))]
         return max(times) if times else None
 
     # -- the thread ----------------------------------------------------------------------

@@ -225,7 +225,7 @@ class IndexWorker:
                 self._meter = None
             if not self.stopping:
                 self.engine.finish_generation(gen)
-        if switching and not self.stopping:
+        if switching and pending_switch is not None and not self.stopping:
             self._swap_requested.set()
             log.info("resuming the switch to %s", pending_switch.model)
         if self.stopping:

@@ -101,7 +101,7 @@ class Metrics:
         return data
 
 
-def reciprocal_ranks(ranks: Sequence[int], k: int = MAX_RANK) -> np.ndarray:
+def reciprocal_ranks(ranks: Sequence[int] | np.ndarray, k: int = MAX_RANK) -> np.ndarray:
     """1/rank when the positive is in the top k, else 0: the per-query MRR@k terms."""
     r = np.asarray(ranks, dtype=np.float64)
     return np.where(r <= k, 1.0 / np.maximum(r, 1.0), 0.0)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import PrinterCallback, TrainerCallback
@@ -183,6 +183,7 @@ def _run(
     model.max_seq_length = config.max_seq_length
 
     on_cuda = config.device.startswith("cuda")
+    loss: MultipleNegativesRankingLoss | CachedMultipleNegativesRankingLoss
     if on_cuda and batch_size >= CACHED_LOSS_MIN_BATCH:
         loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=32)
     else:
@@ -320,6 +321,7 @@ class SafeStateTrainer(SentenceTransformerTrainer):
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
+        assert output_dir is not None  # the trainer always has one (set in _run)
         os.makedirs(output_dir, exist_ok=True)
         self.model.save(output_dir, safe_serialization=True, create_model_card=False)
         Path(output_dir, "training_args.json").write_text(self.args.to_json_string(), "utf-8")
@@ -327,6 +329,7 @@ class SafeStateTrainer(SentenceTransformerTrainer):
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         from safetensors.torch import save_file
 
+        assert self.optimizer is not None and self.lr_scheduler is not None  # set up by now
         state = self.optimizer.state_dict()
         tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
         for idx, values in state["state"].items():
@@ -353,7 +356,8 @@ class SafeStateTrainer(SentenceTransformerTrainer):
         tensors = {"cpu": torch.random.get_rng_state()}
         if torch.cuda.is_available():
             tensors["cuda"] = torch.cuda.random.get_rng_state()
-        np_state = np.random.get_state()
+        # The legacy form: a tuple (name, keys, pos, has_gauss, cached_gaussian).
+        np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
         meta = {
             "python": random.getstate(),
             "numpy": [np_state[0], np_state[1].tolist(), *[_plain(x) for x in np_state[2:]]],
@@ -367,6 +371,7 @@ class SafeStateTrainer(SentenceTransformerTrainer):
             return
         from safetensors.torch import load_file
 
+        assert self.optimizer is not None and self.lr_scheduler is not None  # set up by now
         tensors = load_file(os.path.join(checkpoint, _OPTIMIZER), device=str(self.args.device))
         meta = json.loads(Path(checkpoint, _OPTIMIZER_META).read_text("utf-8"))
         state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
