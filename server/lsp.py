@@ -524,7 +524,7 @@ async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> Reinde
     engine = await ls.ready_engine()
     if params.paths is None:
         ls.changes.request_rescan()
-        files = await ls.run_query(lambda: engine.store.counts(None)[0])
+        files = await ls.run_query(lambda: engine.store.counts(None).files)
         return ReindexResponse(queued=files)
     rels = []
     for i, raw in enumerate(params.paths):

@@ -4,11 +4,12 @@ Hybrid mode takes the top candidates from the vector matrix (cosine) and from
 FTS5 (bm25) and fuses them by reciprocal rank fusion, which needs no score
 calibration between the two. Results that overlap in the same file (windows of
 one long function) are collapsed to the best, so the top ten are ten places.
+
+Every weight and prior that orders the results lives in `ranking`.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -18,23 +19,18 @@ from dataclasses import dataclass, field
 import pathspec
 
 from .embedder import Embedder
+from .lexical import is_test_path
+from .ranking import (
+    DENSE_WEIGHT,
+    LEXICAL_WEIGHT,
+    PROSE_LANGUAGES,
+    PROSE_PRIOR,
+    RRF_K,
+    TEST_PRIOR,
+)
 from .store import Generation, Store, StoredChunk
 
 MODES = ("hybrid", "semantic", "lexical")
-RRF_K = 60
-"""Reciprocal rank fusion constant: 1 / (RRF_K + rank). 60 is the usual choice;
-it flattens the head so one side's first place does not drown the other."""
-DENSE_WEIGHT = 3.0
-LEXICAL_WEIGHT = 1.0
-"""The model's ranking counts three times the words': bm25 finds exact names
-but also every file that repeats a query's common words. Tuned on three of the
-benchmark packages (tqdm, marshmallow, flask); see bench/RESULTS.md."""
-PROSE_PRIOR = 0.5
-"""Score multiplier for prose (Markdown, reST, plain text): docs that describe an
-API in the same words as a query otherwise outrank the code itself."""
-TEST_PRIOR = 0.6
-"""Score multiplier for test files: people mostly look for the implementation."""
-PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
 
@@ -183,17 +179,12 @@ def _fuse(
     return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
 
 
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$"
-)
-
-
 def prior(chunk: StoredChunk) -> float:
     """How much a result's kind of file is worth before its text is compared."""
     weight = 1.0
     if chunk.language in PROSE_LANGUAGES:
         weight *= PROSE_PRIOR
-    if _TEST_PATH.search(chunk.path):
+    if is_test_path(chunk.path):
         weight *= TEST_PRIOR
     return weight
 
