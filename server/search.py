@@ -10,6 +10,7 @@ Every weight and prior that orders the results lives in `ranking`.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Sequence
@@ -37,6 +38,70 @@ SNIPPET_CHARS = 400
 
 class SearchError(ValueError):
     """A bad query or mode; the message says what to change."""
+
+
+class SemanticUnavailable(RuntimeError):
+    """Semantic search was asked for, and no model can read the query."""
+
+
+class Semantic(enum.Enum):
+    """What stands in the way of the semantic side of a search, as far as the caller knows."""
+
+    READY = "ready"
+    """Nothing known: the model is loaded (or will load on demand) and vectors exist."""
+    NO_VECTORS = "no vectors"
+    """The first generation is still being embedded."""
+    MODEL_LOADING = "model loading"
+    """The model is still loading (seconds at start)."""
+    MODEL_FAILED = "model failed"
+    """The model could not be loaded at all."""
+
+
+@dataclass(frozen=True)
+class ModePlan:
+    mode: str
+    """The mode to run: hybrid narrows to lexical while the model cannot read queries."""
+    dense: bool
+    """Whether the semantic side runs."""
+    note: str | None = None
+    """Why the answer is narrower than asked, for the user."""
+    until_loaded: bool = False
+    """Narrowed only until the model has loaded: the answer is partial."""
+
+
+def plan_mode(mode: str, semantic: Semantic) -> ModePlan:
+    """What a search asked for in `mode` runs, given what stands in the semantic side's way.
+
+    The one place that decides the lexical fallback: the LSP server asks
+    while the model loads or after it failed, `search` asks when no vectors
+    exist. Hybrid falls back to the words alone and says why; semantic with
+    no vectors finds nothing and says why, waits for a loading model, and is
+    refused (SemanticUnavailable) when the model failed.
+    """
+    if semantic is Semantic.READY or mode not in ("hybrid", "semantic"):
+        return ModePlan(mode, dense=mode in ("hybrid", "semantic"))
+    if semantic is Semantic.NO_VECTORS:
+        return ModePlan(
+            mode, dense=False, note="no vectors yet: the semantic side is still being built"
+        )
+    if mode == "semantic":
+        if semantic is Semantic.MODEL_FAILED:
+            raise SemanticUnavailable(
+                "the model could not be loaded, so semantic search is unavailable; "
+                "use mode 'lexical'"
+            )
+        return ModePlan(mode, dense=True)  # the query waits for the model to load
+    if semantic is Semantic.MODEL_LOADING:
+        # Loading the model takes seconds; answer with what needs no model meanwhile.
+        return ModePlan(
+            "lexical",
+            dense=False,
+            note="the model is still loading: these results are lexical only",
+            until_loaded=True,
+        )
+    return ModePlan(
+        "lexical", dense=False, note="the model could not be loaded: these results are lexical only"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,9 +169,11 @@ def search(
 
     dense: list[tuple[int, float]] = []
     lexical: list[tuple[int, float]] = []
-    use_dense = mode in ("hybrid", "semantic") and gen is not None and embedder is not None
-    if mode in ("hybrid", "semantic") and not use_dense:
-        notes.append("no vectors yet: the semantic side is still being built")
+    vectors = gen is not None and embedder is not None
+    plan = plan_mode(mode, Semantic.READY if vectors else Semantic.NO_VECTORS)
+    if plan.note:
+        notes.append(plan.note)
+    mode, use_dense = plan.mode, plan.dense
     pending_lexical: Future[list[tuple[int, float]]] | None = None
     if mode == "hybrid" and use_dense:
         # The two sides share nothing until fusion, and both release the GIL
