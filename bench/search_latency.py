@@ -94,17 +94,17 @@ def build_index(ws: Path, index_dir: Path) -> dict:
         engine.store.add_embeddings(gen.id, [h for h, _ in batch], vectors)
     engine.finish_generation(gen)
     engine.store.save_snapshot()
-    files, chunks, _ = engine.store.counts(gen.id)
+    totals = engine.store.counts(gen.id)
     vectors = engine.store.generation_counts(gen.id)
     engine.close()
     size = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
     return {
-        "files": files,
-        "chunks": chunks,
+        "files": totals.files,
+        "chunks": totals.chunks,
         "vectors": vectors,
         "scan_s": round(scan_s, 1),
         "index_bytes": size,
-        "bytes_per_chunk_on_disk": round(size / max(chunks, 1)),
+        "bytes_per_chunk_on_disk": round(size / max(totals.chunks, 1)),
     }
 
 
@@ -113,16 +113,16 @@ def describe_index(ws: Path, index_dir: Path) -> dict:
 
     engine = Engine.open(ws, {"index_dir": str(index_dir)})
     gen = engine.serving_generation()
-    files, chunks, _ = engine.store.counts(gen.id)
+    totals = engine.store.counts(gen.id)
     vectors = engine.store.generation_counts(gen.id)
     engine.close()
     size = sum(p.stat().st_size for p in index_dir.iterdir() if p.is_file())
     return {
-        "files": files,
-        "chunks": chunks,
+        "files": totals.files,
+        "chunks": totals.chunks,
         "vectors": vectors,
         "index_bytes": size,
-        "bytes_per_chunk_on_disk": round(size / max(chunks, 1)),
+        "bytes_per_chunk_on_disk": round(size / max(totals.chunks, 1)),
     }
 
 

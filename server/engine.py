@@ -177,7 +177,7 @@ class Engine:
         """
         if gen.state == "active":
             return True
-        if self.store.counts(gen.id)[2]:
+        if self.store.counts(gen.id).pending:
             return False  # still missing vectors; the old generation keeps answering
         self.store.activate_generation(gen.id)
         for old in self.store.generations():
@@ -335,17 +335,15 @@ class Engine:
 
     def status(self) -> Status:
         gen = self.serving_generation()
-        files, chunks, pending = self.store.counts(gen.id if gen else None)
-        if gen is None:
-            pending = self.store.conn.execute(
-                "SELECT COUNT(DISTINCT hash) FROM chunks WHERE embeddable = 1"
-            ).fetchone()[0]
+        totals = self.store.counts(gen.id if gen else None)
+        # With no generation yet, every chunk text is still to be embedded.
+        pending = totals.pending if gen else self.store.embeddable_texts()
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
         return Status(
             workspace=str(self.root),
             index_dir=str(self.index_dir),
-            files=files,
-            chunks=chunks,
+            files=totals.files,
+            chunks=totals.chunks,
             pending=pending,
             model=gen.model if gen else self.model_ref.label,
             generation=gen.id if gen else None,

@@ -181,7 +181,7 @@ class Indexer:
         """
         if paths is not None and not paths:
             return 0
-        pending = self.store.counts(gen.id)[2] if progress else 0
+        pending = self.store.counts(gen.id).pending if progress else 0
         done = 0
         if progress:
             progress("embed", 0, pending)
@@ -214,9 +214,9 @@ def timed_index(
     start = time.perf_counter()
     summary = indexer.scan(progress)
     summary.lexical_ready_s = time.perf_counter() - start
-    if indexer.store.counts(None)[1]:
+    if indexer.store.counts(None).chunks:
         summary.embedded = indexer.embed_pending(gen_for(), embedder, progress)
-    files, chunks, _ = indexer.store.counts(None)
-    summary.files, summary.chunks = files, chunks
+    totals = indexer.store.counts(None)
+    summary.files, summary.chunks = totals.files, totals.chunks
     summary.took_s = time.perf_counter() - start
     return summary

@@ -57,7 +57,7 @@ from .protocol import (
     make_converter,
 )
 from .scheduler import Scheduler
-from .search import SearchError
+from .search import SearchError, Semantic, SemanticUnavailable, plan_mode
 from .settings import SettingsError, options_for_workspace
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexWorker
@@ -267,25 +267,21 @@ def answer_search(
     ls: KenningLanguageServer, engine: Engine, params: SearchParams
 ) -> SearchResponse:
     worker = ls.worker
-    partial = worker is None or not worker.first_index_done.is_set()
-    mode = params.mode
-    notes: list[str] = []
-    semantic_ok = worker is None or worker.semantic_available
-    if mode == "hybrid" and (not semantic_ok or not engine.model_loaded):
-        # Loading the model takes seconds; answer with what needs no model meanwhile.
-        mode = "lexical"
-        partial = partial or semantic_ok
-        notes.append(
-            "the model is still loading: these results are lexical only"
-            if semantic_ok
-            else "the model could not be loaded: these results are lexical only"
-        )
-    elif mode == "semantic" and not semantic_ok:
-        raise JsonRpcException(
-            "the model could not be loaded, so semantic search is unavailable; use mode 'lexical'",
-            code=REQUEST_FAILED,
-        )
-    outcome = engine.search_outcome(params.query, limit=params.limit, mode=mode, paths=params.paths)
+    if worker is not None and not worker.semantic_available:
+        semantic = Semantic.MODEL_FAILED
+    elif not engine.model_loaded:
+        semantic = Semantic.MODEL_LOADING
+    else:
+        semantic = Semantic.READY
+    try:
+        plan = plan_mode(params.mode, semantic)
+    except SemanticUnavailable as exc:
+        raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
+    partial = worker is None or not worker.first_index_done.is_set() or plan.until_loaded
+    notes = [plan.note] if plan.note else []
+    outcome = engine.search_outcome(
+        params.query, limit=params.limit, mode=plan.mode, paths=params.paths
+    )
     if partial:
         notes.insert(0, "the index is still being built: results come from what is indexed so far")
     notes.extend(outcome.notes)
@@ -398,7 +394,7 @@ async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> Reinde
     engine = await ls.ready_engine()
     if params.paths is None:
         ls.changes.request_rescan()
-        files = await ls.run_query(lambda: engine.store.counts(None)[0])
+        files = await ls.run_query(lambda: engine.store.counts(None).files)
         return ReindexResponse(queued=files)
     rels = []
     for i, raw in enumerate(params.paths):

@@ -4,11 +4,13 @@ Hybrid mode takes the top candidates from the vector matrix (cosine) and from
 FTS5 (bm25) and fuses them by reciprocal rank fusion, which needs no score
 calibration between the two. Results that overlap in the same file (windows of
 one long function) are collapsed to the best, so the top ten are ten places.
+
+Every weight and prior that orders the results lives in `ranking`.
 """
 
 from __future__ import annotations
 
-import re
+import enum
 import threading
 import time
 from collections.abc import Sequence
@@ -18,29 +20,88 @@ from dataclasses import dataclass, field
 import pathspec
 
 from .embedder import Embedder
+from .lexical import is_test_path
+from .ranking import (
+    DENSE_WEIGHT,
+    LEXICAL_WEIGHT,
+    PROSE_LANGUAGES,
+    PROSE_PRIOR,
+    RRF_K,
+    TEST_PRIOR,
+)
 from .store import Generation, Store, StoredChunk
 
 MODES = ("hybrid", "semantic", "lexical")
-RRF_K = 60
-"""Reciprocal rank fusion constant: 1 / (RRF_K + rank). 60 is the usual choice;
-it flattens the head so one side's first place does not drown the other."""
-DENSE_WEIGHT = 3.0
-LEXICAL_WEIGHT = 1.0
-"""The model's ranking counts three times the words': bm25 finds exact names
-but also every file that repeats a query's common words. Tuned on three of the
-benchmark packages (tqdm, marshmallow, flask); see bench/RESULTS.md."""
-PROSE_PRIOR = 0.5
-"""Score multiplier for prose (Markdown, reST, plain text): docs that describe an
-API in the same words as a query otherwise outrank the code itself."""
-TEST_PRIOR = 0.6
-"""Score multiplier for test files: people mostly look for the implementation."""
-PROSE_LANGUAGES = frozenset({"markdown", "rst", "text"})
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
 
 
 class SearchError(ValueError):
     """A bad query or mode; the message says what to change."""
+
+
+class SemanticUnavailable(RuntimeError):
+    """Semantic search was asked for, and no model can read the query."""
+
+
+class Semantic(enum.Enum):
+    """What stands in the way of the semantic side of a search, as far as the caller knows."""
+
+    READY = "ready"
+    """Nothing known: the model is loaded (or will load on demand) and vectors exist."""
+    NO_VECTORS = "no vectors"
+    """The first generation is still being embedded."""
+    MODEL_LOADING = "model loading"
+    """The model is still loading (seconds at start)."""
+    MODEL_FAILED = "model failed"
+    """The model could not be loaded at all."""
+
+
+@dataclass(frozen=True)
+class ModePlan:
+    mode: str
+    """The mode to run: hybrid narrows to lexical while the model cannot read queries."""
+    dense: bool
+    """Whether the semantic side runs."""
+    note: str | None = None
+    """Why the answer is narrower than asked, for the user."""
+    until_loaded: bool = False
+    """Narrowed only until the model has loaded: the answer is partial."""
+
+
+def plan_mode(mode: str, semantic: Semantic) -> ModePlan:
+    """What a search asked for in `mode` runs, given what stands in the semantic side's way.
+
+    The one place that decides the lexical fallback: the LSP server asks
+    while the model loads or after it failed, `search` asks when no vectors
+    exist. Hybrid falls back to the words alone and says why; semantic with
+    no vectors finds nothing and says why, waits for a loading model, and is
+    refused (SemanticUnavailable) when the model failed.
+    """
+    if semantic is Semantic.READY or mode not in ("hybrid", "semantic"):
+        return ModePlan(mode, dense=mode in ("hybrid", "semantic"))
+    if semantic is Semantic.NO_VECTORS:
+        return ModePlan(
+            mode, dense=False, note="no vectors yet: the semantic side is still being built"
+        )
+    if mode == "semantic":
+        if semantic is Semantic.MODEL_FAILED:
+            raise SemanticUnavailable(
+                "the model could not be loaded, so semantic search is unavailable; "
+                "use mode 'lexical'"
+            )
+        return ModePlan(mode, dense=True)  # the query waits for the model to load
+    if semantic is Semantic.MODEL_LOADING:
+        # Loading the model takes seconds; answer with what needs no model meanwhile.
+        return ModePlan(
+            "lexical",
+            dense=False,
+            note="the model is still loading: these results are lexical only",
+            until_loaded=True,
+        )
+    return ModePlan(
+        "lexical", dense=False, note="the model could not be loaded: these results are lexical only"
+    )
 
 
 @dataclass(frozen=True)
@@ -108,15 +169,18 @@ def search(
 
     dense: list[tuple[int, float]] = []
     lexical: list[tuple[int, float]] = []
-    use_dense = mode in ("hybrid", "semantic") and gen is not None and embedder is not None
-    if mode in ("hybrid", "semantic") and not use_dense:
-        notes.append("no vectors yet: the semantic side is still being built")
+    vectors = gen is not None and embedder is not None
+    plan = plan_mode(mode, Semantic.READY if vectors else Semantic.NO_VECTORS)
+    if plan.note:
+        notes.append(plan.note)
+    mode, use_dense = plan.mode, plan.dense
     pending_lexical: Future[list[tuple[int, float]]] | None = None
     if mode == "hybrid" and use_dense:
         # The two sides share nothing until fusion, and both release the GIL
         # (SQLite, torch): the words are looked up while the query is embedded.
         pending_lexical = _lexical_pool().submit(store.lexical_search, query, pool)
     if use_dense:
+        assert embedder is not None and gen is not None  # planned dense only with vectors
         qvec = embedder.encode_query(query)  # (dim,)
         hits = store.dense_search(gen, qvec, pool)
         owners = store.chunks_for_embeddings([eid for eid, _ in hits])
@@ -183,17 +247,12 @@ def _fuse(
     return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
 
 
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|testing|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(spec|test)\.\w+$"
-)
-
-
 def prior(chunk: StoredChunk) -> float:
     """How much a result's kind of file is worth before its text is compared."""
     weight = 1.0
     if chunk.language in PROSE_LANGUAGES:
         weight *= PROSE_PRIOR
-    if _TEST_PATH.search(chunk.path):
+    if is_test_path(chunk.path):
         weight *= TEST_PRIOR
     return weight
 

@@ -215,7 +215,7 @@ class IndexWorker:
             # is finished after the first index, as a switch.
             gen, pending_switch = serving, gen
         if gen is not None:
-            self._meter = _Meter("embedding", self.engine.store.counts(gen.id)[2], SCAN_SHARE)
+            self._meter = _Meter("embedding", self.engine.store.counts(gen.id).pending, SCAN_SHARE)
             self._report_meter()
             try:
                 while not self._embed(gen, stop_for_saves=True) and not self.stopping:
@@ -233,16 +233,16 @@ class IndexWorker:
             return
         self.engine.store.save_snapshot()
         self.first_index_done.set()
-        files, chunks, _ = self.engine.store.counts(None)
+        totals = self.engine.store.counts(None)
         log.info(
             "index complete: %d files, %d chunks in %.1fs (%d chunks embedded)",
-            files,
-            chunks,
+            totals.files,
+            totals.chunks,
             time.perf_counter() - start,
             self.embedded,
         )
         self._announce()
-        self.listener.progress_end(f"{files} files, {chunks} chunks")
+        self.listener.progress_end(f"{totals.files} files, {totals.chunks} chunks")
         self.state = WorkerState.IDLE
 
     def _follow_changes(self) -> None:
@@ -279,7 +279,7 @@ class IndexWorker:
 
     def _build_generation(self, gen: Generation, title: str, verb: str) -> None:
         """Embed every missing vector of `gen` (giving way to saves), then switch to it."""
-        total = self.engine.store.counts(gen.id)[2]
+        total = self.engine.store.counts(gen.id).pending
         self.listener.progress_begin(title, f"{verb} {total} chunks")
         self._meter = _Meter(verb, total, 0)
         start = time.perf_counter()
@@ -428,13 +428,13 @@ class IndexWorker:
         self._announce()
 
     def _announce(self) -> None:
-        files, chunks, _ = self.engine.store.counts(None)
+        totals = self.engine.store.counts(None)
         gen = self.engine.serving_generation()
         self.listener.index_changed(
             IndexCounts(
                 generation=gen.id if gen else None,
-                files=files,
-                chunks=chunks,
+                files=totals.files,
+                chunks=totals.chunks,
                 partial=not self.first_index_done.is_set(),
             )
         )

@@ -112,7 +112,7 @@ class Campaign:
         try:
             found = store.consistency_problems()
             if complete:
-                files, _, pending = store.counts(store.active_generation().id)
+                pending = store.counts(store.active_generation().id).pending
                 on_disk = {
                     d.rel
                     for d in discover(
@@ -120,9 +120,8 @@ class Campaign:
                     ).files
                 }
                 if set(store.file_records()) != on_disk:
-                    found.append(
-                        f"index holds {sorted(set(store.file_records()) ^ on_disk)[:5]}... not the files on disk"
-                    )
+                    differ = sorted(set(store.file_records()) ^ on_disk)[:5]
+                    found.append(f"index holds {differ}... not the files on disk")
                 if pending:
                     found.append(f"{pending} chunks without a vector after a complete index")
                 if len(store.generations()) != 1:

@@ -1,6 +1,15 @@
 """Ranking rules that hold whatever the model: fusion, priors, de-duplication."""
 
-from kenning.server.search import _fuse, prior, snippet_of
+import pytest
+from kenning.server.search import (
+    ModePlan,
+    Semantic,
+    SemanticUnavailable,
+    _fuse,
+    plan_mode,
+    prior,
+    snippet_of,
+)
 from kenning.server.store import StoredChunk
 
 
@@ -37,3 +46,24 @@ def test_snippet_is_short_and_dedented():
     text = "    def f(self):\n\n        return 1\n" + "        x = 2\n" * 20
     snippet = snippet_of(text)
     assert snippet.startswith("def f(self):") and snippet.count("\n") == 5
+
+
+def test_hybrid_answers_from_words_alone_while_the_semantic_side_cannot_and_says_why():
+    loading = plan_mode("hybrid", Semantic.MODEL_LOADING)
+    assert (loading.mode, loading.dense, loading.until_loaded) == ("lexical", False, True)
+    assert loading.note == "the model is still loading: these results are lexical only"
+    failed = plan_mode("hybrid", Semantic.MODEL_FAILED)
+    assert (failed.mode, failed.dense, failed.until_loaded) == ("lexical", False, False)
+    assert failed.note == "the model could not be loaded: these results are lexical only"
+    unbuilt = plan_mode("hybrid", Semantic.NO_VECTORS)
+    assert (unbuilt.mode, unbuilt.dense) == ("hybrid", False)
+    assert unbuilt.note == "no vectors yet: the semantic side is still being built"
+    assert plan_mode("hybrid", Semantic.READY) == ModePlan("hybrid", dense=True)
+
+
+def test_semantic_search_waits_for_a_loading_model_and_is_refused_without_one():
+    assert plan_mode("semantic", Semantic.MODEL_LOADING) == ModePlan("semantic", dense=True)
+    assert not plan_mode("semantic", Semantic.NO_VECTORS).dense
+    with pytest.raises(SemanticUnavailable, match="use mode 'lexical'"):
+        plan_mode("semantic", Semantic.MODEL_FAILED)
+    assert plan_mode("lexical", Semantic.MODEL_FAILED) == ModePlan("lexical", dense=False)

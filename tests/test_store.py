@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kenning.server.chunking import chunk_file
-from kenning.server.store import FileUpdate, Store, fts_query, lexical_terms
+from kenning.server.fts import informative_words
+from kenning.server.lexical import fts_query, lexical_terms
+from kenning.server.store import FileUpdate, IndexTotals, Store
 
 
 def update(path: str, text: str) -> FileUpdate:
@@ -42,7 +44,7 @@ def test_removing_a_file_removes_its_chunks_and_vectors(tmp_path):
     store = Store.open(tmp_path)
     gen, _, _ = fill(store)
     store.apply_files([], removed=["a.py"])
-    assert store.counts(gen.id) == (1, 1, 0)
+    assert store.counts(gen.id) == IndexTotals(files=1, chunks=1, pending=0)
     assert store.generation_counts(gen.id) == 1
     assert len(store.matrix(gen).snapshot()[0]) == 1
 
@@ -93,7 +95,7 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path, damage):
     for extra in ("index.sqlite-wal", "index.sqlite-shm"):
         (tmp_path / extra).unlink(missing_ok=True)
     fresh = Store.open(tmp_path)
-    assert fresh.counts() == (0, 0, 0)
+    assert fresh.counts() == IndexTotals(files=0, chunks=0, pending=0)
     assert any("corrupt" in w for w in fresh.warnings)
     assert list(tmp_path.glob("corrupt-*/index.sqlite"))
 
@@ -190,8 +192,8 @@ def test_words_in_most_chunks_are_left_out_of_the_lexical_match(tmp_path):
         + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")]
     )
     # "value" is in every chunk; "checksum" in one (stems decide: "values" counts as "value").
-    assert store._informative_words(["values", "checksum"]) == ["checksum"]
-    assert store._informative_words(["value", "values"]) == [
+    assert informative_words(store.conn, ["values", "checksum"]) == ["checksum"]
+    assert informative_words(store.conn, ["value", "values"]) == [
         "value"
     ]  # nothing rarer: the rarest stays
     (cid, _), *_ = store.lexical_search("checksum of a value", 5)
@@ -206,7 +208,7 @@ def test_a_lexical_search_never_pins_its_thread_to_an_old_view_of_the_index(tmp_
     assert not store.conn.in_transaction
     writer = Store.open(tmp_path)  # another connection writes meanwhile, as the index worker does
     writer.apply_files([update("b.py", "def beta():\n    return compute_beta_value(2)\n")])
-    assert store.counts()[0] == 2
+    assert store.counts().files == 2
 
 
 def test_opening_an_index_another_process_is_writing_is_not_mistaken_for_damage(tmp_path):
@@ -217,4 +219,4 @@ def test_opening_an_index_another_process_is_writing_is_not_mistaken_for_damage(
     second = Store.open(tmp_path)  # e.g. `kenning search` in a terminal meanwhile
 
     assert second.warnings == [] and not list(tmp_path.glob("corrupt-*"))
-    assert second.counts()[1] == live.counts()[1] > 0
+    assert second.counts().chunks == live.counts().chunks > 0

@@ -14,6 +14,10 @@ sees exactly what the index sees. Mining is deterministic for a given tree and
 seed: files are visited in sorted order and only the split and the sampling
 use randomness.
 
+Reading a description out of a definition (docstring, comment, signature) is
+`descriptions`' job; a test's name is read as words, and test files are told
+apart, by the index's own rules in `kenning.server.lexical`.
+
 Kinds (each counted separately, so their value can be measured):
 
 - ``docstring``: a function's, method's or class's docstring -> the definition without it.
@@ -28,7 +32,6 @@ Kinds (each counted separately, so their value can be measured):
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import re
 import subprocess
@@ -40,7 +43,19 @@ from pathlib import Path, PurePosixPath
 
 from kenning.server.chunking import Chunk, chunk_file, embed_text_for
 from kenning.server.discover import FileFilter, discover, read_text
+from kenning.server.lexical import is_test_path, split_words
 
+from .descriptions import (
+    COMMENT_LINE,
+    MAX_ANCHOR_CHARS,
+    MIN_ANCHOR_WORDS,
+    clean_description,
+    meaningful,
+    split_braced,
+    split_python,
+    strip_comment_markers,
+    too_few_words,
+)
 from .options import DEFAULT_MAX_COMMITS
 
 log = logging.getLogger(__name__)
@@ -51,13 +66,8 @@ QUERY_KINDS = tuple(k for k in KINDS if k != "signature")
 quality (and so the gate) is measured on these only. Signature anchors
 (`def f(x) -> y:`) are training signal, not queries anyone types."""
 
-MAX_ANCHOR_CHARS = 400
-"""Queries are short; a longer description is cut at a sentence or word boundary."""
 MAX_POSITIVE_LINES = 80
 """Training reads at most 128-256 tokens of a positive; more lines are wasted tokenising."""
-MIN_ANCHOR_WORDS = 3
-MIN_BODY_CHARS = 24
-"""Same threshold as the chunker's: a body with less text tells the model nothing."""
 MAX_FILES_PER_COMMIT = 30
 """Larger commits are refactors or renames whose message describes no single hunk."""
 MAX_ADDED_PER_COMMIT = 600
@@ -189,19 +199,13 @@ def _norm(text: str) -> str:
 
 # -- docstrings, comments and signatures --------------------------------------------------
 
-_PY_DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+\w+", re.MULTILINE)
-_STRING_START = re.compile(r"[ \t]*\n?(?:[ \t]*\n)*[ \t]*([rRuU]?)(\"\"\"|'''|\"|')")
-_TRIVIAL_BODY = re.compile(
-    r"^\s*(pass|\.\.\.|raise NotImplementedError(\(.*\))?|return|return None)\s*$"
-)
-
 
 def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
     """Docstring -> code, opening body comment -> code, and signature -> body pairs."""
     if chunk.language == "python":
-        split = _split_python(chunk.text)
+        split = split_python(chunk.text)
     else:
-        split = _split_braced(chunk.text)
+        split = split_braced(chunk.text)
     if split is None:
         return []
     head, signature, docstring, body = split
@@ -209,22 +213,20 @@ def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
     if "docstring" in wanted and docstring:
         anchor = clean_description(docstring)
         code = f"{head}{signature}\n{body}"
-        if anchor and _meaningful(body):
+        if anchor and meaningful(body):
             out.append(_pair(anchor, chunk, code, "docstring"))
     elif "comment" in wanted and not docstring:
         # No docstring, but the body opens with a comment that plays its part.
         lines = body.split("\n")
         first = 1 if lines and not lines[0].strip() else 0
         end = first
-        while end < len(lines) and _COMMENT_LINE.match(lines[end]):
+        while end < len(lines) and COMMENT_LINE.match(lines[end]):
             end += 1
-        anchor = (
-            clean_description(_strip_comment_markers(lines[first:end])) if end > first else None
-        )
+        anchor = clean_description(strip_comment_markers(lines[first:end])) if end > first else None
         rest = "\n".join(lines[end:])
-        if anchor and _meaningful(rest):
+        if anchor and meaningful(rest):
             out.append(_pair(anchor, chunk, f"{head}{signature}\n{rest}", "comment"))
-    if "signature" in wanted and chunk.kind in ("function", "method") and _meaningful(body, 2):
+    if "signature" in wanted and chunk.kind in ("function", "method") and meaningful(body, 2):
         anchor = " ".join(signature.split())
         if len(anchor.split("(")[0].split()) >= 1 and len(anchor) >= 8:
             positive = embed_text_for(chunk.path, None, _cap_lines(_dedent(body)))
@@ -234,167 +236,25 @@ def _description_pairs(chunk: Chunk, wanted: set[str]) -> list[Pair]:
     return out
 
 
-def _split_python(text: str) -> tuple[str, str, str | None, str] | None:
-    """(leading lines, signature, docstring or None, body after both) of a Python def/class."""
-    match = _PY_DEF.search(text)
-    if match is None:
-        return None
-    end = _signature_end(text, match.end())
-    if end is None:
-        return None
-    head = text[: match.start()]
-    signature = text[match.start() : end + 1]
-    rest = text[end + 1 :]
-    # A one-line body (`def f(): return 1`) has no docstring to find.
-    newline = rest.find("\n")
-    if newline == -1 or rest[:newline].strip() and not rest[:newline].lstrip().startswith("#"):
-        return head, signature, None, rest
-    after_line = rest[newline + 1 :]
-    doc_match = _STRING_START.match(after_line)
-    if doc_match is None:
-        return head, signature, None, rest
-    quote = doc_match.group(2)
-    start = doc_match.end()
-    close = after_line.find(quote, start)
-    if close == -1:
-        return head, signature, None, rest
-    raw = after_line[start:close]
-    body = after_line[close + len(quote) :]
-    body = body.split("\n", 1)[1] if "\n" in body else ""
-    return head, signature, raw, body
-
-
-def _signature_end(text: str, pos: int) -> int | None:
-    """Index of the `:` that ends a Python def/class header starting before `pos`."""
-    depth = 0
-    quote = ""
-    i = pos
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == ":" and depth == 0:
-            return i
-        elif ch == "#" and depth == 0:
-            return None
-        i += 1
-    return None
-
-
-_COMMENT_LINE = re.compile(r"^\s*(//[/!]?|#(?![!\[])|/\*\*?|\*/|\*(?!/)|--)")
-_BRACE_SIG = re.compile(r"^(?P<sig>[^{;]*?)\s*(\{|=>\s*\{)", re.DOTALL)
-
-
-def _split_braced(text: str) -> tuple[str, str, str | None, str] | None:
-    """(leading comment lines, signature, None, body) of a C-family definition."""
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines) and (not lines[i].strip() or _COMMENT_LINE.match(lines[i])):
-        i += 1
-    code = "\n".join(lines[i:])
-    match = _BRACE_SIG.match(code)
-    if match is None:
-        return None
-    signature = match.group("sig").strip()
-    if not signature or "\n\n" in signature or len(signature) > 300:
-        return None
-    return "\n".join(lines[:i]), signature, None, code[match.end() :]
-
-
 def _comment_pair(chunk: Chunk) -> Pair | None:
     lines = chunk.text.split("\n")
     block: list[str] = []
     i = 0
-    while i < len(lines) and _COMMENT_LINE.match(lines[i]):
+    while i < len(lines) and COMMENT_LINE.match(lines[i]):
         block.append(lines[i])
         i += 1
     if not block:
         return None
-    anchor = clean_description(_strip_comment_markers(block))
+    anchor = clean_description(strip_comment_markers(block))
     code = "\n".join(lines[i:])
-    if not anchor or not _meaningful(code):
+    if not anchor or not meaningful(code):
         return None
     return _pair(anchor, chunk, code, "comment")
-
-
-def _strip_comment_markers(block: list[str]) -> str:
-    out = []
-    for line in block:
-        s = line.strip()
-        s = re.sub(r"^(///?!?|#+|/\*\*?|\*/|\*|--)\s?", "", s)
-        s = re.sub(r"\*/\s*$", "", s)
-        out.append(s)
-    return "\n".join(out)
-
-
-_SKIP_COMMENT = re.compile(
-    r"^(type:|noqa|pylint|eslint|prettier|@ts-|ts-|nolint|fmt:|isort:|pragma|region|endregion|"
-    r"TODO\b|FIXME\b|XXX\b|HACK\b|-\*-|SPDX|copyright|\(c\))",
-    re.IGNORECASE,
-)
-_SECTION = re.compile(
-    r"^(args|arguments|parameters|params|returns?|yields?|raises?|examples?|notes?|see also|"
-    r"attributes|todo|warning|\.\. |:param|:type|:return|:raises|@\w+|>>>)",
-    re.IGNORECASE,
-)
-
-
-def clean_description(raw: str) -> str | None:
-    """The first paragraph of a docstring or comment, as one line of prose.
-
-    Parameter lists, doctests, directives and tool pragmas are dropped; the
-    result is None when fewer than MIN_ANCHOR_WORDS words remain.
-    """
-    text = inspect.cleandoc(raw)
-    kept: list[str] = []
-    for line in text.split("\n"):
-        s = line.strip()
-        if not s:
-            if kept:
-                break
-            continue
-        if _SECTION.match(s) or _SKIP_COMMENT.match(s):
-            if kept:
-                break
-            continue
-        if set(s) <= set("-=~*#_/"):
-            continue
-        kept.append(s)
-    sentence = " ".join(" ".join(kept).split())
-    if "license" in sentence.lower() and "copyright" in sentence.lower():
-        return None
-    if len(re.findall(r"[A-Za-z]{2,}", sentence)) < MIN_ANCHOR_WORDS:
-        return None
-    if len(sentence) > MAX_ANCHOR_CHARS:
-        cut = sentence[:MAX_ANCHOR_CHARS]
-        sentence = cut[: cut.rfind(". ") + 1] if ". " in cut else cut.rsplit(" ", 1)[0]
-    return sentence
 
 
 def _pair(anchor: str, chunk: Chunk, code: str, kind: str) -> Pair:
     positive = embed_text_for(chunk.path, chunk.symbol, _cap_lines(code.strip("\n").rstrip()))
     return Pair(anchor, positive, kind, chunk.path, chunk.hash)
-
-
-def _meaningful(body: str, min_lines: int = 1) -> bool:
-    lines = [
-        ln
-        for ln in body.split("\n")
-        if ln.strip()
-        and not _TRIVIAL_BODY.match(ln)
-        and not _COMMENT_LINE.match(ln)
-        and ln.strip() not in ("}", "};", ")", "]")
-    ]
-    return len(lines) >= min_lines and sum(len(ln.strip()) for ln in lines) >= MIN_BODY_CHARS
 
 
 def _dedent(text: str) -> str:
@@ -440,20 +300,18 @@ def _module_pairs(texts: dict[str, str], chunks: list[Chunk]) -> list[Pair]:
 
 _TEST_NAME = re.compile(r"(?:^|\.)(?:test_?|Test)(\w+)$")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
-_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 def _is_test_path(path: str) -> bool:
-    p = PurePosixPath(path)
-    return (
-        any(part in ("test", "tests", "__tests__", "spec") for part in p.parts[:-1])
-        or p.name.startswith("test_")
-        or p.stem.endswith(("_test", ".test", ".spec", "Test"))
-    )
+    # Pair mining's own line, kept as it always was: unlike search's test prior it
+    # counts FooTest.java but not a testing/ folder. (Positives here come from
+    # grammar-parsed files, whose suffix is a plain word: the regex reads it as
+    # pathlib's suffix did.)
+    return is_test_path(path, testing_folder=False, camel_case_name=True)
 
 
 def _words(name: str) -> list[str]:
-    return [w.lower() for w in _WORDS.findall(name)]
+    return split_words(name, split_digits=True)
 
 
 def _test_pairs(definitions: list[Chunk]) -> list[Pair]:
@@ -464,7 +322,8 @@ def _test_pairs(definitions: list[Chunk]) -> list[Pair]:
     ]
     by_name: dict[str, list[Chunk]] = {}
     for c in code:
-        by_name.setdefault(c.symbol.rsplit(".", 1)[-1], []).append(c)
+        if c.symbol:
+            by_name.setdefault(c.symbol.rsplit(".", 1)[-1], []).append(c)
     out = []
     for test in definitions:
         if not _is_test_path(test.path) or test.kind not in ("function", "method"):
@@ -500,6 +359,8 @@ _BACKTICK = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`")
 def _docs_pairs(texts: dict[str, str], definitions: list[Chunk]) -> list[Pair]:
     by_name: dict[str, list[Chunk]] = {}
     for c in definitions:
+        if not c.symbol:
+            continue
         for name in {c.symbol, c.symbol.rsplit(".", 1)[-1]}:
             by_name.setdefault(name, []).append(c)
     out = []
@@ -622,7 +483,7 @@ def _commit_pairs(root: Path, flt: FileFilter, max_commits: int) -> tuple[list[P
             continue
         path, context, lines, added = max(hunks, key=lambda h: h[3])
         body = "\n".join(lines)
-        if added < 2 or not _meaningful(body):
+        if added < 2 or not meaningful(body):
             continue
         symbol = _hunk_symbol(context)
         positive = embed_text_for(path, symbol, _cap_lines(body))
@@ -644,7 +505,7 @@ def _commit_message(message: str) -> str | None:
         paragraph.append(ln.strip())
     text = " ".join(paragraph)
     text = re.sub(r"\s*\(#\d+\)$", "", text)
-    if len(re.findall(r"[A-Za-z]{2,}", text)) < MIN_ANCHOR_WORDS:
+    if too_few_words(text):
         return None
     return text[:MAX_ANCHOR_CHARS]
 
