@@ -66,6 +66,7 @@ class Engine:
         self.settings = settings
         self.index_dir = settings.resolved_index_dir(root)
         self.store = Store.open(self.index_dir)
+        self.store.use_vector_index(settings.vector_index)
         self.store.cleanup_leftovers()
         self.filter = FileFilter(root, settings.include, settings.exclude)
         self.indexer = Indexer(root, self.store, self.filter, settings.max_file_bytes)

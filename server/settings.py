@@ -69,6 +69,21 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class ScaleSettings:
+    """Going beyond one process: Ray for bulk embedding (docs/scale.md)."""
+
+    ray_address: str = ""
+    """Cluster `kenning index --ray` uses when the flag names none: `auto` joins
+    the running one, `ray://host:10001` or `host:6379` a given one; empty starts
+    a local Ray runtime for the run."""
+    ray_replicas: int = 0
+    """Model replicas (Ray actors); 0 means one per GPU, or on CPUs one per core."""
+    ray_batch_size: int = 256
+    """Chunk texts per Ray batch: what each replica embeds per call, and what a
+    crash can lose per replica."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = DEFAULT_MODEL
     """Hugging Face id or local directory of a sentence-transformers model."""
@@ -87,7 +102,11 @@ class Settings:
     """Tokens of each chunk the model reads; longer text is truncated."""
     batch_size: int = 32
     """Chunks per model call when embedding."""
+    vector_index: str = "auto"
+    """`exact`, `hnsw` (approximate, for millions of chunks) or `auto` (HNSW from
+    `vector_index.HNSW_MIN_VECTORS` vectors on)."""
     train: TrainSettings = field(default_factory=TrainSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
 
     def resolved_index_dir(self, workspace: Path) -> Path:
         """The folder for this workspace's index: the setting, or one per workspace
@@ -321,15 +340,20 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(
         lambda t: t == tuple[str, ...], _strict("a list of glob strings", _to_globs)
     )
-    train = conv.get_structure_hook(TrainSettings)
+    for table in (TrainSettings, ScaleSettings):
+        conv.register_structure_hook(table, _table_hook(conv.get_structure_hook(table)))
+    return conv
 
-    def train_table(value: Any, cls: type) -> TrainSettings:
+
+def _table_hook(structure: Callable[[Any, type], Any]) -> Callable[[Any, type], Any]:
+    """A nested settings table must be a table, not a scalar, or the error says so."""
+
+    def table(value: Any, cls: type) -> Any:
         if not isinstance(value, Mapping):
             raise _Wrong("must be a table of settings")
-        return train(value, cls)
+        return structure(value, cls)
 
-    conv.register_structure_hook(TrainSettings, train_table)
-    return conv
+    return table
 
 
 _CONVERTER = _make_converter()
@@ -384,3 +408,11 @@ def _validate(obj: Any, prefix: str) -> None:
         raise SettingsError("setting 'batch_size' must be positive")
     if not obj.model.strip():
         raise SettingsError("setting 'model' must name a model id or a local directory")
+    if obj.vector_index not in ("auto", "exact", "hnsw"):
+        raise SettingsError(
+            f"setting 'vector_index' must be auto, exact or hnsw, got {obj.vector_index!r}"
+        )
+    if obj.scale.ray_replicas < 0:
+        raise SettingsError("setting 'scale.ray_replicas' must be 0 (automatic) or more")
+    if obj.scale.ray_batch_size <= 0:
+        raise SettingsError("setting 'scale.ray_batch_size' must be positive")

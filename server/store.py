@@ -33,7 +33,8 @@ import numpy as np
 
 from . import fts
 from .database import Database, StoreError
-from .vectors import Snapshots, VectorMatrix
+from .vector_index import VectorFiles
+from .vectors import VectorIndex
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,15 @@ class Store(Database):
 
     def __init__(self, index_dir: Path):
         super().__init__(index_dir)
-        self._matrix: VectorMatrix | None = None
+        self._matrix: VectorIndex | None = None
         self._matrix_gen: int | None = None
-        self._retired: tuple[int, VectorMatrix] | None = None
+        self._retired: tuple[int, VectorIndex] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
-        self._snapshots = Snapshots(index_dir, self.warnings)
+        self._snapshots = VectorFiles(index_dir, self.warnings)
+
+    def use_vector_index(self, setting: str) -> None:
+        """`vector_index`: "auto", "exact" or "hnsw" (see `vector_index.py`)."""
+        self._snapshots.setting = setting
 
     # -- what changed since a point in time ----------------------------------------
 
@@ -374,7 +379,7 @@ class Store(Database):
             if self._matrix is not None and self._matrix_gen == gen:
                 self._matrix.add(ids, vectors16)
 
-    def matrix(self, gen: Generation) -> VectorMatrix:
+    def matrix(self, gen: Generation) -> VectorIndex:
         """The in-memory vectors of `gen`, from the snapshot when it is current."""
         if self._matrix is not None and self._matrix_gen == gen.id:
             return self._matrix
@@ -390,8 +395,8 @@ class Store(Database):
     def dense_search(self, gen: Generation, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.matrix(gen).search(query, k)
 
-    def _load_matrix(self, gen: Generation) -> VectorMatrix:
-        return self._snapshots.load(gen.id, gen.dim, self)
+    def _load_matrix(self, gen: Generation) -> VectorIndex:
+        return self._snapshots.load(gen.id, gen.dim, self, self.generation_counts(gen.id))
 
     def vector_ids(self, gen_id: int) -> np.ndarray:
         """Ids of every stored vector of `gen_id`."""
@@ -442,6 +447,11 @@ class Store(Database):
         if gen is None or self.read_only:
             return False
         matrix = self.matrix(gen)
+        with self._write_lock:  # no batch lands between the copy and the swap
+            refit = self._snapshots.refit(matrix)
+            if refit is not None and self._matrix is matrix:
+                # Searches keep the old kind until this assignment.
+                self._matrix, matrix, force = refit, refit, True
         if not force and not self._snapshots.due(gen.id, matrix):
             return False
         self._snapshots.write(gen.id, matrix)
