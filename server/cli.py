@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -62,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index, then print a summary")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="embed on a Ray cluster: auto joins the running one; without ADDRESS, "
+        "scale.ray_address or a local Ray runtime (needs kenning[ray])",
+    )
+    p.add_argument(
+        "--ray-replicas",
+        type=int,
+        metavar="N",
+        help="model replicas on Ray (default: scale.ray_replicas; 0: one per GPU or CPU)",
+    )
     common(p)
 
     p = sub.add_parser("search", help="search the workspace in natural language")
@@ -240,10 +255,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.ray is not None and Path(args.ray).is_dir() and args.workspace == ".":
+        raise UsageError("--ray takes a cluster address: put the workspace before it")
+    if args.ray_replicas is not None and args.ray_replicas < 0:
+        raise UsageError("--ray-replicas must be 0 (automatic) or more")
     with _open_engine(args.workspace, args) as engine:
+        ray = None
+        if args.ray is not None:
+            from .ray_embed import RayOptions, import_ray
+
+            import_ray()  # before any work: without Ray, say how to get it at once
+            ray = RayOptions.from_settings(engine.settings.scale, args.ray, args.ray_replicas)
         bar = _ProgressBar(sys.stderr.isatty() and not args.json)
         try:
-            summary = engine.index(progress=bar)
+            summary = engine.index(progress=bar, ray=ray)
         finally:
             bar.close()
     if args.json:
