@@ -142,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
+    p = sub.add_parser("export", help="write the index to an archive a team can import")
+    p.add_argument("archive", metavar="OUT.tar", help="the archive to write (.tar.gz compresses)")
+    p.add_argument("workspace", nargs="?", default=".")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
+    p = sub.add_parser("import", help="start this workspace's index from an exported archive")
+    p.add_argument("archive", metavar="IN.tar")
+    p.add_argument("workspace", nargs="?", default=".")
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing index (the whole index folder)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
     p = sub.add_parser("status", help="index size, model in use, training history")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument("--json", action="store_true")
@@ -455,6 +470,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .archive import export_index
+
+    with _open_engine(args.workspace, args) as engine:
+        summary = export_index(
+            engine.store, engine.model_ref, engine.settings.max_seq_length, Path(args.archive)
+        )
+    _print_archive(args, "exported", summary)
+    if summary.pending and not args.json:
+        print(f"kenning: warning: {summary.pending} chunks had no vector yet", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .archive import import_index
+    from .models import target_model
+    from .settings import load_settings, resolve_workspace
+
+    # Not Engine.open: that would create an index in the folder the archive goes to.
+    settings = load_settings(resolve_workspace(args.workspace), cli=_overrides(args))
+    index_dir = settings.resolved_index_dir(resolve_workspace(args.workspace))
+    summary = import_index(
+        Path(args.archive),
+        index_dir,
+        target_model(index_dir, settings),
+        settings.max_seq_length,
+        replace=args.force,
+    )
+    _print_archive(args, "imported", summary)
+    if not args.json:
+        print(f"index      {index_dir}: `kenning index` now embeds only what differs here")
+    return EXIT_OK
+
+
+def _print_archive(args: argparse.Namespace, verb: str, summary) -> None:
+    if args.json:
+        print(json.dumps(summary.to_json()))
+        return
+    print(
+        f"{verb} {summary.files} files, {summary.chunks} chunks, {summary.vectors} vectors "
+        f"({summary.model}; {summary.path}, {summary.bytes / 1e6:.1f} MB) in {summary.took_s:.1f}s"
+    )
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "index": cmd_index,
@@ -462,6 +521,8 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "status": cmd_status,
+    "export": cmd_export,
+    "import": cmd_import,
 }
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
-from .models import ModelRef, read_history, target_model
+from .models import ModelRef, identity_of, read_history, target_model
 from .search import SearchOutcome, SearchResult, search
 from .settings import Settings, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
@@ -108,9 +108,7 @@ class Engine:
     @property
     def identity(self) -> str:
         """Everything the stored vectors depend on; a change means re-embedding."""
-        return (
-            f"{self.model_ref.location}|{self.model_ref.version}|seq={self.settings.max_seq_length}"
-        )
+        return identity_of(self.model_ref, self.settings.max_seq_length)
 
     @property
     def embedder(self) -> Embedder:

@@ -109,6 +109,10 @@ class Store(Database):
         """`vector_index`: "auto", "exact" or "hnsw" (see `vector_index.py`)."""
         self._snapshots.setting = setting
 
+    @property
+    def vector_index(self) -> str:
+        return self._snapshots.setting
+
     # -- what changed since a point in time ----------------------------------------
 
     def vector_mark(self) -> int:
