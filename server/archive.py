@@ -138,8 +138,9 @@ def export_index(store: Store, ref: ModelRef, max_seq_length: int, out: Path) ->
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
         partial = out.with_name(f".{out.name}.tmp")
-        mode = "w:gz" if out.name.endswith((".tar.gz", ".tgz")) else "w"
-        with tarfile.open(partial, mode, format=tarfile.PAX_FORMAT) as tar:
+        gz = out.name.endswith((".tar.gz", ".tgz"))
+        tar_file = tarfile.open(partial, "w:gz") if gz else tarfile.open(partial, "w")
+        with tar_file as tar:
             for name in [MANIFEST, *members]:
                 info = tar.gettarinfo(str(folder / name), arcname=name)
                 info.uid = info.gid = 0
