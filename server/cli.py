@@ -128,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-resume", action="store_true", help="start over instead of resuming an interrupted run"
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes with DDP through torchrun (gloo on CPUs, one GPU each "
+        "with NCCL); the batch is split between them (default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
@@ -412,14 +420,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be at least {least}")
     if not options.lr > 0:
         raise UsageError("--lr must be positive")
+    if args.nproc < 1:
+        raise UsageError("--nproc must be at least 1")
+    progress = sys.stderr.isatty() and not args.json
     try:
-        result = train_workspace(
-            args.workspace,
-            _overrides(args),
-            options,
-            say=_say(not args.json),
-            show_progress=sys.stderr.isatty() and not args.json,
-        )
+        if args.nproc > 1:
+            from kenning.trainer.distributed import launch
+
+            outcome = launch(
+                args.workspace, _overrides(args), options, args.nproc, show_progress=progress
+            )
+            if outcome is None or "error" in outcome:
+                why = outcome["error"] if outcome else "see the lines above"
+                raise RuntimeError(f"training in {args.nproc} processes failed: {why}")
+        else:
+            outcome = train_workspace(
+                args.workspace,
+                _overrides(args),
+                options,
+                say=_say(not args.json),
+                show_progress=progress,
+            ).to_json()
     except KeyboardInterrupt:
         print(
             "kenning: training interrupted; the model in use is unchanged and "
@@ -427,21 +448,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    status = outcome["status"]
     if args.json:
-        print(json.dumps(result.to_json()))
-    elif result.status in ("skipped", "failed"):
-        print(f"kenning: {result.reason}", file=sys.stderr)
+        print(json.dumps(outcome))
+    elif status in ("skipped", "failed"):
+        print(f"kenning: {outcome['reason']}", file=sys.stderr)
     else:
-        print(f"{result.status}: {result.reason}")
-        if result.promoted:
+        print(f"{status}: {outcome['reason']}")
+        if status == "promoted":
             print(
-                f"model      {result.model_after} "
+                f"model      {outcome['model_after']} "
                 "(the index re-embeds on the next `kenning index` or search)"
             )
-        if result.chart_path:
-            print(f"chart      {result.chart_path}")
-        print(f"history    {result.history_path}")
-    return EXIT_OK if result.status in ("promoted", "rejected") else EXIT_ERROR
+        if outcome["chart_path"]:
+            print(f"chart      {outcome['chart_path']}")
+        print(f"history    {outcome['history_path']}")
+    return EXIT_OK if status in ("promoted", "rejected") else EXIT_ERROR
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
