@@ -83,7 +83,7 @@ def queries(limit: int) -> np.ndarray:
     return Embedder(resolve_model("all-MiniLM-L6-v2")).encode(picked)
 
 
-EXPANSIONS = (64, 128, 256)
+EXPANSIONS = (64, 128, 256, 512)
 """expansion_search values tried on each built graph, to choose the default."""
 
 

@@ -39,23 +39,28 @@ EXPANSION_SEARCH = 128
 64 was below 0.98, with 128 above it (bench/ann_scale.py)."""
 
 
+def empty_index(dim: int):
+    """A usearch HNSW index with Kenning's parameters (cosine, `SCALAR` vectors)."""
+    from usearch.index import Index
+
+    return Index(
+        ndim=dim,
+        metric="cos",
+        dtype=SCALAR,
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+        expansion_search=EXPANSION_SEARCH,
+    )
+
+
 class HnswVectors:
     """A generation's vectors in a usearch HNSW graph, keyed by embedding id."""
 
     kind = "hnsw"
 
     def __init__(self, dim: int, index=None, *, changes: int = 0):
-        from usearch.index import Index
-
         self.dim = dim
-        self._index = index or Index(
-            ndim=dim,
-            metric="cos",
-            dtype=SCALAR,
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
-        )
+        self._index = index or empty_index(dim)
         self.changes = changes
         self.lock = threading.Lock()
 
@@ -137,8 +142,6 @@ class HnswFiles(Snapshots):
 
     def read_index(self, gen_id: int, dim: int):
         """The usearch index in `gen_id`'s file; None when there is none or it is damaged."""
-        from usearch.index import Index
-
         data_path, info_path = self.paths(gen_id)
         if not info_path.exists() or not data_path.exists():
             return None
@@ -146,14 +149,7 @@ class HnswFiles(Snapshots):
             info = json.loads(info_path.read_text())
             if data_path.stat().st_size != info["bytes"]:
                 raise ValueError(f"{data_path.stat().st_size} bytes, its card says {info['bytes']}")
-            index = Index(
-                ndim=dim,
-                metric="cos",
-                dtype=SCALAR,
-                connectivity=CONNECTIVITY,
-                expansion_add=EXPANSION_ADD,
-                expansion_search=EXPANSION_SEARCH,
-            )
+            index = empty_index(dim)
             index.load(str(data_path))
             if len(index) != info["count"] or index.ndim != dim:
                 raise ValueError(f"{len(index)} vectors of {index.ndim}, its card says otherwise")
