@@ -83,7 +83,7 @@ def queries(limit: int) -> np.ndarray:
     return Embedder(resolve_model("all-MiniLM-L6-v2")).encode(picked)
 
 
-EXPANSIONS = (64, 128, 256, 512)
+EXPANSIONS = (64, 128, 256, 512, 1024)
 """expansion_search values tried on each built graph, to choose the default."""
 
 
@@ -161,11 +161,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,30000,100000,200000,300000,1000000")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--i8-at", type=int, default=100_000, help="size at which i8 is tried")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the rows of an earlier run (other sizes)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     base = real_vectors()
     qs = queries(args.queries)
-    rows = []
+    rows = json.loads(OUT.read_text())["rows"] if args.append and OUT.exists() else []
     for n in sizes:
         rows.append(measure(n, base, qs, ["f16", "i8"] if n == args.i8_at else ["f16"]))
         OUT.write_text(json.dumps(result(rows, base, qs), indent=2) + "\n")

@@ -40,7 +40,8 @@ from typing import IO, Any
 
 from .database import DB_NAME
 from .models import ModelRef, identity_of
-from .store import Store
+from .store import Generation, Store
+from .vector_index import VectorFiles
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -116,14 +117,8 @@ def export_index(store: Store, ref: ModelRef, max_seq_length: int, out: Path) ->
     totals = store.counts(gen.id)
     with tempfile.TemporaryDirectory(prefix=".kenning-export-", dir=out.parent) as tmp:
         folder = Path(tmp)
-        _copy_database(store, folder / DB_NAME, gen.id)
-        copy = Store.open(folder)
-        try:
-            copy.use_vector_index(store.vector_index)
-            copy.save_snapshot(force=True)
-            vectors = copy.generation_counts(gen.id)
-        finally:
-            copy.close()
+        vectors = _copy_database(store, folder / DB_NAME, gen.id)
+        _copy_vector_file(store, gen, folder)
         members = [DB_NAME, *sorted(p.name for p in folder.glob(f"vectors-g{gen.id}.*"))]
         manifest = {
             "format": FORMAT,
@@ -160,9 +155,10 @@ def export_index(store: Store, ref: ModelRef, max_seq_length: int, out: Path) ->
     )
 
 
-def _copy_database(store: Store, target: Path, gen_id: int) -> None:
+def _copy_database(store: Store, target: Path, gen_id: int) -> int:
     """A consistent copy of the database with only generation `gen_id`'s vectors,
-    and no absolute paths (the importer sets its own model location)."""
+    and no absolute paths (the importer sets its own model location); returns
+    how many vectors it holds."""
     dst = sqlite3.connect(target)
     try:
         store.conn.backup(dst)
@@ -173,9 +169,23 @@ def _copy_database(store: Store, target: Path, gen_id: int) -> None:
                 "UPDATE generations SET location = '', identity = '' WHERE id = ?", (gen_id,)
             )
         dst.execute("VACUUM")
+        vectors = dst.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
     finally:
         dst.close()
     os.chmod(target, 0o600)
+    return vectors
+
+
+def _copy_vector_file(store: Store, gen: Generation, folder: Path) -> None:
+    """The store's in-memory vectors of `gen` (exact or HNSW) written into `folder`,
+    so the importer starts without a rebuild. The copy keeps the embedding ids,
+    and anything that changed since the database copy is replayed at import."""
+    index = store.matrix(gen)
+    changes = index.changes  # the store's own file is not the one written here
+    try:
+        VectorFiles(folder, [], store.vector_index).write(gen.id, index)
+    finally:
+        index.changes = changes
 
 
 def _checksum(path: Path) -> dict[str, Any]:

@@ -171,15 +171,17 @@ def embed_with_ray(
 ) -> int:
     """Embed every chunk text of `gen` still without a vector on Ray; returns how many."""
     ray = import_ray()
+    total = store.counts(gen.id).pending
+    if progress:
+        progress("embed", 0, total)
+    if not total:
+        return 0  # nothing missing: no cluster to start or join
     _quiet(ray)
     started = connect(ray, options.address)
     try:
         replicas, per_replica = _plan(ray, options)
         log.info("embedding on Ray with %d replicas (%s each)", replicas, per_replica)
-        total = store.counts(gen.id).pending
         done = 0
-        if progress:
-            progress("embed", 0, total)
         while batch := store.pending_texts(gen.id, WINDOW):
             before = done
             for hashes, vectors in _embed_window(ray, batch, spec, options, replicas, per_replica):
