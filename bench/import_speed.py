@@ -73,7 +73,9 @@ def main() -> int:
     archive = WORK / "index.tar"
     loads = {"start": round(os.getloadavg()[0], 2)}
 
-    export_s, out = kenning("export", str(archive), str(source_ws), "--index-dir", str(built), "--json")
+    export_s, out = kenning(
+        "export", str(archive), str(source_ws), "--index-dir", str(built), "--json"
+    )
     exported = json.loads(out)
 
     checkout = WORK / "checkout"

@@ -20,6 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from bench.report_scale import scale_section
 from bench.quality import (
     RESULTS_DIR,
     corpus_packages,
@@ -534,6 +535,7 @@ def render(previous: str = "") -> str:
         lsp_scale_section(),
         training_section(),
         swap_section(),
+        scale_section(),
         reliability_section(),
     ]
     parts = [head, *(carry_over(s, when, earlier) for s in sections)]
