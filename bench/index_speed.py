@@ -5,10 +5,11 @@
    *fully embedded*; otherwise the embedded time is projected from the rate
    measured in step 2 and marked as a projection.
 2. Pipeline efficiency on a subset (by wall time and, since this machine is
-   shared, by the process's CPU time, which other processes barely move): `Engine.index()` from scratch, then the raw
-   `SentenceTransformer.encode` on exactly the texts the pipeline embedded, with
-   the same model, batch size and sequence length, in the same process. The
-   ratio of the two rates is the pipeline's efficiency (target >= 0.85).
+   shared, by the process's CPU time, which other processes barely move):
+   `Engine.index()` from scratch, then the raw `SentenceTransformer.encode` on
+   exactly the texts the pipeline embedded, with the same model, batch size and
+   sequence length, in the same process. The ratio of the two rates is the
+   pipeline's efficiency (target >= 0.85).
 3. Re-index after editing one function, model already loaded (target < 1 s):
    the median over several edits to different functions.
 
@@ -145,7 +146,8 @@ def reindex_one_function(engine, repeats: int) -> dict:
     """Edit one function body at a time and time `engine.index()`."""
     rows = engine.store.conn.execute(
         "SELECT f.path, c.start_line, c.end_line FROM chunks c JOIN files f ON f.id = c.file_id "
-        "WHERE c.kind IN ('function', 'method') AND f.path LIKE '%.py' AND c.end_line - c.start_line > 3"
+        "WHERE c.kind IN ('function', 'method') AND f.path LIKE '%.py' "
+        "AND c.end_line - c.start_line > 3"
     ).fetchall()
     picks = random.Random(1).sample(rows, min(repeats, len(rows)))
     times, embedded = [], []

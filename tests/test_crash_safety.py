@@ -121,7 +121,8 @@ class Campaign:
                 }
                 if set(store.file_records()) != on_disk:
                     found.append(
-                        f"index holds {sorted(set(store.file_records()) ^ on_disk)[:5]}... not the files on disk"
+                        f"index holds {sorted(set(store.file_records()) ^ on_disk)[:5]}... not "
+                        "the files on disk"
                     )
                 if pending:
                     found.append(f"{pending} chunks without a vector after a complete index")

@@ -142,7 +142,10 @@ def test_descriptions_keep_the_first_paragraph_and_drop_sections():
 
 def test_long_definitions_mine_from_their_first_window_only():
     body = "\n".join(f"    total += compute_step({i})" for i in range(200))
-    text = f'def crunch(values):\n    """Add up every computed step for the values."""\n    total = 0\n{body}\n    return total\n'
+    text = (
+        'def crunch(values):\n    """Add up every computed step for the values."""\n'
+        f"    total = 0\n{body}\n    return total\n"
+    )
     chunks = chunk_file("big.py", text)
     assert len(chunks) > 1
     import tempfile
