@@ -20,7 +20,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.report_scale import scale_section
 from bench.quality import (
     RESULTS_DIR,
     corpus_packages,
@@ -29,6 +28,7 @@ from bench.quality import (
     plot_quality,
     score_all,
 )
+from bench.report_scale import scale_section
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "RESULTS.md"
