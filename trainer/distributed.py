@@ -23,12 +23,15 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .options import TrainOptions
+
+if TYPE_CHECKING:
+    from .run import TrainResult, _Prepared
 
 COLLECTIVE_TIMEOUT = timedelta(hours=3)
 """How long a process waits for the others at a collective: process 0 measures
@@ -56,6 +59,37 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def train_replica(
+    prep: _Prepared,
+    options: TrainOptions,
+    callbacks: Sequence[Any],
+    load_model: Callable[[str, str], Any] | None,
+) -> TrainResult:
+    """What a process other than 0 does in `train_workspace`: the same decision to
+    train (mining is deterministic), then its share of the training; what it
+    returns is not reported."""
+    from .finetune import finetune
+    from .run import TrainResult, _finetune_config, _skip_reason, _work_dir
+
+    reason = _skip_reason(prep, options)
+    if not reason:
+        config = _finetune_config(prep, options)
+        finetune(
+            prep.current.location,
+            prep.train,
+            _work_dir(prep, config),
+            config,
+            callbacks=callbacks,
+            load_model=load_model,
+        )
+    return TrainResult(
+        status="skipped" if reason else "trained",
+        reason=reason or f"process {rank()} of a distributed run",
+        model_before=prep.current.label,
+        model_after=prep.current.label,
+    )
 
 
 def launch(

@@ -291,7 +291,7 @@ def train_workspace(
     )
     if not distributed.is_main():
         # Another process of a `--nproc` run: it trains, process 0 does the rest.
-        return _train_replica(prep, options, callbacks, load_model)
+        return distributed.train_replica(prep, options, callbacks, load_model)
     with ckpt.run_lock(prep.index_dir):
         for leftover in ckpt.remove_leftovers(prep.index_dir):
             log.info("removed %s, left by an interrupted run", leftover)
@@ -471,35 +471,6 @@ def _finetune_config(prep: _Prepared, options: TrainOptions):
         seed=options.seed,
         device=prep.device,
         save_steps=options.save_steps,
-    )
-
-
-def _train_replica(
-    prep: _Prepared,
-    options: TrainOptions,
-    callbacks: Sequence[Any],
-    load_model: Callable[[str, str], Any] | None,
-) -> TrainResult:
-    """A process other than 0 of a `--nproc` run: the same decision to train, then
-    its share of the training; what it returns is not reported."""
-    from .finetune import finetune
-
-    reason = _skip_reason(prep, options)
-    if not reason:
-        config = _finetune_config(prep, options)
-        finetune(
-            prep.current.location,
-            prep.train,
-            _work_dir(prep, config),
-            config,
-            callbacks=callbacks,
-            load_model=load_model,
-        )
-    return TrainResult(
-        status="skipped" if reason else "trained",
-        reason=reason or f"process {distributed.rank()} of a distributed run",
-        model_before=prep.current.label,
-        model_after=prep.current.label,
     )
 
 
