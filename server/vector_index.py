@@ -20,10 +20,12 @@ from .vectors import Snapshots, StoredVectors, VectorIndex, VectorMatrix
 log = logging.getLogger(__name__)
 
 HNSW_MIN_VECTORS = 200_000
-"""From here on `auto` uses HNSW. Measured here (bench/ann_scale.py, 2 cores):
-an exact query costs ~0.1 ms per 1,000 vectors, so about 20 ms at 2*10^5,
-the budget a search's dense side gets, while HNSW stays near 1 ms; below it
-exact search is fast enough, exact, and needs no build."""
+"""From here on `auto` uses HNSW. On a quiet day on this 2-core machine an exact
+query over 10^5 vectors took about 10 ms (bench/results/search_latency.json),
+so 2*10^5 costs about 20 ms, what a search's dense side may spend; HNSW
+answers in about a millisecond there (bench/results/ann_scale.json) but needs
+a build of minutes, twice the memory and gives up a little recall, which
+only pays once the linear scan is the slow part."""
 
 
 def wanted_kind(setting: str, count: int) -> str:
