@@ -103,6 +103,7 @@ class Store(Database):
         self._retired: tuple[int, VectorMatrix] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
         self._snapshots = Snapshots(index_dir, self.warnings)
+        self._followed: tuple[int, int, int] | None = None
 
     # -- what changed since a point in time ----------------------------------------
 
@@ -389,6 +390,25 @@ class Store(Database):
 
     def dense_search(self, gen: Generation, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.matrix(gen).search(query, k)
+
+    def follow_writer(self) -> bool:
+        """Pick up what another process committed (a server that only reads an index kept by
+        another): reload the active generation's vectors when their count or newest id
+        changed since. Returns whether it reloaded."""
+        gen = self.active_generation()
+        if gen is None:
+            return False
+        count, newest = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM embeddings WHERE gen = ?", (gen.id,)
+        ).fetchone()
+        mark = (gen.id, count, newest)
+        if mark == self._followed:
+            return False
+        with self._write_lock:
+            self._matrix = self._load_matrix(gen)
+            self._matrix_gen = gen.id
+        self._followed = mark
+        return True
 
     def _load_matrix(self, gen: Generation) -> VectorMatrix:
         return self._snapshots.load(gen.id, gen.dim, self)
