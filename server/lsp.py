@@ -190,9 +190,10 @@ class KenningLanguageServer(LanguageServer):
         )
         engine.store.warnings.append(message)
         self.show(f"Kenning: {message}", types.MessageType.Info)
+        engine.light_queries = True  # nothing is embedded here: queries need no torch
         gen = engine.serving_generation()
-        if gen is not None:  # load the model now rather than on the first search
-            self.queries.submit(lambda: engine.embedder_for(gen).load())
+        if gen is not None:  # load the query model now rather than on the first search
+            self.queries.submit(engine.query_encoder_for, gen)
 
     def forward(self, request: dict[str, Any]) -> Any:
         """Send a change to the server that keeps the index (reads-only mode)."""
@@ -422,6 +423,18 @@ def on_did_save(ls: KenningLanguageServer, params: types.DidSaveTextDocumentPara
         ls.changes.add(rel, urgent=True)
 
 
+def on_did_open(ls: KenningLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    rel = ls.relative_path(params.text_document.uri)
+    if rel is not None and ls.engine is not None:
+        ls.engine.indexer.open_files.add(rel)  # embedded first while vectors are missing
+
+
+def on_did_close(ls: KenningLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    rel = ls.relative_path(params.text_document.uri)
+    if rel is not None and ls.engine is not None:
+        ls.engine.indexer.open_files.discard(rel)
+
+
 def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
     rels = [rel for change in params.changes if (rel := ls.relative_path(change.uri)) is not None]
     ls.changes.add_many(rels)
@@ -519,6 +532,8 @@ def build_server(
         (types.INITIALIZED, on_initialized, None),
         (types.SHUTDOWN, on_shutdown, None),
         (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
+        (types.TEXT_DOCUMENT_DID_OPEN, on_did_open, None),
+        (types.TEXT_DOCUMENT_DID_CLOSE, on_did_close, None),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
         (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
     ]

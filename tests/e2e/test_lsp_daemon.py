@@ -16,7 +16,7 @@ import time
 
 import pytest
 from kenning.server.writer_lock import EDITOR, WriterLock
-from kenning_client import copy_workspace, kenning_server
+from kenning_client import SETTLE_TIMEOUT_S, copy_workspace, kenning_server
 
 KENNING = [sys.executable, "-m", "kenning.server.cli"]
 
@@ -68,7 +68,9 @@ async def test_a_second_editor_answers_from_an_index_another_one_keeps(tmp_path)
             assert status.state == "idle" and status.files > 0
             assert any("keeps this index" in w for w in status.warnings)
             answer = await kenning.eventually(
-                lambda: _semantic(kenning, "compute the invoice total"), what="a semantic answer"
+                lambda: _semantic(kenning, "compute the invoice total"),
+                what="a semantic answer",
+                timeout=SETTLE_TIMEOUT_S,
             )
             assert "billing/invoices.py" in [hit.path for hit in answer.results]
             train = await kenning.request("kenning/train", {"force": True})
