@@ -328,6 +328,9 @@ class Engine:
         """What reads a query for `gen`, loaded: the full model when it is loaded (or
         the light path is off or unavailable), else the light path."""
         full = self.embedder_for(gen)
+        if full.loaded and self._light.get(gen.location) is not None:
+            with self._embedder_lock:  # one copy of each model: the light one has done its job
+                del self._light[gen.location]
         if full.loaded or not self.light_queries or self.settings.device not in ("auto", "cpu"):
             full.load()
             return full

@@ -183,6 +183,31 @@ def test_two_background_starts_race_to_one_daemon_and_stop_ends_it(indexed, inde
             time.sleep(0.1)
 
 
+def test_auto_start_starts_a_daemon_that_leaves_when_idle(indexed, index_dir):
+    env = {
+        **os.environ,
+        "KENNING_INDEX_DIR": str(index_dir),
+        "KENNING_DAEMON__AUTO_START": "true",
+        "KENNING_DAEMON__IDLE_MINUTES": "0.05",
+    }
+    found = subprocess.run(
+        [*KENNING, "search", "retry failed uploads", "--workspace", str(indexed), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert found.returncode == 0 and json.loads(found.stdout)["results"], found.stderr
+    assert "started a daemon" in found.stderr
+    holder = WriterLock(index_dir).holder()
+    assert holder is not None and holder.role == "background"
+    deadline = time.monotonic() + 240  # it loads its model, goes idle, then waits 3 s
+    while WriterLock(index_dir).holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert WriterLock(index_dir).holder() is None
+    assert not socket_client.socket_path(index_dir).exists()
+
+
 class fake_daemon:
     """A socket in the index folder that reads each request and then does `behaviour`."""
 
