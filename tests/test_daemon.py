@@ -25,6 +25,11 @@ from kenning.server.writer_lock import EDITOR, WriterLock
 KENNING = [sys.executable, "-m", "kenning.server.cli"]
 
 
+def kenning(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """`kenning ARGV` in its own process."""
+    return subprocess.run([*KENNING, *argv], capture_output=True, text=True, timeout=300, env=env)
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -158,22 +163,12 @@ def test_two_background_starts_race_to_one_daemon_and_stop_ends_it(indexed, inde
     holder = WriterLock(index_dir).holder()
     assert holder is not None and (holder.pid, holder.role) == (pid, "background")
 
-    found = subprocess.run(
-        [*KENNING, "search", "retry failed uploads", "--workspace", str(indexed), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    found = kenning(env, "search", "retry failed uploads", "--workspace", str(indexed), "--json")
     assert found.returncode == 0 and json.loads(found.stdout)["results"], found.stderr
-    status = subprocess.run(
-        [*KENNING, "status", str(indexed), "--json"], capture_output=True, text=True, env=env
-    )
+    status = kenning(env, "status", str(indexed), "--json")
     assert json.loads(status.stdout)["served_by"] == {"pid": pid, "role": "background"}
 
-    stopped = subprocess.run(
-        [*KENNING, "stop", str(indexed)], capture_output=True, text=True, timeout=120, env=env
-    )
+    stopped = kenning(env, "stop", str(indexed))
     assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
     assert WriterLock(index_dir).holder() is None
     assert not socket_client.socket_path(index_dir).exists()
@@ -190,13 +185,7 @@ def test_auto_start_starts_a_daemon_that_leaves_when_idle(indexed, index_dir):
         "KENNING_DAEMON__AUTO_START": "true",
         "KENNING_DAEMON__IDLE_MINUTES": "0.05",
     }
-    found = subprocess.run(
-        [*KENNING, "search", "retry failed uploads", "--workspace", str(indexed), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    found = kenning(env, "search", "retry failed uploads", "--workspace", str(indexed), "--json")
     assert found.returncode == 0 and json.loads(found.stdout)["results"], found.stderr
     assert "started a daemon" in found.stderr
     holder = WriterLock(index_dir).holder()
