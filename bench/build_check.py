@@ -4,9 +4,9 @@ run in fresh virtual environments, and the first hour's first answer, timed.
 1. `python -m build` in a scratch copy of the tree (git's tracked files only);
 2. for the wheel and then the sdist: a fresh venv, `pip install torch==2.13.0` (the
    README's order: pip then picks a CPU build), then `pip install <artifact>`, each timed;
-3. in the wheel's venv: `kenning --help`, then `kenning search` on a fresh workspace
-   (a copy of this repository's `server/` and `docs/`) with a fresh index, timed: the
-   first answer includes reading, embedding and the ONNX export;
+3. in the wheel's venv: `kenning --help`, then the README's first search on this
+   repository (its tracked files) with a fresh index, timed: the first answer includes
+   reading, embedding and the ONNX export;
 4. `kenning search` again on the now up-to-date index, timed (the light path).
 
 Pip's cache is whatever this machine has (say so when quoting the install times).
@@ -74,8 +74,7 @@ def main() -> int:
         _, helped = run([kenning, "--help"])
         assert "serve" in helped.stdout and "search" in helped.stdout
         workspace = scratch / "workspace"
-        for part in ("server", "docs"):
-            shutil.copytree(tree / part, workspace / part)
+        shutil.copytree(tree, workspace)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KENNING_")}
         env["KENNING_INDEX_DIR"] = str(scratch / "index")
         search = [kenning, "search", QUERY, "--workspace", str(workspace), "--json"]

@@ -26,93 +26,33 @@ model gets a new export and the old one is deleted.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .transformer_model import (
+    ModelLayout,
+    UnsupportedModel,
+    load_tokenizer,
+    pooled_module,
+    read_layout,
+)
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1
 """Bumped when the exported graph changes shape or meaning: old exports are redone."""
 ONNX_DIR = "onnx"
-_POOLING_MODES = ("cls_token", "max_tokens", "mean_sqrt_len_tokens", "mean_tokens")
-_NAMED_POOLING = {
-    "mean": "mean_tokens",
-    "cls": "cls_token",
-    "max": "max_tokens",
-    "mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-}
-_SUPPORTED = {"Transformer", "Pooling", "Normalize"}
 
 
 class LightPathUnavailable(RuntimeError):
-    """This model cannot take the light path; use sentence-transformers."""
-
-
-@dataclass(frozen=True)
-class ModelLayout:
-    """What the sentence-transformers folder says about the model."""
-
-    root: Path
-    transformer_dir: Path
-    pooling: str
-    """One of mean_tokens, cls_token, max_tokens, mean_sqrt_len_tokens."""
-    max_seq_length: int | None
-    do_lower_case: bool
-
-
-def read_layout(location: str | Path) -> ModelLayout:
-    """The transformer folder and pooling of a local sentence-transformers model folder."""
-    root = Path(location)
-    try:
-        modules = json.loads((root / "modules.json").read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LightPathUnavailable(f"{root} has no readable modules.json ({exc})") from exc
-    kinds = {m.get("type", "").rsplit(".", 1)[-1]: m for m in modules if isinstance(m, dict)}
-    unsupported = set(kinds) - _SUPPORTED
-    if unsupported or "Transformer" not in kinds or "Pooling" not in kinds:
-        raise LightPathUnavailable(
-            f"{root.name} has modules {sorted(kinds)}; the light path handles "
-            "Transformer, Pooling and Normalize only"
-        )
-    transformer_dir = root / kinds["Transformer"].get("path", "")
-    pooling_cfg = _read_json(root / kinds["Pooling"].get("path", "") / "config.json")
-    named = _NAMED_POOLING.get(str(pooling_cfg.get("pooling_mode")))  # sentence-transformers 6
-    modes = (
-        [named] if named else [m for m in _POOLING_MODES if pooling_cfg.get(f"pooling_mode_{m}")]
-    )
-    if len(modes) != 1:
-        raise LightPathUnavailable(
-            f"{root.name} pools with {modes or 'nothing'}; expected one mode"
-        )
-    st_cfg = _read_json(transformer_dir / "sentence_bert_config.json") or _read_json(
-        root / "sentence_bert_config.json"
-    )
-    if not (transformer_dir / "tokenizer.json").is_file():
-        raise LightPathUnavailable(f"{root.name} has no tokenizer.json (a fast tokenizer)")
-    return ModelLayout(
-        root=root,
-        transformer_dir=transformer_dir,
-        pooling=modes[0],
-        max_seq_length=st_cfg.get("max_seq_length"),
-        do_lower_case=bool(st_cfg.get("do_lower_case", False)),
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """This model cannot take the light path; use the full model."""
 
 
 def fingerprint(layout: ModelLayout) -> str:
@@ -128,18 +68,12 @@ def fingerprint(layout: ModelLayout) -> str:
 def export_onnx(layout: ModelLayout, target: Path) -> None:
     """Write the model, pooling and normalisation as one ONNX graph (needs torch and onnx)."""
     import torch
-    import transformers
-    from transformers import AutoModel
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(str(layout.transformer_dir), local_files_only=True).eval()
-    takes_types = "token_type_ids" in model.forward.__code__.co_varnames
-    graph = _pooled_model(model, layout.pooling, takes_types)
+    graph = pooled_module(layout)
     length = 8
     inputs = [torch.ones((1, length), dtype=torch.long), torch.ones((1, length), dtype=torch.long)]
     names = ["input_ids", "attention_mask"]
-    if takes_types:
+    if graph.takes_types:
         inputs.append(torch.zeros((1, length), dtype=torch.long))
         names.append("token_type_ids")
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
@@ -161,41 +95,6 @@ def export_onnx(layout: ModelLayout, target: Path) -> None:
     partial.replace(target)
 
 
-def _pooled_class() -> type:
-    import torch
-
-    class Pooled(torch.nn.Module):
-        """The transformer, the model's pooling, then L2 normalisation."""
-
-        def __init__(self, model: Any, pooling: str, takes_types: bool):
-            super().__init__()
-            self.model = model
-            self.pooling = pooling
-            self.takes_types = takes_types
-
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if self.takes_types:
-                kwargs["token_type_ids"] = token_type_ids
-            hidden = self.model(**kwargs).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            if self.pooling == "cls_token":
-                pooled = hidden[:, 0]
-            elif self.pooling == "max_tokens":
-                pooled = (hidden + (mask - 1.0) * 1e9).max(dim=1).values
-            else:
-                summed = (hidden * mask).sum(dim=1)
-                count = mask.sum(dim=1).clamp(min=1e-9)
-                pooled = summed / (count if self.pooling == "mean_tokens" else count.sqrt())
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-
-    return Pooled
-
-
-def _pooled_model(model: Any, pooling: str, takes_types: bool) -> Any:
-    return _pooled_class()(model, pooling, takes_types)
-
-
 class LightEncoder:
     """Embeds queries through an exported ONNX graph; loads lazily, once, under a lock."""
 
@@ -207,7 +106,7 @@ class LightEncoder:
         self._session: Any = None
         self._tokenizer: Any = None
         self._inputs: list[str] = []
-        self._lower = False
+        self._layout: ModelLayout | None = None
         self.exported = False
         """Whether loading had to export the model first (once per model)."""
 
@@ -223,10 +122,12 @@ class LightEncoder:
     def _load(self) -> None:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as exc:
             raise LightPathUnavailable(f"{exc.name} is not installed") from exc
-        layout = read_layout(self.location)
+        try:
+            layout = read_layout(self.location)
+        except UnsupportedModel as exc:
+            raise LightPathUnavailable(str(exc)) from exc
         path = self.ensure_export(layout)
         options = ort.SessionOptions()
         # One query gains nothing from threads, and the machine may be busy.
@@ -235,12 +136,8 @@ class LightEncoder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self._session.get_inputs()]
-        tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
-        limit = min(self.max_seq_length, layout.max_seq_length or self.max_seq_length)
-        tokenizer.enable_truncation(limit)
-        tokenizer.no_padding()
-        self._tokenizer = tokenizer
-        self._lower = layout.do_lower_case
+        self._tokenizer = load_tokenizer(layout, self.max_seq_length, padding=False)
+        self._layout = layout
 
     def ensure_export(self, layout: ModelLayout) -> Path:
         """The model's ONNX file, exported now if this model has none yet."""
@@ -272,8 +169,8 @@ class LightEncoder:
     def encode_query(self, query: str) -> np.ndarray:
         """One unit-length float32 query vector, shape (dim,)."""
         self.load()
-        text = query.strip()
-        encoding = self._tokenizer.encode(text.lower() if self._lower else text)
+        assert self._layout is not None  # set by load()
+        encoding = self._tokenizer.encode(self._layout.prepare(query))
         feed = {
             "input_ids": np.asarray([encoding.ids], dtype=np.int64),
             "attention_mask": np.asarray([encoding.attention_mask], dtype=np.int64),

