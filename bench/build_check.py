@@ -5,16 +5,18 @@ run in fresh virtual environments, and the first hour's first answer, timed.
 2. for the wheel and then the sdist: a fresh venv, `pip install torch==2.13.0` (the
    README's order: pip then picks a CPU build), then `pip install <artifact>`, each timed;
 3. in the wheel's venv: `kenning --help`, then the README's first search on this
-   repository (its tracked files) with a fresh index, timed: the first answer includes
-   reading, embedding and the ONNX export;
+   repository (`--parts server,docs` for a part of it, quicker on a busy machine) with a
+   fresh index, timed: the first answer includes reading, embedding and the ONNX export;
 4. `kenning search` again on the now up-to-date index, timed (the light path).
 
 Pip's cache is whatever this machine has (say so when quoting the install times).
-Results go to bench/results/build_check.json. Run: `python -m bench.build_check`.
+Results go to bench/results/build_check.json.
+Run: `python -m bench.build_check [--parts server,docs]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -50,6 +52,9 @@ def install(scratch: Path, name: str, artifact: Path) -> tuple[Path, dict]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="", help="top-level folders to search (default: all)")
+    args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="kenning-build-"))
     result: dict = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
     result["load_avg_start"] = [round(x, 2) for x in os.getloadavg()]
@@ -74,7 +79,12 @@ def main() -> int:
         _, helped = run([kenning, "--help"])
         assert "serve" in helped.stdout and "search" in helped.stdout
         workspace = scratch / "workspace"
-        shutil.copytree(tree, workspace)
+        if args.parts:
+            for part in args.parts.split(","):
+                shutil.copytree(tree / part, workspace / part)
+        else:
+            shutil.copytree(tree, workspace)
+        result["workspace_parts"] = args.parts or "the whole repository"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KENNING_")}
         env["KENNING_INDEX_DIR"] = str(scratch / "index")
         search = [kenning, "search", QUERY, "--workspace", str(workspace), "--json"]

@@ -42,6 +42,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "cli_latency.json"
 PREBUILT = Path(os.environ.get("KENNING_BENCH_INDEXES", "/work/main/bench/.work/index"))
 QUERY = "render a template with the given context"
+ALL = {"fresh", "probes", "daemon"}
 
 PROBES = {
     "sentence-transformers": """
@@ -153,7 +154,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--probe-runs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--parts",
+        default="fresh,probes,daemon",
+        help="what to measure; parts left out keep their figures from --out",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     scratch = Path(tempfile.mkdtemp(prefix="kenning-cli-bench-"))
     ws, index_dir = scratch / "workspace", scratch / "index"
@@ -168,7 +175,9 @@ def main() -> int:
     env.update(KENNING_INDEX_DIR=str(index_dir), KENNING_MODEL=model)
     kenning = [sys.executable, "-m", "kenning.server.cli"]
     load = {"start": [round(x, 2) for x in os.getloadavg()]}
+    kept = json.loads(args.out.read_text()) if args.out.exists() and parts != ALL else {}
     result: dict = {
+        **kept,
         "date": time.strftime("%Y-%m-%d"),
         "cpus": os.cpu_count(),
         "package": args.package,
@@ -181,62 +190,68 @@ def main() -> int:
         first = timed([*search, "--no-daemon"], env)
         answer = json.loads(first[1])
         result["index"] = {"chunks": status(kenning, env, ws)["chunks"]}
-        result["first_fresh_search_s"] = round(first[0], 2)
-        result["fresh_search"] = measure("fresh", [*search, "--no-daemon"], env, args.runs)
-        result["fresh_search"]["peak_rss_mb"] = peak_rss_of([*search, "--no-daemon"], env)
-        result["fresh_search"]["top_result"] = answer["results"][0]["path"]
+        if "fresh" in parts:
+            result["first_fresh_search_s"] = round(first[0], 2)
+            result["fresh_search"] = measure("fresh", [*search, "--no-daemon"], env, args.runs)
+            result["fresh_search"]["peak_rss_mb"] = peak_rss_of([*search, "--no-daemon"], env)
+            result["fresh_search"]["top_result"] = answer["results"][0]["path"]
 
-        probes = {}
-        for name, code in PROBES.items():
+        probes = result.get("cold_probes", {})
+        for name, code in PROBES.items() if "probes" in parts else ():
             script = f"MODEL = {model!r}\nINDEX_DIR = {str(index_dir)!r}\nQUERY = {QUERY!r}\n{code}"
             argv = [sys.executable, "-c", script]
             runs = args.probe_runs if name != "sentence-transformers" else min(3, args.probe_runs)
             probes[name] = measure(f"probe {name}", argv, env, runs)
             probes[name]["peak_rss_mb"] = peak_rss_of(argv, env)
         result["cold_probes"] = probes
-
-        started = subprocess.run(
-            [*kenning, "serve", "--background", "--workspace", str(ws)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-        )
-        if started.returncode != 0:
-            raise RuntimeError(started.stderr)
-        settled = wait_settled(kenning, env, ws)
-        pid = settled["served_by"]["pid"]
-        time.sleep(15)  # the model finishes loading; the first index's trim has run
-        result["daemon_search"] = measure("daemon", search, env, args.runs)
-        result["daemon_rss_mb"] = {"idle": rss_mb(pid)}
-
-        added = ws / f"added-{args.add_package}"
-        shutil.copytree(workspace_dir(args.add_package), added, symlinks=True)
-        before = settled["chunks"]
-        peak, start = 0.0, time.monotonic()
-        while True:
-            peak = max(peak, rss_mb(pid))
-            s = status(kenning, env, ws)
-            if s["chunks"] > before and s["pending"] == 0:
-                break
-            time.sleep(0.5)
-        result["daemon_indexing"] = {
-            "chunks_added": s["chunks"] - before,
-            "settled_s": round(time.monotonic() - start, 1),
-        }
-        time.sleep(10)
-        result["daemon_rss_mb"].update(peak_while_indexing=peak, idle_after=rss_mb(pid))
-        result["daemon_rss_mb"]["chunks_after"] = s["chunks"]
-        subprocess.run([*kenning, "stop", str(ws)], env=env, capture_output=True, timeout=120)
+        if "daemon" in parts:
+            measure_daemon(result, args, kenning, env, ws, search)
     finally:
         subprocess.run([*kenning, "stop", str(ws)], env=env, capture_output=True, timeout=120)
-        load["end"] = [round(x, 2) for x in os.getloadavg()]
+        load.setdefault("end", [round(x, 2) for x in os.getloadavg()])
         result["load_avg"] = load
         shutil.rmtree(scratch, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
+
+
+def measure_daemon(result: dict, args, kenning: list[str], env: dict[str, str], ws: Path, search):
+    """A background daemon: search latency, then its memory idle, while embedding another
+    package's sources, and idle again after."""
+    started = subprocess.run(
+        [*kenning, "serve", "--background", "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if started.returncode != 0:
+        raise RuntimeError(started.stderr)
+    settled = wait_settled(kenning, env, ws)
+    pid = settled["served_by"]["pid"]
+    time.sleep(15)  # the model finishes loading; the first index's trim has run
+    result["daemon_search"] = measure("daemon", search, env, args.runs)
+    result["daemon_rss_mb"] = {"idle": rss_mb(pid)}
+
+    added = ws / f"added-{args.add_package}"
+    shutil.copytree(workspace_dir(args.add_package), added, symlinks=True)
+    before = settled["chunks"]
+    peak, start = 0.0, time.monotonic()
+    while True:
+        peak = max(peak, rss_mb(pid))
+        s = status(kenning, env, ws)
+        if s["chunks"] > before and s["pending"] == 0:
+            break
+        time.sleep(0.5)
+    result["daemon_indexing"] = {
+        "chunks_added": s["chunks"] - before,
+        "settled_s": round(time.monotonic() - start, 1),
+    }
+    time.sleep(10)
+    result["daemon_rss_mb"].update(peak_while_indexing=peak, idle_after=rss_mb(pid))
+    result["daemon_rss_mb"]["chunks_after"] = s["chunks"]
 
 
 if __name__ == "__main__":

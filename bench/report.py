@@ -342,7 +342,8 @@ def cli_section() -> str:
                 f"{s['venv_s']} + {s['torch_s']} + {s['kenning_s']} s",
             ),
             (
-                "first answer on a fresh workspace (read, embed, export, search)",
+                f"first answer on a fresh workspace ({b.get('workspace_parts', 'repository')}: "
+                "read, embed, export, search)",
                 f"{b['first_answer']['wall_s']} s for {b['workspace']['files']} files, "
                 f"{b['workspace']['chunks']} chunks; top result {b['first_answer']['top']}; "
                 f"{b['first_answer']['progress_lines']} progress lines on stderr",
