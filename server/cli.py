@@ -323,7 +323,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             summary = engine.index(progress=progress)
             engine.prepare_light_path()
         finally:
-            progress.close()
+            progress.stop()
             lock.release()
     if args.json:
         print(json.dumps(summary.to_json()))
@@ -447,8 +447,9 @@ def _refresh(engine, args: argparse.Namespace) -> None:
     progress = _progress(args)
     try:
         engine.index(progress=progress)
+        engine.prepare_light_path()  # while the model is loaded: the next search starts fast
     finally:
-        progress.close()
+        progress.stop()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

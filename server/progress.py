@@ -2,7 +2,8 @@
 
 On a terminal a tqdm bar redraws in place. Anywhere else (a pipe, a log, a
 coding agent reading stderr) a bar would be noise, and silence reads as a
-hang, so a short line is printed every few seconds instead:
+hang, so a short line is printed every few seconds instead, by a timer thread,
+so that it keeps coming while one long batch (or the model's loading) runs:
 
     kenning: embedding 1,200/5,000 chunks (24%), 35.2/s, about 1m48s left
 
@@ -12,6 +13,7 @@ hang, so a short line is printed every few seconds instead:
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -31,6 +33,7 @@ class Progress:
         stream: TextIO | None = None,
         every_s: float = LINE_EVERY_S,
         clock=time.monotonic,
+        ticker: bool = True,
     ):
         self.stream = stream or sys.stderr
         self.quiet = quiet
@@ -41,6 +44,11 @@ class Progress:
         self.phase: str | None = None
         self._phase_start = 0.0
         self._last_line = 0.0
+        self._state: tuple[str, int, int] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._use_ticker = ticker and not self.terminal and not quiet
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if self.quiet:
@@ -52,8 +60,25 @@ class Progress:
         if self.terminal:
             self._draw_bar(phase, done, total)
             return
-        now = self.clock()
-        if now - self._last_line >= self.every_s and done < total:
+        with self._lock:
+            self._state = (phase, done, total)
+        if self._use_ticker and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="kenning-progress", daemon=True)
+            self._ticker.start()
+        self._print_if_due()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every_s / 5):
+            self._print_if_due()
+
+    def _print_if_due(self) -> None:
+        with self._lock:
+            if self._state is None:
+                return
+            phase, done, total = self._state
+            now = self.clock()
+            if now - self._last_line < self.every_s or done >= total:
+                return
             self._last_line = now
             print(f"kenning: {self.line(phase, done, total, now)}", file=self.stream, flush=True)
 
@@ -69,6 +94,11 @@ class Progress:
             text += f", {rate:.1f}/s, about {_duration((total - done) / rate)} left"
         return text
 
+    def stop(self) -> None:
+        """End the timer thread (the command is done)."""
+        self._stop.set()
+        self.close()
+
     def _draw_bar(self, phase: str, done: int, total: int) -> None:
         if self.bar is None:
             from tqdm import tqdm
@@ -82,6 +112,8 @@ class Progress:
         self.bar.refresh()
 
     def close(self) -> None:
+        with self._lock:
+            self._state = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None

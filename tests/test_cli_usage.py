@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ def test_search_json_results_carry_their_kind(capsys, core_workspace):
 def test_progress_lines_go_to_stderr_every_few_seconds_when_not_a_terminal():
     stream = io.StringIO()
     now = [0.0]
-    progress = Progress(stream=stream, every_s=5, clock=lambda: now[0])
+    progress = Progress(stream=stream, every_s=5, clock=lambda: now[0], ticker=False)
     for done in range(0, 1001, 100):
         now[0] = done / 20  # 20 chunks a second
         progress("embed", done, 1000)
@@ -122,6 +123,16 @@ def test_progress_lines_go_to_stderr_every_few_seconds_when_not_a_terminal():
     assert 8 <= len(lines) <= 10
     assert lines[0].startswith("kenning: embedding 100/1,000 chunks (10%)")
     assert "20.0/s" in lines[0] and "about 45s left" in lines[0]
+
+
+def test_progress_lines_keep_coming_while_one_long_batch_runs():
+    stream = io.StringIO()
+    progress = Progress(stream=stream, every_s=0.05)
+    progress("embed", 0, 500)  # then nothing for a while: the model loads, a batch runs
+    time.sleep(0.5)
+    progress.stop()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 3 and all(ln.startswith("kenning: embedding 0/500 chunks") for ln in lines)
 
 
 def test_quiet_silences_progress():
