@@ -343,12 +343,12 @@ def cli_section() -> str:
             ),
             (
                 f"first answer on a fresh workspace ({b.get('workspace_parts', 'repository')}: "
-                "read, embed, export, search)",
+                "read, embed, search)",
                 f"{b['first_answer']['wall_s']} s for {b['workspace']['files']} files, "
                 f"{b['workspace']['chunks']} chunks; top result {b['first_answer']['top']}; "
                 f"{b['first_answer']['progress_lines']} progress lines on stderr",
             ),
-            ("the same search again (index up to date, light path)", f"{b['second_answer_s']} s"),
+            ("the same search again (index up to date)", f"{b['second_answer_s']} s"),
             (
                 "load average (1, 5, 15 min) at start / end",
                 f"{b['load_avg_start']} / {b['load_avg_end']}",
@@ -356,7 +356,7 @@ def cli_section() -> str:
         ]
         parts.append(
             f"Install and first answer: `python -m bench.build_check` ({b['date']}; pip's cache "
-            f"was warm for torch and the dependencies)\n\n{_kv_table(rows)}\n"
+            f"as this machine had it)\n\n{_kv_table(rows)}\n"
         )
     return "\n".join(parts)
 
