@@ -86,13 +86,18 @@ def many_functions(root: Path, files: int = 40, per_file: int = 6) -> Path:
 
 
 def replica_pids() -> list[int]:
+    """This test's own replicas: the local runtime's processes descend from this
+    one, so a Ray run of someone else's on the same machine is never touched."""
     import psutil
 
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if any("EmbedReplica" in part for part in (p.info["cmdline"] or []))
-    ]
+    pids = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("EmbedReplica" in part for part in p.cmdline()):
+                pids.append(p.pid)
+        except psutil.Error:  # ended or not ours to read: not a replica to kill
+            continue
+    return pids
 
 
 def test_a_replica_killed_mid_run_is_retried_or_the_rerun_completes(
