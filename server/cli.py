@@ -324,6 +324,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     with _open_engine(root, settings) as engine:
         lock = WriterLock(engine.index_dir)
         if not engine.store.read_only and not lock.try_acquire(ONE_SHOT, str(root)):
+            if ray is not None:  # the server would embed in-process, not on Ray
+                raise RuntimeError(
+                    "a running server keeps this index; `kenning stop` it to index with --ray"
+                )
             return _forward_index(engine.index_dir, lock, args)
         progress = _progress(args)
         try:

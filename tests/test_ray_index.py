@@ -159,3 +159,20 @@ def test_without_ray_installed_the_flag_says_how_to_get_it(capsys, core_workspac
     assert code == 1
     assert err.strip().splitlines() == [err.strip()]  # one line
     assert "pip install 'kenning[ray]'" in err
+
+
+def test_ray_refuses_an_index_a_running_server_keeps(capsys, core_workspace, tiny_model, tmp_path):
+    from kenning.server.writer_lock import WriterLock
+
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    server = WriterLock(index_dir)
+    assert server.try_acquire("server", str(core_workspace))
+    try:
+        argv = ["index", str(core_workspace), "--ray", "--index-dir", str(index_dir)]
+        code = main([*argv, "--model", str(tiny_model)])
+    finally:
+        server.release()
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.splitlines() == [err]
+    assert "running server keeps this index" in err and "kenning stop" in err
