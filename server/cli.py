@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", default=".")
     p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=("hybrid", "semantic", "lexical"), default="hybrid")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="show why each result ranks where it does (each side's rank, priors, boosts)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
@@ -281,20 +286,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                 _refresh(engine, args)
             except StoreError as exc:
                 print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
-        outcome = engine.search_outcome(args.query, limit=args.limit, mode=args.mode)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "query": outcome.query,
-                    "took_ms": round(outcome.took_ms, 2),
-                    "model": outcome.model,
-                    "generation": outcome.generation,
-                    "results": [r.to_json() for r in outcome.results],
-                }
-            )
+        outcome = engine.search_outcome(
+            args.query, limit=args.limit, mode=args.mode, explain=args.explain
         )
+    if args.json:
+        answer = {
+            "query": outcome.query,
+            "took_ms": round(outcome.took_ms, 2),
+            "model": outcome.model,
+            "generation": outcome.generation,
+            "results": [r.to_json() for r in outcome.results],
+        }
+        if args.explain and outcome.weights is not None:
+            answer["weights"] = vars(outcome.weights)
+        print(json.dumps(answer))
         return EXIT_OK
+    if args.explain:
+        from .explain import describe_weights
+
+        print(describe_weights(outcome))
     if not outcome.results:
         print(
             "no results: the index is empty or nothing matches; try other words or `kenning status`"
@@ -305,6 +315,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{r.path}:{r.start_line}-{r.end_line}{name}  ({r.score:.2f})")
         first = r.snippet.splitlines()[0] if r.snippet else ""
         print(f"    {first}")
+        if r.explanation is not None:
+            from .explain import describe
+
+            print(f"    why: {describe(r.explanation)}")
     return EXIT_OK
 
 

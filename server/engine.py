@@ -277,7 +277,13 @@ class Engine:
             return self.indexer.scan()
 
     def search_outcome(
-        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: str = "hybrid",
+        paths: Sequence[str] = (),
+        explain: bool = False,
     ) -> SearchOutcome:
         gen = self.serving_generation()
         if gen is None:
@@ -290,6 +296,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=self.model_ref.label,
+                explain=explain,
             )
         self._pin(gen.id)
         try:
@@ -303,6 +310,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=gen.model,
+                explain=explain,
             )
         finally:
             self._unpin(gen.id)

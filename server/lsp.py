@@ -42,10 +42,12 @@ from .protocol import (
     KENNING_STATUS,
     KENNING_TRAIN,
     REQUESTS,
+    FusionWeights,
     KenningProtocol,
     ModelInfo,
     ReindexParams,
     ReindexResponse,
+    SearchExplanation,
     SearchHit,
     SearchParams,
     SearchResponse,
@@ -57,7 +59,7 @@ from .protocol import (
     make_converter,
 )
 from .scheduler import Scheduler
-from .search import SearchError, Semantic, SemanticUnavailable, plan_mode
+from .search import SearchError, SearchResult, Semantic, SemanticUnavailable, plan_mode
 from .settings import SettingsError, options_for_workspace
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexWorker
@@ -280,7 +282,7 @@ def answer_search(
     partial = worker is None or not worker.first_index_done.is_set() or plan.until_loaded
     notes = [plan.note] if plan.note else []
     outcome = engine.search_outcome(
-        params.query, limit=params.limit, mode=plan.mode, paths=params.paths
+        params.query, limit=params.limit, mode=plan.mode, paths=params.paths, explain=params.explain
     )
     if partial:
         notes.insert(0, "the index is still being built: results come from what is indexed so far")
@@ -302,6 +304,7 @@ def answer_search(
             symbol=r.symbol,
             language=r.language,
             kind=r.kind or None,
+            explain=explanation_of(r),
         )
         for r in outcome.results
     ]
@@ -312,7 +315,17 @@ def answer_search(
         generation=outcome.generation,
         partial=partial,
         notes=notes,
+        weights=FusionWeights(outcome.weights.dense, outcome.weights.lexical, outcome.weights.why)
+        if params.explain and outcome.weights is not None
+        else None,
     )
+
+
+def explanation_of(result: SearchResult) -> SearchExplanation | None:
+    e = result.explanation
+    if e is None:
+        return None
+    return SearchExplanation(**e.to_json())
 
 
 def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:

@@ -1,11 +1,15 @@
-"""Answer a natural-language query: dense + lexical candidates, fused and ranked.
+"""Answer a query: dense + lexical candidates, fused, adjusted for code, selected.
 
 Hybrid mode takes the top candidates from the vector matrix (cosine) and from
-FTS5 (bm25) and fuses them by reciprocal rank fusion, which needs no score
-calibration between the two. Results that overlap in the same file (windows of
-one long function) are collapsed to the best, so the top ten are ten places.
+FTS5 (bm25); a query that names an identifier also brings the definitions of
+that name (`query_shape`). `fusion` combines the two rankings with weights set
+per query, `priors` weighs each result's kind of file and adds the code-aware
+boosts, and the selection here lists each place once: results that overlap in
+the same file (windows of one long function) collapse to the best, and further
+chunks of a file already listed count for less.
 
-Every weight and prior that orders the results lives in `ranking`.
+Every weight and prior that orders the results lives in `ranking`; with
+`explain`, each result carries what put it where it is.
 """
 
 from __future__ import annotations
@@ -19,16 +23,11 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from . import priors
 from .embedder import Embedder
-from .lexical import is_test_path
-from .ranking import (
-    DENSE_WEIGHT,
-    LEXICAL_WEIGHT,
-    PROSE_LANGUAGES,
-    PROSE_PRIOR,
-    RRF_K,
-    TEST_PRIOR,
-)
+from .fusion import Candidate, Weights, fuse
+from .query_shape import QueryShape, name_parts, shape_of, whole_term
+from .ranking import DEFAULT, Ranking
 from .store import Generation, Store, StoredChunk
 
 MODES = ("hybrid", "semantic", "lexical")
@@ -105,6 +104,43 @@ def plan_mode(mode: str, semantic: Semantic) -> ModePlan:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a result ranks where it does (`explain`)."""
+
+    dense_rank: int | None
+    """1-based place on the model's side; None when the model did not find it."""
+    dense_score: float | None
+    lexical_rank: int | None
+    """1-based place on the words' side (bm25); None when the words did not find it."""
+    lexical_score: float | None
+    fused: float
+    """The two sides combined (weighted reciprocal rank fusion), 0..1."""
+    factors: dict[str, float]
+    """Multipliers for the kind of file: prose, test, example, compat, reexport."""
+    boosts: dict[str, float]
+    """Shares of the top score added: definition, path, coherence."""
+    decay: float
+    """Multiplier for earlier results from the same file (1 when none)."""
+    final: float
+
+    def to_json(self) -> dict:
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 4)
+
+        return {
+            "dense_rank": self.dense_rank,
+            "dense_score": r(self.dense_score),
+            "lexical_rank": self.lexical_rank,
+            "lexical_score": r(self.lexical_score),
+            "fused": r(self.fused),
+            "factors": {k: r(v) for k, v in self.factors.items()},
+            "boosts": {k: r(v) for k, v in self.boosts.items()},
+            "decay": r(self.decay),
+            "final": r(self.final),
+        }
+
+
+@dataclass(frozen=True)
 class SearchResult:
     path: str
     start_line: int
@@ -114,9 +150,10 @@ class SearchResult:
     language: str
     snippet: str
     kind: str = ""
+    explanation: Explanation | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
@@ -125,6 +162,9 @@ class SearchResult:
             "language": self.language,
             "snippet": self.snippet,
         }
+        if self.explanation is not None:
+            out["explain"] = self.explanation.to_json()
+        return out
 
 
 @dataclass
@@ -137,6 +177,8 @@ class SearchOutcome:
     partial: bool = False
     """True while the index is still being built: results come from what is indexed so far."""
     notes: list[str] = field(default_factory=list)
+    weights: Weights | None = None
+    """How the two sides were weighed for this query (hybrid mode)."""
 
 
 def search(
@@ -149,9 +191,12 @@ def search(
     mode: str = "hybrid",
     paths: Sequence[str] = (),
     model_label: str = "",
+    ranking: Ranking = DEFAULT,
+    explain: bool = False,
 ) -> SearchOutcome:
     """Search the index. `embedder`/`gen` may be None when no vectors exist yet;
-    then hybrid falls back to lexical and says so in `notes`."""
+    then hybrid falls back to lexical and says so in `notes`. With `explain`,
+    every result carries its `Explanation`."""
     start = time.perf_counter()
     if mode not in MODES:
         raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -164,8 +209,9 @@ def search(
     if limit < 1:
         raise SearchError("limit must be at least 1")
     notes: list[str] = []
+    shape = shape_of(query)
     path_filter = pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
-    pool = max(50, limit * 5) * (4 if path_filter else 1)
+    pool = max(ranking.pool, limit * 5) * (4 if path_filter else 1)
 
     dense: list[tuple[int, float]] = []
     lexical: list[tuple[int, float]] = []
@@ -174,11 +220,14 @@ def search(
     if plan.note:
         notes.append(plan.note)
     mode, use_dense = plan.mode, plan.dense
+    words = mode in ("hybrid", "lexical")
     pending_lexical: Future[list[tuple[int, float]]] | None = None
-    if mode == "hybrid" and use_dense:
+    if words and use_dense:
         # The two sides share nothing until fusion, and both release the GIL
         # (SQLite, torch): the words are looked up while the query is embedded.
-        pending_lexical = _lexical_pool().submit(store.lexical_search, query, pool)
+        pending_lexical = _lexical_pool().submit(
+            store.lexical_search, shape.terms, pool, ranking.bm25_weights
+        )
     if use_dense:
         assert embedder is not None and gen is not None  # planned dense only with vectors
         qvec = embedder.encode_query(query)  # (dim,)
@@ -188,27 +237,21 @@ def search(
             dense.extend((cid, sim) for cid in owners.get(eid, ()))
     if pending_lexical is not None:
         lexical = pending_lexical.result()
-    elif mode in ("hybrid", "lexical"):
-        lexical = store.lexical_search(query, pool)
+    elif words:
+        lexical = store.lexical_search(shape.terms, pool, ranking.bm25_weights)
+    if words and not shape.terms:
+        notes.append("the query has no words to match (only stop words or punctuation)")
 
-    ranked = _fuse(dense, lexical, mode)[: pool * 2]
-    chunks = store.chunks_by_ids([cid for cid, _ in ranked])
-    ranked = sorted(
-        (
-            (cid, score * prior(chunks[cid])) for cid, score in ranked if cid in chunks
-        ),  # gone since read
-        key=lambda x: -x[1],
-    )
-    results: list[SearchResult] = []
-    for cid, score in ranked:
-        chunk = chunks[cid]
-        if path_filter is not None and not path_filter.match_file(chunk.path):
-            continue
-        if any(_overlaps(chunk, r) for r in results):
-            continue
-        results.append(_result(chunk, score))
-        if len(results) >= limit:
-            break
+    candidates, weights = fuse(dense, lexical, mode, shape, ranking)
+    candidates = candidates[: pool * 2]
+    if (ranking.definition_boost or ranking.embedded_definition_boost) and mode != "semantic":
+        candidates.extend(_definitions(store, shape, {c.chunk_id for c in candidates}))
+    chunks = store.chunks_by_ids([c.chunk_id for c in candidates])
+    priors.apply(candidates, chunks, shape, ranking)
+    results = [
+        _result(chunks[cand.chunk_id], cand, decay, explain)
+        for cand, decay in select(candidates, chunks, limit, path_filter, ranking.file_decay)
+    ]
     return SearchOutcome(
         query=query,
         results=results,
@@ -216,6 +259,76 @@ def search(
         model=model_label,
         generation=gen.id if gen else None,
         notes=notes,
+        weights=weights if mode == "hybrid" else None,
+    )
+
+
+DEFINITION_CANDIDATES = 50
+"""Definitions of a named identifier looked up beyond what either side found."""
+
+
+def _definitions(store: Store, shape: QueryShape, known: set[int]) -> list[Candidate]:
+    """Chunks whose symbol holds a name the query types, not yet among `known`:
+    the definition of `Flask.route` is a candidate however common `route` is."""
+    found: list[Candidate] = []
+    for name in shape.names:
+        terms = [t for part in name_parts(name)[-2:] for t in whole_term(part)]
+        for cid in store.definition_search(terms, DEFINITION_CANDIDATES):
+            if cid not in known:
+                known.add(cid)
+                found.append(Candidate(cid))
+    return found
+
+
+def select(
+    candidates: list[Candidate],
+    chunks: dict[int, StoredChunk],
+    limit: int,
+    path_filter: pathspec.GitIgnoreSpec | None,
+    file_decay: float,
+) -> list[tuple[Candidate, float]]:
+    """The best `limit` places, each with the decay it took: one result per
+    overlapping span, and each further chunk of a listed file worth
+    `file_decay` times less than the one before it (1.0: no decay).
+
+    Greedy with lazy re-scoring: a candidate whose file gained a result since
+    it was scored goes back into the queue with its decayed score.
+    """
+    queue = sorted(
+        (c for c in candidates if c.chunk_id in chunks),  # gone since read: dropped
+        key=lambda c: -c.score,
+    )
+    picked: list[tuple[Candidate, float]] = []
+    per_file: dict[str, int] = {}
+    waiting: list[tuple[float, int, Candidate]] = []  # (decayed score, order, candidate)
+    i = 0
+    while len(picked) < limit and (i < len(queue) or waiting):
+        if waiting and (i >= len(queue) or waiting[0][0] >= queue[i].score):
+            _, _, cand = waiting.pop(0)
+        else:
+            cand = queue[i]
+            i += 1
+        chunk = chunks[cand.chunk_id]
+        if path_filter is not None and not path_filter.match_file(chunk.path):
+            continue
+        if any(_overlaps(chunk, chunks[p.chunk_id]) for p, _ in picked):
+            continue
+        decay = file_decay ** per_file.get(chunk.path, 0)
+        if decay < 1.0 and waiting_would_win(cand.score * decay, queue, i, waiting):
+            waiting.append((cand.score * decay, len(waiting), cand))
+            waiting.sort(key=lambda w: (-w[0], w[1]))
+            continue
+        picked.append((cand, decay))
+        per_file[chunk.path] = per_file.get(chunk.path, 0) + 1
+    return picked
+
+
+def waiting_would_win(
+    decayed: float, queue: list[Candidate], i: int, waiting: list[tuple[float, int, Candidate]]
+) -> bool:
+    """Whether something not yet placed beats `decayed`, so the candidate must wait."""
+    return (i < len(queue) and queue[i].score > decayed) or bool(
+        waiting and waiting[0][0] > decayed
     )
 
 
@@ -231,58 +344,34 @@ def _lexical_pool() -> ThreadPoolExecutor:
         return _LEXICAL_POOL
 
 
-def _fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str
-) -> list[tuple[int, float]]:
-    if mode == "semantic" or not lexical:
-        return _dedupe(dense) if mode != "lexical" else []
-    if mode == "lexical" or not dense:
-        # bm25 has no upper bound; s / (1 + s) maps it into (0, 1) keeping order.
-        return [(cid, s / (1.0 + s)) for cid, s in _dedupe(lexical)]
-    scores: dict[int, float] = {}
-    for weight, ranking in ((DENSE_WEIGHT, _dedupe(dense)), (LEXICAL_WEIGHT, _dedupe(lexical))):
-        for rank, (cid, _) in enumerate(ranking):
-            scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank + 1)
-    best_possible = (DENSE_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
-    return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
+def _overlaps(a: StoredChunk, b: StoredChunk) -> bool:
+    return a.path == b.path and a.start_line <= b.end_line and b.start_line <= a.end_line
 
 
-def prior(chunk: StoredChunk) -> float:
-    """How much a result's kind of file is worth before its text is compared."""
-    weight = 1.0
-    if chunk.language in PROSE_LANGUAGES:
-        weight *= PROSE_PRIOR
-    if is_test_path(chunk.path):
-        weight *= TEST_PRIOR
-    return weight
-
-
-def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    seen: set[int] = set()
-    out = []
-    for cid, s in ranking:
-        if cid not in seen:
-            seen.add(cid)
-            out.append((cid, s))
-    return out
-
-
-def _overlaps(chunk: StoredChunk, r: SearchResult) -> bool:
-    return (
-        chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
-    )
-
-
-def _result(chunk: StoredChunk, score: float) -> SearchResult:
+def _result(chunk: StoredChunk, cand: Candidate, decay: float, explain: bool) -> SearchResult:
+    final = cand.score * decay
     return SearchResult(
         path=chunk.path,
         start_line=chunk.start_line,
         end_line=chunk.end_line,
-        score=score,
+        score=final,
         symbol=chunk.symbol,
         language=chunk.language,
         snippet=snippet_of(chunk.text),
         kind=chunk.kind,
+        explanation=Explanation(
+            dense_rank=cand.dense_rank,
+            dense_score=cand.dense_score,
+            lexical_rank=cand.lexical_rank,
+            lexical_score=cand.lexical_score,
+            fused=cand.fused,
+            factors=dict(cand.factors),
+            boosts=dict(cand.boosts),
+            decay=decay,
+            final=final,
+        )
+        if explain
+        else None,
     )
 
 
