@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -36,6 +35,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .engine import Engine
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
+from .pools import started_pool
 from .protocol import (
     KENNING_REINDEX,
     KENNING_SEARCH,
@@ -97,7 +97,7 @@ class KenningLanguageServer(LanguageServer):
         self.scheduler: Scheduler | None = None
         self.watcher: WorkspaceWatcher | None = None
         self.changes = ChangeQueue()
-        self.queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-query")
+        self.queries = started_pool(2, "kenning-query")
         """Searches and status: off the event loop, apart from the index worker."""
         self.startup_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

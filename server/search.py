@@ -26,6 +26,7 @@ import pathspec
 from . import priors
 from .embedder import Embedder
 from .fusion import Candidate, Weights, fuse
+from .pools import started_pool
 from .query_shape import QueryShape, name_parts, shape_of, whole_term
 from .ranking import DEFAULT, Ranking
 from .store import Generation, Store, StoredChunk
@@ -340,7 +341,7 @@ def _lexical_pool() -> ThreadPoolExecutor:
     global _LEXICAL_POOL
     with _LEXICAL_POOL_LOCK:
         if _LEXICAL_POOL is None:
-            _LEXICAL_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-lexical")
+            _LEXICAL_POOL = started_pool(2, "kenning-lexical")
         return _LEXICAL_POOL
 
 
