@@ -253,10 +253,12 @@ def run(
     query_sets: Sequence[str],
     variants: dict[str, tuple[str, Any]],
     progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+    tag: str | None = None,
 ) -> list[Scored]:
+    """Every variant on every package's index (``<pkg>@<tag>`` with a tag)."""
     rows: list[Scored] = []
     for pkg in packages:
-        package = Package(pkg, query_sets)
+        package = Package(pkg, query_sets, tag)
         try:
             for name, (mode, ranking) in variants.items():
                 for query_set in query_sets:

@@ -53,6 +53,11 @@ class QueryShape:
     """It asks for tests ("tests for the retry logic", "fixture that ...")."""
 
     @property
+    def has_words(self) -> bool:
+        """Whether it holds any word at all, in any script (not only punctuation)."""
+        return bool(re.search(r"\w", self.text))
+
+    @property
     def looks_like_code(self) -> bool:
         return self.is_name or self.is_path
 

@@ -221,7 +221,12 @@ def search(
     if plan.note:
         notes.append(plan.note)
     mode, use_dense = plan.mode, plan.dense
-    words = mode in ("hybrid", "lexical")
+    if not shape.has_words:
+        # Punctuation alone means nothing to either side: the model would still
+        # return its nearest chunks, which would only look like an answer.
+        notes.append("the query has no words to search for; type what the code does")
+        use_dense = False
+    words = mode in ("hybrid", "lexical") and shape.has_words
     pending_lexical: Future[list[tuple[int, float]]] | None = None
     if words and use_dense:
         # The two sides share nothing until fusion, and both release the GIL
@@ -241,7 +246,7 @@ def search(
     elif words:
         lexical = store.lexical_search(shape.terms, pool, ranking.bm25_weights)
     if words and not shape.terms:
-        notes.append("the query has no words to match (only stop words or punctuation)")
+        notes.append("the query has only common words (the, of, ...): the words' side skipped them")
 
     candidates, weights = fuse(dense, lexical, mode, shape, ranking)
     candidates = candidates[: pool * 2]
