@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from bench.kenning_adapter import index_dir_for
