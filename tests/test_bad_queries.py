@@ -13,7 +13,8 @@ BAD_QUERIES = {
     "10,000 characters": ("retry failed uploads " * 500)[:10_000],
     "mixed scripts": "データを読む retry Загрузка failed 上传 uploads",
     "a regex": "foo.*bar(",
-    "SQL with FTS5 syntax": '\' OR 1=1; DROP TABLE chunks; -- "upload" NEAR(retry fail) AND * OR NOT',
+    "SQL with FTS5 syntax": "' OR 1=1; DROP TABLE chunks; -- "
+    + '"upload" NEAR(retry fail) AND * OR NOT',
 }
 
 
