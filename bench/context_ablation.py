@@ -127,7 +127,7 @@ def build_variant(pkg: str, variant: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.ranking_lab import run
+    from bench.ranking_lab import Variant, run
 
     parser = argparse.ArgumentParser(
         prog="python -m bench.context_ablation", description=__doc__.splitlines()[0]
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.setdefault("variants", {})
     from kenning.server.ranking import DEFAULT
 
-    modes = {"semantic": ("semantic", DEFAULT), "hybrid": ("hybrid", DEFAULT)}
+    modes = {"semantic": Variant("semantic", DEFAULT), "hybrid": Variant("hybrid", DEFAULT)}
     for variant in ["path+symbol", *variants]:
         entry = report["variants"].setdefault(variant, {})
         for pkg in packages:

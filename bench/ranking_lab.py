@@ -39,8 +39,8 @@ TUNING = ("tqdm", "marshmallow", "flask")
 """Ranking is tuned on these; the others are reported apart, as untouched."""
 
 
-def _variants() -> dict[str, tuple[str, Any]]:
-    """name -> (mode, Ranking): the ablation. `default` is what the product ships;
+def _variants() -> dict[str, Variant]:
+    """name -> Variant: the ablation. `default` is what the product ships;
     `levers off` is its fusion and priors with every code-aware lever switched
     off, and each `+ lever` row switches one back on; `- lever` rows take one
     out of the default."""
@@ -79,27 +79,33 @@ def _variants() -> dict[str, tuple[str, Any]]:
         "test_prior": 0.6,
         "tests_asked_test_prior": 0.6,
     }
-    out: dict[str, tuple[str, Any]] = {
-        "semantic": ("semantic", DEFAULT),
-        "lexical": ("lexical", DEFAULT),
-        "fixed-rrf": (
+    out: dict[str, Variant] = {
+        "semantic": Variant("semantic", DEFAULT),
+        "lexical": Variant("lexical", DEFAULT),
+        "lexical (bm25s engine)": Variant("lexical", DEFAULT, "bm25s"),
+        "lexical (common words pruned)": Variant("lexical", DEFAULT, "pruned"),
+        "fixed-rrf": Variant(
             "hybrid",
             replace(
                 off, adaptive=False, rrf_k=60, dense_weight=3.0, lexical_weight=1.0, **before_priors
             ),
         ),
-        "adaptive fusion": ("hybrid", replace(off, **before_priors)),
-        "levers off": ("hybrid", off),
+        "adaptive fusion": Variant("hybrid", replace(off, **before_priors)),
+        "levers off": Variant("hybrid", off),
     }
     for name, knobs in levers.items():
-        out[f"+ {name}"] = ("hybrid", replace(off, **knobs))
-    out["default"] = ("hybrid", DEFAULT)
+        out[f"+ {name}"] = Variant("hybrid", replace(off, **knobs))
+    out["default"] = Variant("hybrid", DEFAULT)
+    out["default (bm25s engine)"] = Variant("hybrid", DEFAULT, "bm25s")
+    out["default (common words pruned)"] = Variant("hybrid", DEFAULT, "pruned")
     for name, knobs in levers.items():
-        out[f"- {name}"] = ("hybrid", replace(DEFAULT, **{k: getattr(off, k) for k in knobs}))
+        out[f"- {name}"] = Variant(
+            "hybrid", replace(DEFAULT, **{k: getattr(off, k) for k in knobs})
+        )
     return out
 
 
-def parse_variant(spec: str) -> tuple[str, tuple[str, Any]]:
+def parse_variant(spec: str) -> tuple[str, Variant]:
     """`label:field=value;field=value` -> a hybrid variant of the default ranking."""
     from kenning.server.ranking import DEFAULT
 
@@ -110,7 +116,15 @@ def parse_variant(spec: str) -> tuple[str, tuple[str, Any]]:
         knobs[key.strip()] = json.loads(value)
         if isinstance(knobs[key.strip()], list):
             knobs[key.strip()] = tuple(knobs[key.strip()])
-    return label, ("hybrid", replace(DEFAULT, **knobs))
+    return label, Variant("hybrid", replace(DEFAULT, **knobs))
+
+
+@dataclass(frozen=True)
+class Variant:
+    mode: str
+    ranking: Any
+    engine: str | None = None
+    """Another lexical engine in place of FTS5 (see bench/lexical_engines.py)."""
 
 
 @dataclass
@@ -169,9 +183,24 @@ class Package:
             raise RuntimeError(f"{index_dir} has no vectors; run: python -m bench.kenning_adapter")
         self.gen = gen
         texts = [q.query for qs in self.queries.values() for q in qs]
+        self.engines: dict[str, Any] = {}
         self.embedder = CachedQueries(self.engine.embedder_for(gen), gen.identity, pkg, texts)
 
-    def run(self, mode: str, ranking: Any, query_set: str) -> list[tuple[Query, Answer]]:
+    def run(self, variant: Variant, query_set: str) -> list[tuple[Query, Answer]]:
+        store = self.engine.store
+        if variant.engine is not None:
+            from bench.lexical_engines import ENGINES
+
+            if variant.engine not in self.engines:
+                self.engines[variant.engine] = ENGINES[variant.engine](store)
+            store.lexical_search = self.engines[variant.engine]  # type: ignore[method-assign]
+        try:
+            return self._run(variant, query_set)
+        finally:
+            if variant.engine is not None:
+                del store.lexical_search  # back to the class's own method
+
+    def _run(self, variant: Variant, query_set: str) -> list[tuple[Query, Answer]]:
         from kenning.server.search import search
 
         out = []
@@ -179,11 +208,11 @@ class Package:
             started = time.perf_counter()
             outcome = search(
                 self.engine.store,
-                self.embedder,
+                self.embedder,  # type: ignore[arg-type]
                 self.gen,
                 q.query,
-                mode=mode,
-                ranking=ranking,  # type: ignore[arg-type]
+                mode=variant.mode,
+                ranking=variant.ranking,
             )
             took = (time.perf_counter() - started) * 1000
             spans = [Span(r.path, r.start_line, r.end_line) for r in outcome.results]
@@ -251,7 +280,7 @@ def table(rows: list[Scored], packages: Sequence[str]) -> str:
 def run(
     packages: Sequence[str],
     query_sets: Sequence[str],
-    variants: dict[str, tuple[str, Any]],
+    variants: dict[str, Variant],
     progress: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     tag: str | None = None,
 ) -> list[Scored]:
@@ -260,9 +289,9 @@ def run(
     for pkg in packages:
         package = Package(pkg, query_sets, tag)
         try:
-            for name, (mode, ranking) in variants.items():
+            for name, variant in variants.items():
                 for query_set in query_sets:
-                    rows.append(score(name, pkg, query_set, package.run(mode, ranking, query_set)))
+                    rows.append(score(name, pkg, query_set, package.run(variant, query_set)))
                     progress(f"{pkg} {query_set} {name}: {rows[-1].mrr10:.3f}")
         finally:
             package.close()
