@@ -298,7 +298,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "results": [r.to_json() for r in outcome.results],
         }
         if args.explain and outcome.weights is not None:
-            answer["weights"] = vars(outcome.weights)
+            answer["weights"] = outcome.weights.to_json()
         print(json.dumps(answer))
         return EXIT_OK
     if args.explain:

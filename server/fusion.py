@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import attrs
+
 from .query_shape import QueryShape
 from .ranking import Ranking
 
@@ -40,12 +42,17 @@ class Candidate:
     """The final score results are ordered by."""
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class Weights:
+    """How much each side counts in the fusion of one query (sent as is with `explain`)."""
+
     dense: float
     lexical: float
     why: str = ""
-    """The signals that moved the weights away from the defaults."""
+    """The signal that set the weights."""
+
+    def to_json(self) -> dict[str, float | str]:
+        return attrs.asdict(self)
 
 
 def weights_for(

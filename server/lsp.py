@@ -42,12 +42,10 @@ from .protocol import (
     KENNING_STATUS,
     KENNING_TRAIN,
     REQUESTS,
-    FusionWeights,
     KenningProtocol,
     ModelInfo,
     ReindexParams,
     ReindexResponse,
-    SearchExplanation,
     SearchHit,
     SearchParams,
     SearchResponse,
@@ -59,7 +57,7 @@ from .protocol import (
     make_converter,
 )
 from .scheduler import Scheduler
-from .search import SearchError, SearchResult, Semantic, SemanticUnavailable, plan_mode
+from .search import SearchError, Semantic, SemanticUnavailable, plan_mode
 from .settings import SettingsError, options_for_workspace
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexWorker
@@ -304,7 +302,7 @@ def answer_search(
             symbol=r.symbol,
             language=r.language,
             kind=r.kind or None,
-            explain=explanation_of(r),
+            explain=r.explanation,
         )
         for r in outcome.results
     ]
@@ -315,17 +313,8 @@ def answer_search(
         generation=outcome.generation,
         partial=partial,
         notes=notes,
-        weights=FusionWeights(outcome.weights.dense, outcome.weights.lexical, outcome.weights.why)
-        if params.explain and outcome.weights is not None
-        else None,
+        weights=outcome.weights if params.explain else None,
     )
-
-
-def explanation_of(result: SearchResult) -> SearchExplanation | None:
-    e = result.explanation
-    if e is None:
-        return None
-    return SearchExplanation(**e.to_json())
 
 
 def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:

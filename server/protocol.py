@@ -32,6 +32,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, default_converter
 
+from .fusion import Weights
+from .search import Explanation
+
 log = logging.getLogger(__name__)
 
 KENNING_SEARCH = "kenning/search"
@@ -95,39 +98,6 @@ class TrainParams:
 
 
 @attrs.define
-class SearchExplanation:
-    """Why a result ranks where it does: each side's place, then what moved it."""
-
-    dense_rank: int | None
-    """1-based place on the model's side; null when the model did not find it."""
-    dense_score: float | None
-    """Cosine similarity to the query."""
-    lexical_rank: int | None
-    """1-based place on the words' side; null when the words did not find it."""
-    lexical_score: float | None
-    """bm25 relevance."""
-    fused: float
-    """Weighted reciprocal rank fusion of the two places; first on every side is 1."""
-    factors: dict[str, float]
-    """Multipliers for the kind of file: prose, test, example, compat, reexport, stub."""
-    boosts: dict[str, float]
-    """Shares of the best candidate's score added: definition, path, coherence."""
-    decay: float
-    """Multiplier for further results from a file already listed (1 when none)."""
-    final: float
-    """fused x factors + top x boosts, x decay: the score results are ordered by."""
-
-
-@attrs.define
-class FusionWeights:
-    """How much each side counted for this query (hybrid mode, with `explain`)."""
-
-    dense: float
-    lexical: float
-    why: str
-
-
-@attrs.define
 class SearchHit:
     uri: str
     range: types.Range
@@ -140,8 +110,8 @@ class SearchHit:
     language: str | None = None
     kind: str | None = None
     """function, method, class, type, header or window (a span of lines without a symbol)."""
-    explain: SearchExplanation | None = None
-    """Only when the request asked for it."""
+    explain: Explanation | None = None
+    """Only when the request asked for it: why this result ranks where it does."""
 
 
 @attrs.define
@@ -154,8 +124,8 @@ class SearchResponse:
     """True while the first index is still being built: results come from what is indexed so far."""
     notes: list[str] = attrs.Factory(list)
     """Plain-language remarks: still building, no vectors yet, nothing indexed."""
-    weights: FusionWeights | None = None
-    """Only with `explain`, in hybrid mode."""
+    weights: Weights | None = None
+    """Only with `explain`, in hybrid mode: how much each side counted."""
 
 
 @attrs.define

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import attrs
 import pathspec
 
 from . import priors
@@ -104,41 +105,50 @@ def plan_mode(mode: str, semantic: Semantic) -> ModePlan:
     )
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class Explanation:
-    """Why a result ranks where it does (`explain`)."""
+    """Why a result ranks where it does (`explain`); sent as is in `kenning/search`."""
 
     dense_rank: int | None
     """1-based place on the model's side; None when the model did not find it."""
     dense_score: float | None
+    """Cosine similarity to the query."""
     lexical_rank: int | None
-    """1-based place on the words' side (bm25); None when the words did not find it."""
+    """1-based place on the words' side; None when the words did not find it."""
     lexical_score: float | None
+    """bm25 relevance."""
     fused: float
-    """The two sides combined (weighted reciprocal rank fusion), 0..1."""
+    """The two places combined (weighted reciprocal rank fusion); first on every side is 1."""
     factors: dict[str, float]
-    """Multipliers for the kind of file: prose, test, example, compat, reexport."""
+    """Multipliers for the kind of file: prose, test, example, compat, reexport, stub."""
     boosts: dict[str, float]
-    """Shares of the top score added: definition, path, coherence."""
+    """Shares of the best candidate's score added: definition, path, coherence."""
     decay: float
-    """Multiplier for earlier results from the same file (1 when none)."""
+    """Multiplier for further results from a file already listed (1 when none)."""
     final: float
+    """fused x factors + top x boosts, x decay: the score results are ordered by."""
+
+    @classmethod
+    def of(cls, cand: Candidate, decay: float, final: float) -> Explanation:
+        """`cand`'s story, every number rounded to 4 places."""
+        return cls(
+            dense_rank=cand.dense_rank,
+            dense_score=_round(cand.dense_score),
+            lexical_rank=cand.lexical_rank,
+            lexical_score=_round(cand.lexical_score),
+            fused=round(cand.fused, 4),
+            factors={k: round(v, 4) for k, v in cand.factors.items()},
+            boosts={k: round(v, 4) for k, v in cand.boosts.items()},
+            decay=round(decay, 4),
+            final=round(final, 4),
+        )
 
     def to_json(self) -> dict:
-        def r(x: float | None) -> float | None:
-            return None if x is None else round(x, 4)
+        return attrs.asdict(self)
 
-        return {
-            "dense_rank": self.dense_rank,
-            "dense_score": r(self.dense_score),
-            "lexical_rank": self.lexical_rank,
-            "lexical_score": r(self.lexical_score),
-            "fused": r(self.fused),
-            "factors": {k: r(v) for k, v in self.factors.items()},
-            "boosts": {k: r(v) for k, v in self.boosts.items()},
-            "decay": r(self.decay),
-            "final": r(self.final),
-        }
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 @dataclass(frozen=True)
@@ -365,19 +375,7 @@ def _result(chunk: StoredChunk, cand: Candidate, decay: float, explain: bool) ->
         language=chunk.language,
         snippet=snippet_of(chunk.text),
         kind=chunk.kind,
-        explanation=Explanation(
-            dense_rank=cand.dense_rank,
-            dense_score=cand.dense_score,
-            lexical_rank=cand.lexical_rank,
-            lexical_score=cand.lexical_score,
-            fused=cand.fused,
-            factors=dict(cand.factors),
-            boosts=dict(cand.boosts),
-            decay=decay,
-            final=final,
-        )
-        if explain
-        else None,
+        explanation=Explanation.of(cand, decay, final) if explain else None,
     )
 
 
