@@ -81,6 +81,11 @@ def apply(
             share = path_match(chunks[cand.chunk_id].path, shape)
             if share:
                 cand.boosts["path"] = ranking.path_boost * share
+    if ranking.name_boost and not shape.is_name:
+        for cand in present:
+            share = name_match(chunks[cand.chunk_id], shape)
+            if share:
+                cand.boosts["name"] = ranking.name_boost * share
     if ranking.coherence:
         _coherence(present, chunks, ranking.coherence)
     for cand in present:
@@ -130,6 +135,20 @@ def path_match(path: str, shape: QueryShape) -> float:
     names = set(split_words(p.stem)) | set(split_words(p.parent.name))
     hits = sum(1 for w in words if any(_same_word(w, n) for n in names))
     return hits / len(words)
+
+
+def name_match(chunk: StoredChunk, shape: QueryShape) -> float:
+    """The share of a definition's own name that the query's words spell out
+    (`create_url_adapter` for "Creates a URL adapter for the request": 1.0);
+    0 below half, or for a chunk that defines nothing."""
+    if not chunk.symbol or chunk.kind not in _DEFINITION_KINDS:
+        return 0.0
+    own = [w for w in split_words(name_parts(chunk.symbol)[-1]) if len(w) > 1]
+    if not own:
+        return 0.0
+    words = [w for w in shape.terms if len(w) > 1]
+    share = sum(1 for w in own if any(_same_word(w, q) for q in words)) / len(own)
+    return share if share >= 0.5 else 0.0
 
 
 def _same_word(a: str, b: str) -> bool:

@@ -71,6 +71,8 @@ class Ranking:
     is: 1.0 puts an exact definition level with the best other result."""
     embedded_definition_boost: float = 0.1
     """The same for names inside a sentence ("where is parse_url called")."""
+    name_boost: float = 0.2
+    """Added share for a definition whose own name the query's words spell out."""
     path_boost: float = 0.1
     """Added share for a file whose name or folder is one of the query's words."""
     coherence: float = 0.1
