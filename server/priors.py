@@ -126,7 +126,7 @@ def path_match(path: str, shape: QueryShape) -> float:
     """The share of the query's words that name `path`'s file or folder; 1 when the
     query is this path (or its end)."""
     if shape.is_path:
-        wanted = shape.text.replace("\\", "/").lstrip("./")
+        wanted = shape.text.strip().replace("\\", "/").lstrip("./")
         return 1.0 if path == wanted or path.endswith("/" + wanted) else 0.0
     words = [w for w in shape.terms if len(w) > 2 and not w.isdigit()]
     if not words:

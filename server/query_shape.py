@@ -39,6 +39,7 @@ _DOCS_WORDS = frozenset(
 @dataclass(frozen=True)
 class QueryShape:
     text: str
+    """The query as typed (what the model reads)."""
     terms: list[str]
     """The terms the lexical side searches (lexical.query_terms)."""
     names: list[str]
@@ -79,7 +80,7 @@ def shape_of(query: str) -> QueryShape:
     )
     terms = query_terms(text)
     return QueryShape(
-        text=text,
+        text=query,
         terms=terms,
         names=names,
         is_name=is_name,

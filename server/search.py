@@ -30,6 +30,7 @@ from .fusion import Candidate, Weights, fuse
 from .pools import started_pool
 from .query_shape import QueryShape, name_parts, shape_of, whole_term
 from .ranking import DEFAULT, Ranking
+from .selection import select
 from .store import Generation, Store, StoredChunk
 
 MODES = ("hybrid", "semantic", "lexical")
@@ -224,39 +225,26 @@ def search(
     path_filter = pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
     pool = max(ranking.pool, limit * 5) * (4 if path_filter else 1)
 
-    dense: list[tuple[int, float]] = []
-    lexical: list[tuple[int, float]] = []
     vectors = gen is not None and embedder is not None
     plan = plan_mode(mode, Semantic.READY if vectors else Semantic.NO_VECTORS)
     if plan.note:
         notes.append(plan.note)
-    mode, use_dense = plan.mode, plan.dense
+    mode = plan.mode
     if not shape.has_words:
         # Punctuation alone means nothing to either side: the model would still
         # return its nearest chunks, which would only look like an answer.
         notes.append("the query has no words to search for; type what the code does")
-        use_dense = False
-    words = mode in ("hybrid", "lexical") and shape.has_words
-    pending_lexical: Future[list[tuple[int, float]]] | None = None
-    if words and use_dense:
-        # The two sides share nothing until fusion, and both release the GIL
-        # (SQLite, torch): the words are looked up while the query is embedded.
-        pending_lexical = _lexical_pool().submit(
-            store.lexical_search, shape.terms, pool, ranking.bm25_weights
-        )
-    if use_dense:
-        assert embedder is not None and gen is not None  # planned dense only with vectors
-        qvec = embedder.encode_query(query)  # (dim,)
-        hits = store.dense_search(gen, qvec, pool)
-        owners = store.chunks_for_embeddings([eid for eid, _ in hits])
-        for eid, sim in hits:
-            dense.extend((cid, sim) for cid in owners.get(eid, ()))
-    if pending_lexical is not None:
-        lexical = pending_lexical.result()
-    elif words:
-        lexical = store.lexical_search(shape.terms, pool, ranking.bm25_weights)
-    if words and not shape.terms:
+    elif mode != "semantic" and not shape.terms:
         notes.append("the query has only common words (the, of, ...): the words' side skipped them")
+    dense, lexical = _sides(
+        store,
+        embedder if plan.dense and shape.has_words else None,
+        gen,
+        shape,
+        lexical=mode != "semantic" and shape.has_words,
+        pool=pool,
+        ranking=ranking,
+    )
 
     candidates, weights = fuse(dense, lexical, mode, shape, ranking)
     candidates = candidates[: pool * 2]
@@ -279,6 +267,40 @@ def search(
     )
 
 
+def _sides(
+    store: Store,
+    embedder: Embedder | None,
+    gen: Generation | None,
+    shape: QueryShape,
+    *,
+    lexical: bool,
+    pool: int,
+    ranking: Ranking,
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Each side's candidates, (chunk id, score) best first: the model's when an
+    `embedder` is given, the words' when `lexical`."""
+    dense: list[tuple[int, float]] = []
+    pending: Future[list[tuple[int, float]]] | None = None
+    if lexical and embedder is not None:
+        # The two sides share nothing until fusion, and both release the GIL
+        # (SQLite, torch): the words are looked up while the query is embedded.
+        pending = _lexical_pool().submit(
+            store.lexical_search, shape.terms, pool, ranking.bm25_weights
+        )
+    if embedder is not None:
+        assert gen is not None  # an embedder is passed only with vectors to search
+        qvec = embedder.encode_query(shape.text)  # (dim,)
+        hits = store.dense_search(gen, qvec, pool)
+        owners = store.chunks_for_embeddings([eid for eid, _ in hits])
+        for eid, sim in hits:
+            dense.extend((cid, sim) for cid in owners.get(eid, ()))
+    if pending is not None:
+        return dense, pending.result()
+    if lexical:
+        return dense, store.lexical_search(shape.terms, pool, ranking.bm25_weights)
+    return dense, []
+
+
 DEFINITION_CANDIDATES = 50
 """Definitions of a named identifier looked up beyond what either side found."""
 
@@ -296,58 +318,6 @@ def _definitions(store: Store, shape: QueryShape, known: set[int]) -> list[Candi
     return found
 
 
-def select(
-    candidates: list[Candidate],
-    chunks: dict[int, StoredChunk],
-    limit: int,
-    path_filter: pathspec.GitIgnoreSpec | None,
-    file_decay: float,
-) -> list[tuple[Candidate, float]]:
-    """The best `limit` places, each with the decay it took: one result per
-    overlapping span, and each further chunk of a listed file worth
-    `file_decay` times less than the one before it (1.0: no decay).
-
-    Greedy with lazy re-scoring: a candidate whose file gained a result since
-    it was scored goes back into the queue with its decayed score.
-    """
-    queue = sorted(
-        (c for c in candidates if c.chunk_id in chunks),  # gone since read: dropped
-        key=lambda c: -c.score,
-    )
-    picked: list[tuple[Candidate, float]] = []
-    per_file: dict[str, int] = {}
-    waiting: list[tuple[float, int, Candidate]] = []  # (decayed score, order, candidate)
-    i = 0
-    while len(picked) < limit and (i < len(queue) or waiting):
-        if waiting and (i >= len(queue) or waiting[0][0] >= queue[i].score):
-            _, _, cand = waiting.pop(0)
-        else:
-            cand = queue[i]
-            i += 1
-        chunk = chunks[cand.chunk_id]
-        if path_filter is not None and not path_filter.match_file(chunk.path):
-            continue
-        if any(_overlaps(chunk, chunks[p.chunk_id]) for p, _ in picked):
-            continue
-        decay = file_decay ** per_file.get(chunk.path, 0)
-        if decay < 1.0 and waiting_would_win(cand.score * decay, queue, i, waiting):
-            waiting.append((cand.score * decay, len(waiting), cand))
-            waiting.sort(key=lambda w: (-w[0], w[1]))
-            continue
-        picked.append((cand, decay))
-        per_file[chunk.path] = per_file.get(chunk.path, 0) + 1
-    return picked
-
-
-def waiting_would_win(
-    decayed: float, queue: list[Candidate], i: int, waiting: list[tuple[float, int, Candidate]]
-) -> bool:
-    """Whether something not yet placed beats `decayed`, so the candidate must wait."""
-    return (i < len(queue) and queue[i].score > decayed) or bool(
-        waiting and waiting[0][0] > decayed
-    )
-
-
 _LEXICAL_POOL: ThreadPoolExecutor | None = None
 _LEXICAL_POOL_LOCK = threading.Lock()
 
@@ -358,10 +328,6 @@ def _lexical_pool() -> ThreadPoolExecutor:
         if _LEXICAL_POOL is None:
             _LEXICAL_POOL = started_pool(2, "kenning-lexical")
         return _LEXICAL_POOL
-
-
-def _overlaps(a: StoredChunk, b: StoredChunk) -> bool:
-    return a.path == b.path and a.start_line <= b.end_line and b.start_line <= a.end_line
 
 
 def _result(chunk: StoredChunk, cand: Candidate, decay: float, explain: bool) -> SearchResult:
