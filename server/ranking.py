@@ -69,8 +69,10 @@ class Ranking:
     definition_boost: float = 2.0
     """Added share (times the top score) for the definition of the name a query
     is: 1.0 puts an exact definition level with the best other result."""
-    embedded_definition_boost: float = 0.1
-    """The same for names inside a sentence ("where is parse_url called")."""
+    embedded_definition_boost: float = 0.0
+    """The same for names inside a sentence ("where is parse_url called"). Off: on
+    the tuning packages it never helped (0.1 level, 0.3 cost 0.01), since a name
+    in a sentence is as often a neighbour of the answer as the answer."""
     name_boost: float = 0.2
     """Added share for a definition whose own name the query's words spell out."""
     path_boost: float = 0.1
