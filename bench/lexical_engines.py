@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-Search = Callable[[list[str], int, tuple[float, float, float]], list[tuple[int, float]]]
+Search = Callable[[list[str], int, tuple[float, float, float], int], list[tuple[int, float]]]
 
 
 def bm25s_engine(store: Any) -> Search:
@@ -41,7 +41,7 @@ def bm25s_engine(store: Any) -> Search:
     vocab = model.vocab_dict
 
     def search(
-        terms: list[str], k: int, weights: tuple[float, float, float]
+        terms: list[str], k: int, weights: tuple[float, float, float], budget: int
     ) -> list[tuple[int, float]]:
         words = [w for w in tokens(" ".join(terms)) if w in vocab]
         if not words:
@@ -75,7 +75,7 @@ def pruned_engine(store: Any, share: float = 0.1, max_terms: int = 8) -> Search:
         return row[0] if row else 0
 
     def search(
-        terms: list[str], k: int, weights: tuple[float, float, float]
+        terms: list[str], k: int, weights: tuple[float, float, float], budget: int
     ) -> list[tuple[int, float]]:
         if len(terms) > 1:
             counts = {t: df(t) for t in terms}
@@ -84,7 +84,7 @@ def pruned_engine(store: Any, share: float = 0.1, max_terms: int = 8) -> Search:
             terms = (kept or by_rarity[:1])[:max_terms]
         from kenning.server import fts
 
-        return fts.search(conn, terms, k, weights)
+        return fts.search(conn, terms, k, weights, budget)
 
     return search
 

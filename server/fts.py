@@ -52,10 +52,22 @@ def remove_entries(conn: sqlite3.Connection, chunk_ids: Iterable[int]) -> None:
 
 
 def search(
-    conn: sqlite3.Connection, terms: list[str], k: int, weights: tuple[float, float, float]
+    conn: sqlite3.Connection,
+    terms: list[str],
+    k: int,
+    weights: tuple[float, float, float],
+    budget: int,
 ) -> list[tuple[int, float]]:
     """Top-k (chunk id, bm25 relevance) of the chunks holding any of `terms`,
-    with `weights` for the (path, symbol, body) columns."""
+    with `weights` for the (path, symbol, body) columns.
+
+    FTS5 scores every row that holds any term, so the work grows with the
+    terms' posting lists. The rarest terms are kept while their lists hold at
+    most `budget` rows together (the rarest always stays): on a workspace of a
+    few thousand chunks every term counts, and on 10^5 chunks the commonest
+    ones (in tens of thousands of rows, idf near zero) are left out.
+    """
+    terms = affordable_terms(conn, terms, budget)
     if not terms:
         return []
     rows = conn.execute(
@@ -64,6 +76,57 @@ def search(
         (*weights, match_any(terms), k),
     ).fetchall()
     return [(int(r), -float(score)) for r, score in rows]
+
+
+def affordable_terms(conn: sqlite3.Connection, terms: list[str], budget: int) -> list[str]:
+    """`terms` without the commonest ones, once their posting lists together
+    would pass `budget` rows; in the order given when nothing is left out."""
+    if len(terms) <= 1:
+        return terms
+    try:
+        df = document_frequencies(conn, terms)
+    except sqlite3.Error as exc:  # e.g. an SQLite without fts5vocab: match every term
+        log.debug("no term statistics: %s", exc)
+        return terms
+    if sum(df.values()) <= budget:
+        return terms
+    kept, rows = [], 0
+    for term in sorted(terms, key=lambda t: df[t]):
+        if kept and rows + df[term] > budget:
+            break
+        kept.append(term)
+        rows += df[term]
+    return kept
+
+
+def document_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str, int]:
+    """Rows holding each term, as FTS5 stems it (run through the same tokenizer)."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_terms "
+        "USING fts5(w, tokenize = 'porter unicode61')"
+    )
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_stems "
+        "USING fts5vocab(temp, kenning_terms, 'instance')"
+    )
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, {TABLE}, 'row')"
+    )
+    # One transaction, committed (or rolled back) at once: left open, it
+    # would pin this connection's view of the index to this moment.
+    with conn:
+        conn.executemany(
+            "INSERT INTO temp.kenning_terms(rowid, w) VALUES (?, ?)", list(enumerate(terms))
+        )
+        stems = dict(conn.execute("SELECT doc, term FROM temp.kenning_stems").fetchall())
+        conn.execute("DELETE FROM temp.kenning_terms")
+    df = {}
+    for i, term in enumerate(terms):
+        row = conn.execute(
+            "SELECT doc FROM temp.kenning_vocab WHERE term = ?", (stems.get(i, term),)
+        ).fetchone()
+        df[term] = row[0] if row else 0
+    return df
 
 
 def symbol_search(conn: sqlite3.Connection, terms: list[str], k: int) -> list[int]:

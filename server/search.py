@@ -285,7 +285,7 @@ def _sides(
         # The two sides share nothing until fusion, and both release the GIL
         # (SQLite, torch): the words are looked up while the query is embedded.
         pending = _lexical_pool().submit(
-            store.lexical_search, shape.terms, pool, ranking.bm25_weights
+            store.lexical_search, shape.terms, pool, ranking.bm25_weights, ranking.postings_budget
         )
     if embedder is not None:
         assert gen is not None  # an embedder is passed only with vectors to search
@@ -297,7 +297,9 @@ def _sides(
     if pending is not None:
         return dense, pending.result()
     if lexical:
-        return dense, store.lexical_search(shape.terms, pool, ranking.bm25_weights)
+        return dense, store.lexical_search(
+            shape.terms, pool, ranking.bm25_weights, ranking.postings_budget
+        )
     return dense, []
 
 

@@ -306,11 +306,12 @@ class Store(Database):
         return out
 
     def lexical_search(
-        self, terms: list[str], k: int, weights: tuple[float, float, float]
+        self, terms: list[str], k: int, weights: tuple[float, float, float], budget: int
     ) -> list[tuple[int, float]]:
         """Top-k (chunk id, bm25 relevance) of chunks holding any of `terms`
-        (`lexical.query_terms`), `weights` for the path, symbol and body."""
-        return fts.search(self.conn, terms, k, weights)
+        (`lexical.query_terms`), `weights` for the path, symbol and body; the
+        commonest terms are left out past `budget` rows of posting lists."""
+        return fts.search(self.conn, terms, k, weights, budget)
 
     def definition_search(self, terms: list[str], k: int) -> list[int]:
         """Up to k chunks whose symbol holds every one of `terms`."""

@@ -19,7 +19,9 @@ def update(path: str, text: str) -> FileUpdate:
 
 
 def search(store: Store, query: str, k: int = 5) -> list[str]:
-    hits = store.lexical_search(query_terms(query), k, DEFAULT.bm25_weights)
+    hits = store.lexical_search(
+        query_terms(query), k, DEFAULT.bm25_weights, DEFAULT.postings_budget
+    )
     chunks = store.chunks_by_ids([cid for cid, _ in hits])
     return [chunks[cid].symbol or chunks[cid].path for cid, _ in hits]
 

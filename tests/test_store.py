@@ -168,7 +168,7 @@ def test_vector_marks_count_what_was_embedded_after_them(tmp_path):
 def test_a_lexical_search_never_pins_its_thread_to_an_old_view_of_the_index(tmp_path):
     store = Store.open(tmp_path)
     store.apply_files([update("a.py", "def alpha():\n    return compute_alpha_value(1)\n")])
-    assert store.lexical_search(["compute", "alpha", "value"], 5, (1.0, 1.0, 1.0))
+    assert store.lexical_search(["compute", "alpha", "value"], 5, (1.0, 1.0, 1.0), 1000)
     assert not store.conn.in_transaction
     writer = Store.open(tmp_path)  # another connection writes meanwhile, as the index worker does
     writer.apply_files([update("b.py", "def beta():\n    return compute_beta_value(2)\n")])
