@@ -90,7 +90,8 @@ def affordable_terms(conn: sqlite3.Connection, terms: list[str], budget: int) ->
         return terms
     if sum(df.values()) <= budget:
         return terms
-    kept, rows = [], 0
+    kept: list[str] = []
+    rows = 0
     for term in sorted(terms, key=lambda t: df[t]):
         if kept and rows + df[term] > budget:
             break
@@ -110,7 +111,8 @@ def document_frequencies(conn: sqlite3.Connection, terms: list[str]) -> dict[str
         "USING fts5vocab(temp, kenning_terms, 'instance')"
     )
     conn.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab USING fts5vocab(main, {TABLE}, 'row')"
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kenning_vocab "
+        f"USING fts5vocab(main, {TABLE}, 'row')"
     )
     # One transaction, committed (or rolled back) at once: left open, it
     # would pin this connection's view of the index to this moment.
