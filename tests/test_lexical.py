@@ -166,3 +166,23 @@ def test_a_new_index_starts_in_the_current_format(tmp_path):
 
 def test_document_terms_are_what_fts_stores():
     assert document_terms("def getURLFor(x):") == "def geturlfor get url for x"
+
+
+def test_past_the_postings_budget_the_commonest_terms_are_left_out(tmp_path):
+    store = Store.open(tmp_path)
+    store.apply_files(
+        [
+            update(f"m{i}.py", f"def handler_{i}(value):\n    return value + {i}\n")
+            for i in range(30)
+        ]
+        + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")]
+    )
+    conn = store.conn
+    # "value" is in every chunk, "checksum" in one; stems decide ("values" is "value").
+    assert fts.affordable_terms(conn, ["values", "checksum"], budget=100) == ["values", "checksum"]
+    assert fts.affordable_terms(conn, ["values", "checksum"], budget=10) == ["checksum"]
+    assert fts.affordable_terms(conn, ["value", "values"], budget=10) == [
+        "value"
+    ]  # the rarest stays
+    hits = store.lexical_search(["checksum", "value"], 5, DEFAULT.bm25_weights, 10)
+    assert store.chunks_by_ids([hits[0][0]])[hits[0][0]].path == "rare.py"
