@@ -239,8 +239,9 @@ def score(variant: str, pkg: str, query_set: str, answered: list[tuple[Query, An
 
 
 def macro(rows: list[Scored], packages: Sequence[str], label: str) -> Scored | None:
+    """The mean over `packages`, or None unless every one of them was run."""
     picked = [r for r in rows if r.package in packages]
-    if not picked:
+    if not picked or {r.package for r in picked} != set(packages):
         return None
     first = picked[0]
     return Scored(
@@ -314,6 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an extra hybrid variant of the default ranking, e.g. 'k20:rrf_k=20'",
     )
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="with --json: keep the file's other rows, replacing those run again",
+    )
     args = parser.parse_args(argv)
     packages = [p for p in args.packages.split(",") if p] or corpus_packages()
     every = _variants()
@@ -325,7 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(packages, [s for s in args.sets.split(",") if s], {v: every[v] for v in chosen})
     print(table(rows, packages))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        out = Path(args.json)
+        kept = []
+        if args.append and out.exists():
+            again = {(r.variant, r.package, r.query_set) for r in rows}
+            kept = [
+                row
+                for row in json.loads(out.read_text())
+                if (row["variant"], row["package"], row["query_set"]) not in again
+            ]
+        out.write_text(json.dumps(kept + [asdict(r) for r in rows], indent=1) + "\n")
     return 0
 
 
