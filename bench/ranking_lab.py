@@ -51,9 +51,11 @@ def _variants() -> dict[str, Variant]:
             "definition_boost": DEFAULT.definition_boost,
             "embedded_definition_boost": DEFAULT.embedded_definition_boost,
         },
+        "name": {"name_boost": DEFAULT.name_boost},
         "path": {"path_boost": DEFAULT.path_boost},
         "coherence": {"coherence": DEFAULT.coherence},
-        "file decay": {"file_decay": DEFAULT.file_decay},
+        # Off in the default (it lost): measured at semble's strength.
+        "file decay 0.5": {"file_decay": 0.5},
         "stub": {"stub_prior": DEFAULT.stub_prior},
         "example/compat/reexport": {
             "example_prior": DEFAULT.example_prior,
@@ -65,6 +67,7 @@ def _variants() -> dict[str, Variant]:
         DEFAULT,
         definition_boost=0.0,
         embedded_definition_boost=0.0,
+        name_boost=0.0,
         path_boost=0.0,
         coherence=0.0,
         file_decay=1.0,
@@ -99,6 +102,8 @@ def _variants() -> dict[str, Variant]:
     out["default (bm25s engine)"] = Variant("hybrid", DEFAULT, "bm25s")
     out["default (common words pruned)"] = Variant("hybrid", DEFAULT, "pruned")
     for name, knobs in levers.items():
+        if all(getattr(DEFAULT, k) == getattr(off, k) for k in knobs):
+            continue  # not in the default: nothing to take out
         out[f"- {name}"] = Variant(
             "hybrid", replace(DEFAULT, **{k: getattr(off, k) for k in knobs})
         )
