@@ -20,12 +20,13 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import attrs
+import numpy as np
 import pathspec
 
 from . import priors
-from .embedder import Embedder
 from .fusion import Candidate, Weights, fuse
 from .pools import started_pool
 from .query_shape import QueryShape, name_parts, shape_of, whole_term
@@ -36,6 +37,13 @@ from .store import Generation, Store, StoredChunk
 MODES = ("hybrid", "semantic", "lexical")
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
+
+
+class QueryEncoder(Protocol):
+    """What reads a query: the full model (embedder.Embedder) or the light path
+    (light_encoder.LightEncoder)."""
+
+    def encode_query(self, query: str) -> np.ndarray: ...
 
 
 class SearchError(ValueError):
@@ -173,6 +181,7 @@ class SearchResult:
             "symbol": self.symbol,
             "language": self.language,
             "snippet": self.snippet,
+            "kind": self.kind or None,
         }
         if self.explanation is not None:
             out["explain"] = self.explanation.to_json()
@@ -191,11 +200,13 @@ class SearchOutcome:
     notes: list[str] = field(default_factory=list)
     weights: Weights | None = None
     """How the two sides were weighed for this query (hybrid mode)."""
+    load_ms: float = 0.0
+    """Time spent loading the model that read the query, apart from `took_ms`."""
 
 
 def search(
     store: Store,
-    embedder: Embedder | None,
+    embedder: QueryEncoder | None,
     gen: Generation | None,
     query: str,
     *,
@@ -269,7 +280,7 @@ def search(
 
 def _sides(
     store: Store,
-    embedder: Embedder | None,
+    embedder: QueryEncoder | None,
     gen: Generation | None,
     shape: QueryShape,
     *,
