@@ -131,7 +131,7 @@ class Explanation:
     factors: dict[str, float]
     """Multipliers for the kind of file: prose, test, example, compat, reexport, stub."""
     boosts: dict[str, float]
-    """Shares of the best candidate's score added: definition, path, coherence."""
+    """Shares of the best candidate's score added: definition, name, path, coherence."""
     decay: float
     """Multiplier for further results from a file already listed (1 when none)."""
     final: float
