@@ -17,6 +17,8 @@ from bench.ranking_lab import TUNING, Scored, table
 
 ABLATION = RESULTS_DIR / "ranking_ablation.json"
 CONTEXT = RESULTS_DIR / "context_ablation.json"
+BIG = "sqlalchemy"
+"""The issue's targets give the macro with and without this package."""
 TOLERANCE = 0.005
 """Hybrid may trail the better single side by this much on a package (issue 15)."""
 
@@ -37,6 +39,12 @@ def _mrr(rows: list[Scored], variant: str, pkg: str, query_set: str = "nl") -> f
         if (r.variant, r.package, r.query_set) == (variant, pkg, query_set):
             return r.mrr10
     return None
+
+
+def _ablated(rows: list[Scored], packages: list[str]) -> list[str]:
+    """The packages every variant ran on, so the ablation's macros compare like with like."""
+    variants = {r.variant for r in rows}
+    return [p for p in packages if variants <= {r.variant for r in rows if r.package == p}]
 
 
 def _fmt(x: float | None) -> str:
@@ -70,12 +78,15 @@ def never_loses(rows: list[Scored], packages: list[str]) -> str:
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     sides: dict[str, list[float]] = {"semantic": [], "lexical": [], "default": []}
+    smaller: dict[str, list[float]] = {v: [] for v in sides}
     for pkg in packages:
         values = {v: _mrr(rows, v, pkg) for v in sides}
         if any(x is None for x in values.values()):
             continue
         for v, x in values.items():
             sides[v].append(x)  # type: ignore[arg-type]
+            if pkg != BIG:
+                smaller[v].append(x)  # type: ignore[arg-type]
         better = max(values["semantic"], values["lexical"])  # type: ignore[type-var]
         gap = values["default"] - better  # type: ignore[operator]
         holds = "yes" if gap >= -TOLERANCE else "NO"
@@ -83,12 +94,17 @@ def never_loses(rows: list[Scored], packages: list[str]) -> str:
             f"| {pkg} | {values['semantic']:.3f} | {values['lexical']:.3f} | "
             f"{values['default']:.3f} | {better:.3f} | {gap:+.3f} | {holds} |"
         )
-    if sides["default"]:
-        means = {v: statistics.fmean(x) for v, x in sides.items()}
+    macros = [("macro", sides, "target +0.030")]
+    if len(smaller["default"]) < len(sides["default"]):
+        macros.append((f"macro without {BIG}", smaller, ""))
+    for label, group, target in macros:
+        if not group["default"]:
+            continue
+        means = {v: statistics.fmean(x) for v, x in group.items()}
         better = max(means["semantic"], means["lexical"])
         lines.append(
-            f"| macro | {means['semantic']:.3f} | {means['lexical']:.3f} | {means['default']:.3f} "
-            f"| {better:.3f} | {means['default'] - better:+.3f} | target +0.030 |"
+            f"| {label} | {means['semantic']:.3f} | {means['lexical']:.3f} | "
+            f"{means['default']:.3f} | {better:.3f} | {means['default'] - better:+.3f} | {target} |"
         )
     return "\n".join(lines)
 
@@ -133,6 +149,14 @@ def ranking_section() -> str:
     packages = _packages(rows)
     tuning = ", ".join(p for p in packages if p in TUNING)
     untouched = ", ".join(p for p in packages if p not in TUNING)
+    ablated = _ablated(rows, packages)
+    left_out = [p for p in packages if p not in ablated]
+    partly = (
+        f" {', '.join(left_out)} ran only some variants (see the tables above), so its "
+        "columns are left out here and the macros are over the other packages."
+        if left_out
+        else ""
+    )
     return (
         "## Ranking: lexical parity, code-aware levers, fusion\n\n"
         "Every row runs the product's own `search()` over the indexes of the quality section "
@@ -140,7 +164,10 @@ def ranking_section() -> str:
         f"tuned on {tuning} only; {untouched} were not looked at while tuning and are "
         "reported apart (`untouched`).\n\n"
         "Command: `python -m bench.bm25_reference --sets nl,symbols && python -m "
-        "bench.ranking_lab --sets nl,symbols --json bench/results/ranking_ablation.json`\n\n"
+        "bench.ranking_lab --sets nl,symbols --json bench/results/ranking_ablation.json` over the "
+        "five smaller packages; sqlalchemy: `python -m bench.ranking_lab --packages sqlalchemy "
+        "--variants semantic,lexical,default --json bench/results/ranking_ablation.json "
+        "--append`\n\n"
         "### Lexical parity\n\n"
         "The BM25 reference is bm25s over the same chunks with identifier splitting (whole and "
         "parts), Snowball stemming and Lucene's stop words, and no priors. Kenning's lexical mode "
@@ -156,8 +183,9 @@ def ranking_section() -> str:
         "`fixed-rrf` is the ranking before this work (k 60, model 3 : words 1, prose 0.5, tests "
         "0.6) on the new lexical side; `adaptive fusion` sets the words' weight per query; "
         "`levers off` adds the stronger priors (prose and tests 0.3); each `+ lever` row adds one "
-        "lever to `levers off`, each `- lever` row takes one out of `default` (what ships).\n"
-        f"{table(rows, packages)}\n\n"
+        "lever to `levers off`, each `- lever` row takes one out of `default` (what ships)."
+        f"{partly}\n"
+        f"{table(rows, ablated)}\n\n"
         "### Context in the embedded text\n\n"
         "Each variant re-embeds the chunks with another line of context before the code (or "
         "reads 128 tokens instead of 256) into a copy of the index; the queries and ranking are "
