@@ -294,7 +294,13 @@ class Engine:
             return self.indexer.scan()
 
     def search_outcome(
-        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: str = "hybrid",
+        paths: Sequence[str] = (),
+        explain: bool = False,
     ) -> SearchOutcome:
         gen = self.serving_generation()
         if gen is None:
@@ -307,6 +313,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=self.model_ref.label,
+                explain=explain,
             )
         self._pin(gen.id)
         try:
@@ -325,6 +332,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=gen.model,
+                explain=explain,
             )
             outcome.load_ms = load_ms
             return outcome

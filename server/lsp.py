@@ -349,6 +349,7 @@ def answer_search(
             mode=params.mode,
             paths=params.paths,
             view=view,
+            explain=params.explain,
         )
     except SemanticUnavailable as exc:
         raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
@@ -365,6 +366,7 @@ def answer_search(
             symbol=r.symbol,
             language=r.language,
             kind=r.kind or None,
+            explain=r.explanation,
         )
         for r in outcome.results
     ]
@@ -375,6 +377,7 @@ def answer_search(
         generation=outcome.generation,
         partial=outcome.partial,
         notes=outcome.notes,
+        weights=outcome.weights if params.explain else None,
     )
 
 
