@@ -39,6 +39,11 @@ def ray_table(r: dict) -> str:
             f"{x['first_batch_s']} s | {x['wall_s']} s |"
         )
     lines.append(f"| **ratio Ray / single** | **{r['ratio']}** | **{r['steady_ratio']}** | | |")
+    lines.append(
+        "\nSteady is from the first stored batch to the last. Ray's replicas finish their "
+        "blocks close together, so its steady rate overstates what they sustain: compare "
+        "end to end."
+    )
     lines.append("\nOn a GPU machine, replicas 1 against N: not measured (no GPU available).")
     return "\n".join(lines)
 
