@@ -72,9 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
-    p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
+    p = sub.add_parser(
+        "train", help="fine-tune the model and/or train a query adapter on the workspace's own code"
+    )
     p.add_argument("workspace", nargs="?", default=".")
     run = TrainOptions()
+    p.add_argument(
+        "--parts",
+        choices=("adapter", "model", "both"),
+        help="adapter: a query adapter only (seconds, swapped in at once); model: a full "
+        "fine-tune only (minutes on a CPU, then the index is re-embedded); both: the "
+        "fine-tune, then an adapter for the model that serves after it "
+        "(default: both, or model when train.adapter is false)",
+    )
     p.add_argument(
         "--epochs",
         type=int,
@@ -124,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=run.seed,
         help=f"seed of the train/held-out split (default {run.seed})",
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
+    p = sub.add_parser(
+        "feedback", help="the search results you opened, which Kenning learns from (picks)"
+    )
+    p.add_argument("workspace", nargs="?", default=".")
+    p.add_argument("--clear", action="store_true", help="forget every pick kept for this workspace")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     common(p)
 
@@ -319,6 +337,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"files      {status['files']}")
         print(f"chunks     {status['chunks']} ({status['pending']} waiting for a vector)")
         print(f"model      {status['model']} (generation {status['generation']})")
+        adapter = status["adapter"]
+        print(
+            f"adapter    {adapter or 'none'}" + ("" if adapter else " (kenning train trains one)")
+        )
+        print(f"picks      {status['picks']} opened results kept to learn from")
         for w in status["warnings"]:
             print(f"warning    {w}")
         runs = status["training"]
@@ -353,7 +376,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # Flags win; otherwise the same train.* settings the server's runs use.
     train = load_settings(resolve_workspace(args.workspace), cli=_overrides(args)).train
-    flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs")}
+    flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs", "parts")}
     options = TrainOptions.from_settings(
         train,
         **{n: v for n, v in flags.items() if v is not None},
@@ -404,6 +427,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status in ("promoted", "rejected") else EXIT_ERROR
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from .picks import PickStore
+    from .settings import load_settings, resolve_workspace
+
+    root = resolve_workspace(args.workspace)
+    settings = load_settings(root, cli=_overrides(args))
+    store = PickStore(settings.resolved_index_dir(root))
+    if args.clear:
+        cleared = store.clear()
+        summary = {"picks": 0, "cleared": cleared, "path": str(store.path)}
+    else:
+        summary = {"picks": store.count(), "cleared": 0, "path": str(store.path)}
+    summary["learn_from_picks"] = settings.learn_from_picks
+    if args.json:
+        print(json.dumps(summary))
+    elif args.clear:
+        print(f"forgot {cleared} picks ({store.path} removed)")
+    else:
+        state = "on" if settings.learn_from_picks else "off (learn_from_picks is false)"
+        print(f"{summary['picks']} picks kept in {store.path}; learning from picks is {state}")
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from kenning.trainer.run import evaluate_workspace
 
@@ -436,6 +482,7 @@ COMMANDS = {
     "search": cmd_search,
     "train": cmd_train,
     "eval": cmd_eval,
+    "feedback": cmd_feedback,
     "status": cmd_status,
 }
 

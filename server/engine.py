@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .adapters import QueryAdapter, promoted_adapter
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
-from .models import ModelRef, read_history, target_model
+from .models import ModelRef, read_history, target_model, vector_identity
+from .picks import PickStore, make_pick
 from .search import SearchOutcome, SearchResult, search
 from .settings import Settings, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
@@ -41,6 +43,10 @@ class Status:
     warnings: list[str]
     training: list[dict[str, Any]]
     """Every `kenning train` run, oldest first: outcome, reason, metrics, time."""
+    adapter: str | None = None
+    """The query adapter searches apply (its id), or None."""
+    picks: int = 0
+    """Opened search results kept to learn from (`kenning/feedback`)."""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,6 +85,10 @@ class Engine:
         """Searches in flight per generation: a retired generation is dropped only
         once none is still reading it."""
         self._pins_cond = threading.Condition()
+        self.picks = PickStore(self.index_dir)
+        self._adapter: QueryAdapter | None = None
+        self._adapter_problem: str | None = None
+        self.reload_adapter()
         if not self.store.read_only and not self.store.open_elsewhere():
             # Only when alone: what looks abandoned may be another process's
             # work in progress (a server re-embedding for a new model).
@@ -103,9 +113,7 @@ class Engine:
     @property
     def identity(self) -> str:
         """Everything the stored vectors depend on; a change means re-embedding."""
-        return (
-            f"{self.model_ref.location}|{self.model_ref.version}|seq={self.settings.max_seq_length}"
-        )
+        return vector_identity(self.model_ref, self.settings.max_seq_length)
 
     @property
     def embedder(self) -> Embedder:
@@ -144,6 +152,33 @@ class Engine:
             log.info("model %s -> %s", self.model_ref.label, new_ref.label)
             self.model_ref = new_ref
             return True
+
+    def reload_adapter(self) -> bool:
+        """Follow the adapter pointer; True when the adapter searches apply changed.
+
+        This is the whole swap after an adapter is promoted: one reference
+        changes, and the next search maps its query with the new matrix (a
+        search under way keeps the one it started with). A refused adapter
+        (corrupt, or trained for other vectors) is reported once in status.
+        """
+        adapter, problem = promoted_adapter(self.index_dir, self.identity)
+        warnings = self.store.warnings
+        if problem != self._adapter_problem:
+            if self._adapter_problem in warnings:
+                warnings.remove(self._adapter_problem)
+            if problem:
+                log.warning("%s", problem)
+                warnings.append(problem)
+            self._adapter_problem = problem
+        old, self._adapter = self._adapter, adapter
+        return (old.id if old else None) != (adapter.id if adapter else None)
+
+    def adapter_for(self, gen: Generation | None) -> QueryAdapter | None:
+        """The adapter for searches answered by `gen`: only one trained against its vectors."""
+        adapter = self._adapter
+        if adapter is None or gen is None or adapter.identity != gen.identity:
+            return None
+        return adapter
 
     # -- generations -------------------------------------------------------------------
 
@@ -303,6 +338,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=gen.model,
+                adapter=self.adapter_for(gen),
             )
         finally:
             self._unpin(gen.id)
@@ -350,7 +386,23 @@ class Engine:
             index_bytes=size,
             warnings=list(self.store.warnings),
             training=self.training_history(),
+            adapter=adapter.id if (adapter := self.adapter_for(gen)) else None,
+            picks=self.picks.count(),
         )
+
+    def record_pick(self, rel: str, start_line: int, end_line: int, query: str) -> str | None:
+        """Keep a result the user opened (1-based lines of workspace file `rel`) as a pick;
+        returns why it was dropped, or None when it was kept."""
+        pick, why = make_pick(
+            self.root, rel, start_line, end_line, query, self.settings.max_file_bytes
+        )
+        if pick is None:
+            return why
+        try:
+            self.picks.add(pick)
+        except OSError as exc:
+            return f"the pick could not be written ({exc.strerror or exc})"
+        return None
 
     def training_history(self) -> list[dict[str, Any]]:
         return read_history(self.index_dir)

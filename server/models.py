@@ -92,6 +92,12 @@ def pick_device(setting: str) -> str:
     return setting
 
 
+def vector_identity(ref: ModelRef, max_seq_length: int) -> str:
+    """Everything a model's vectors depend on: a generation is built for one identity,
+    and a query adapter is trained against one. A change means new vectors."""
+    return f"{ref.location}|{ref.version}|seq={max_seq_length}"
+
+
 def target_model(index_dir: Path, settings: Settings) -> ModelRef:
     """The model that should answer: a promoted checkpoint, else the setting."""
     return promoted_model(index_dir, settings.model) or resolve_model(settings.model)

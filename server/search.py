@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from .adapters import QueryAdapter
 from .embedder import Embedder
 from .lexical import is_test_path
 from .ranking import (
@@ -137,6 +138,8 @@ class SearchOutcome:
     partial: bool = False
     """True while the index is still being built: results come from what is indexed so far."""
     notes: list[str] = field(default_factory=list)
+    adapter: str | None = None
+    """The query adapter that mapped the query's vector (its id), or None."""
 
 
 def search(
@@ -149,9 +152,11 @@ def search(
     mode: str = "hybrid",
     paths: Sequence[str] = (),
     model_label: str = "",
+    adapter: QueryAdapter | None = None,
 ) -> SearchOutcome:
     """Search the index. `embedder`/`gen` may be None when no vectors exist yet;
-    then hybrid falls back to lexical and says so in `notes`."""
+    then hybrid falls back to lexical and says so in `notes`. `adapter` maps the
+    query's vector before the vector search (trained for `gen`'s vectors)."""
     start = time.perf_counter()
     if mode not in MODES:
         raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -182,6 +187,8 @@ def search(
     if use_dense:
         assert embedder is not None and gen is not None  # planned dense only with vectors
         qvec = embedder.encode_query(query)  # (dim,)
+        if adapter is not None:
+            qvec = adapter.apply(qvec)  # (dim,): a matrix product, no chunk re-embedded
         hits = store.dense_search(gen, qvec, pool)
         owners = store.chunks_for_embeddings([eid for eid, _ in hits])
         for eid, sim in hits:
@@ -216,6 +223,7 @@ def search(
         model=model_label,
         generation=gen.id if gen else None,
         notes=notes,
+        adapter=adapter.id if adapter is not None and use_dense else None,
     )
 
 

@@ -58,6 +58,9 @@ class TrainSettings:
     """Learning rate of a run."""
     max_pairs: int = 2000
     """Training pairs kept per run (a seeded sample): bounds the run's length."""
+    adapter: bool = True
+    """Whether runs also train a query adapter (seconds on a CPU, swapped in instantly);
+    the daemon trains one on schedule even without a GPU."""
 
     @property
     def interval_s(self) -> float | None:
@@ -87,6 +90,8 @@ class Settings:
     """Tokens of each chunk the model reads; longer text is truncated."""
     batch_size: int = 32
     """Chunks per model call when embedding."""
+    learn_from_picks: bool = True
+    """Keep the search results people open (`kenning/feedback`) and train on them."""
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def resolved_index_dir(self, workspace: Path) -> Path:
