@@ -26,7 +26,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .engine import Engine
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
+from .pools import started_pool
 from .protocol import (
     HANDLED,
     KENNING_FEEDBACK,
@@ -98,7 +98,7 @@ class KenningLanguageServer(LanguageServer):
         self.scheduler: Scheduler | None = None
         self.watcher: WorkspaceWatcher | None = None
         self.changes = ChangeQueue()
-        self.queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-query")
+        self.queries = started_pool(2, "kenning-query")
         """Searches and status: off the event loop, apart from the index worker."""
         self.startup_error: str | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
