@@ -150,24 +150,32 @@ def read_adapter_pointer(index_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def promoted_adapter(index_dir: Path, identity: str) -> tuple[QueryAdapter | None, str | None]:
-    """(the promoted adapter for `identity`, None) or (None, why it is refused).
+def promoted_adapter(index_dir: Path) -> tuple[QueryAdapter | None, str | None]:
+    """(the adapter the pointer names, None) or (None, why it is refused).
 
-    No pointer is no adapter and no complaint. A promoted adapter that is
-    corrupt, or that was trained against other vectors (the model or
-    `max_seq_length` changed since), is refused; the caller warns once.
+    No pointer is no adapter and no complaint. An adapter that is corrupt is
+    refused; the caller warns once. Whether it fits the vectors that answer is
+    the caller's check (`QueryAdapter.identity`): an adapter trained for a newly
+    promoted model waits, loaded, until that model's vectors answer.
     """
     pointer = read_adapter_pointer(index_dir)
     if pointer is None:
         return None, None
-    folder = adapters_dir(index_dir) / pointer["adapter"]
     try:
-        adapter = load_adapter(folder)
+        return load_adapter(adapters_dir(index_dir) / pointer["adapter"]), None
     except AdapterError as exc:
         return None, f"{exc}; searching with the model alone"
-    if adapter.identity != identity:
-        return None, (
-            f"adapter {adapter.id} was trained for {adapter.model} with other settings than "
-            "the model in use; searching with the model alone until an adapter is trained for it"
-        )
-    return adapter, None
+
+
+def adapter_for_identity(index_dir: Path, identity: str) -> QueryAdapter | None:
+    """The promoted adapter when it was trained for the vectors of `identity`, else None."""
+    adapter, _ = promoted_adapter(index_dir)
+    return adapter if adapter is not None and adapter.identity == identity else None
+
+
+def foreign_note(adapter: QueryAdapter) -> str:
+    """What status says about an adapter trained for vectors no generation holds any more."""
+    return (
+        f"adapter {adapter.id} was trained for {adapter.model} with other settings than the "
+        "model in use; searching with the model alone until an adapter is trained for it"
+    )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapters import QueryAdapter, promoted_adapter
+from .adapters import QueryAdapter, adapter_pointer_path, foreign_note, promoted_adapter
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
@@ -50,6 +50,15 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, None when it is missing: tells that a pointer changed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def write_failure(index_dir: Path, exc: BaseException) -> str:
@@ -88,6 +97,8 @@ class Engine:
         self.picks = PickStore(self.index_dir)
         self._adapter: QueryAdapter | None = None
         self._adapter_problem: str | None = None
+        self._adapter_stamp: tuple[int, int] | None = None
+        self._adapter_lock = threading.Lock()
         self.reload_adapter()
         if not self.store.read_only and not self.store.open_elsewhere():
             # Only when alone: what looks abandoned may be another process's
@@ -151,7 +162,9 @@ class Engine:
                 self._older_embedders[self.identity] = self._embedder
             log.info("model %s -> %s", self.model_ref.label, new_ref.label)
             self.model_ref = new_ref
-            return True
+        # The old model's adapter was retired with it; one for the new model may wait.
+        self.reload_adapter()
+        return True
 
     def reload_adapter(self) -> bool:
         """Follow the adapter pointer; True when the adapter searches apply changed.
@@ -161,7 +174,12 @@ class Engine:
         search under way keeps the one it started with). A refused adapter
         (corrupt, or trained for other vectors) is reported once in status.
         """
-        adapter, problem = promoted_adapter(self.index_dir, self.identity)
+        with self._adapter_lock:
+            self._adapter_stamp = _stamp(adapter_pointer_path(self.index_dir))
+            return self._load_adapter()
+
+    def _load_adapter(self) -> bool:
+        adapter, problem = promoted_adapter(self.index_dir)
         warnings = self.store.warnings
         if problem != self._adapter_problem:
             if self._adapter_problem in warnings:
@@ -174,7 +192,14 @@ class Engine:
         return (old.id if old else None) != (adapter.id if adapter else None)
 
     def adapter_for(self, gen: Generation | None) -> QueryAdapter | None:
-        """The adapter for searches answered by `gen`: only one trained against its vectors."""
+        """The adapter for searches answered by `gen`: only one trained against its vectors.
+
+        The pointer is looked at on every call (one stat), so an adapter promoted by
+        the daemon's run or by `kenning train` in a terminal is used by the very
+        next search.
+        """
+        if _stamp(adapter_pointer_path(self.index_dir)) != self._adapter_stamp:
+            self.reload_adapter()
         adapter = self._adapter
         if adapter is None or gen is None or adapter.identity != gen.identity:
             return None
@@ -375,7 +400,7 @@ class Engine:
         # With no generation yet, every chunk text is still to be embedded.
         pending = totals.pending if gen else self.store.embeddable_texts()
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
-        return Status(
+        status = Status(
             workspace=str(self.root),
             index_dir=str(self.index_dir),
             files=totals.files,
@@ -389,6 +414,18 @@ class Engine:
             adapter=adapter.id if (adapter := self.adapter_for(gen)) else None,
             picks=self.picks.count(),
         )
+        loaded = self._adapter
+        if (
+            loaded is not None
+            and gen is not None
+            and loaded.identity
+            not in (
+                gen.identity,
+                self.identity,
+            )
+        ):
+            status.warnings.append(foreign_note(loaded))
+        return status
 
     def record_pick(self, rel: str, start_line: int, end_line: int, query: str) -> str | None:
         """Keep a result the user opened (1-based lines of workspace file `rel`) as a pick;

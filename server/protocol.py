@@ -104,11 +104,6 @@ class FeedbackParams:
     def check(self) -> None:
         if not self.query.strip():
             raise ParamsError("params.query is empty")
-        for side in ("start", "end"):
-            position = getattr(self.range, side)
-            for name in ("line", "character"):
-                if getattr(position, name) < 0:
-                    raise ParamsError(f"params.range.{side}.{name} must be 0 or more")
         first, last = self.range.start, self.range.end
         if (last.line, last.character) < (first.line, first.character):
             raise ParamsError("params.range.end must not come before params.range.start")

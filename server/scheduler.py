@@ -12,9 +12,9 @@ a CPU (never the quality gate, which lives in the trainer).
 `Scheduler` is a thread that checks the policy every `poll_s` seconds and
 runs one `TrainProcess` at a time. After a model promotion it asks the
 index worker to re-embed into a new generation and switch (server/worker.py);
-the old generation answers every search until then. After an adapter
-promotion it only makes the engine follow the adapter pointer: the next
-search uses it.
+the old generation answers every search until then. An adapter promotion
+needs nothing from it: the engine looks at the adapter pointer on every
+search, so the next search uses the new adapter.
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .adapters import adapter_pointer_path
 from .models import ModelError, append_history, pick_device, pointer_path
 from .settings import settings_to_dict
 from .train_process import RunOutcome, TrainProcess
@@ -139,7 +137,6 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._runner: threading.Thread | None = None
         self._pointer_stamp = self._stamp()
-        self._adapter_stamp = self._stamp(adapter_pointer_path(engine.index_dir))
 
     # -- control -------------------------------------------------------------------------
 
@@ -241,30 +238,18 @@ class Scheduler:
             log.info("scheduled retraining did not start: %s", reason)
 
     def _follow_outside_promotions(self) -> None:
-        """A `kenning train` run in a terminal may promote a model or an adapter: follow it."""
-        if self.current is not None:
-            return
+        """A `kenning train` run in a terminal may promote a model: switch to it too."""
         stamp = self._stamp()
-        if stamp != self._pointer_stamp:
-            self._pointer_stamp = stamp
-            if self.engine.reload_model():
-                log.info("a new model was promoted outside the server; re-embedding with it")
-                self.worker.request_swap()
-        self.follow_adapter()
-
-    def follow_adapter(self) -> None:
-        """Use the adapter the pointer names now: the whole swap is this reference change."""
-        stamp = self._stamp(adapter_pointer_path(self.engine.index_dir))
-        if stamp == self._adapter_stamp:
+        if stamp == self._pointer_stamp or self.current is not None:
             return
-        self._adapter_stamp = stamp
-        if self.engine.reload_adapter():
-            adapter = self.engine.adapter_for(self.engine.serving_generation())
-            log.info("searches now map queries with %s", adapter.id if adapter else "no adapter")
+        self._pointer_stamp = stamp
+        if self.engine.reload_model():
+            log.info("a new model was promoted outside the server; re-embedding with it")
+            self.worker.request_swap()
 
-    def _stamp(self, path: Path | None = None) -> tuple[int, int] | None:
+    def _stamp(self) -> tuple[int, int] | None:
         try:
-            st = (path or pointer_path(self.engine.index_dir)).stat()
+            st = pointer_path(self.engine.index_dir).stat()
         except OSError:
             return None
         return st.st_mtime_ns, st.st_size
@@ -315,7 +300,6 @@ class Scheduler:
         if outcome.result is None and outcome.status == "failed":
             self._record_failure(outcome, state)
         log.info("training %s: %s", outcome.status, outcome.reason)
-        self.follow_adapter()  # an adapter promotion is live from the next search on
         promoted = outcome.status == "promoted" and engine.reload_model()
         self._pointer_stamp = self._stamp()
         if promoted and not self._stop.is_set():

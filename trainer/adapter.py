@@ -238,7 +238,7 @@ def fit_adapter(
         # will find no gain and keep what searches use now).
         matrix = np.eye(chunks.shape[1], dtype=np.float32)
     else:
-        matrix = fit(train, chunks, negatives, penalty, seed=seed)
+        matrix = fit(train, chunks, negatives, penalty, steps=STEPS, seed=seed)
         steps += STEPS
     return AdapterFit(
         matrix=matrix,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from kenning.server.adapters import promoted_adapter
+from kenning.server.adapters import adapter_for_identity
 from kenning.server.embedder import Embedder
 from kenning.server.models import ModelRef, target_model, vector_identity
 
@@ -70,7 +70,7 @@ def train_model(
 
     unchanged = ModelStep(prep.current, None)
     current_encode = encoder(prep.current, prep)
-    adapter, _ = promoted_adapter(
+    adapter = adapter_for_identity(
         prep.index_dir, vector_identity(prep.current, prep.embed_seq_length)
     )
     using = f" with adapter {adapter.id}" if adapter else ""

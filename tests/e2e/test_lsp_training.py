@@ -42,6 +42,8 @@ def settings(tiny_model: Path, **train: Any) -> dict[str, Any]:
             "batchSize": 16,
             "lr": 3e-3,
             "maxPairs": 200,
+            # These runs are about the full model; the adapter's are in test_lsp_learning.py.
+            "adapter": False,
             **train,
         },
     }

@@ -27,11 +27,13 @@ import {
   type StaticFeature,
 } from 'vscode-languageclient/node';
 import {
+  FEEDBACK,
   INDEX_CHANGED,
   REINDEX,
   SEARCH,
   STATUS,
   TRAIN,
+  type FeedbackParams,
   type ReindexResponse,
   type SearchParams,
   type SearchResponse,
@@ -309,6 +311,11 @@ export class FolderClient implements vscode.Disposable {
 
   async search(params: SearchParams, token?: vscode.CancellationToken): Promise<SearchResponse> {
     return this.ready().sendRequest<SearchResponse>(SEARCH, params, token);
+  }
+
+  /** `kenning/feedback`: the user opened a result. A notification: nothing to wait for. */
+  async feedback(params: FeedbackParams): Promise<void> {
+    if (this.running) await this.ready().sendNotification(FEEDBACK, params);
   }
 
   async status(): Promise<StatusResponse> {
