@@ -32,38 +32,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types
-from pygls.lsp.client import LanguageClient
-from pygls.uris import from_fs_path
-
 from .lsp_latency import QUERIES, summary
+from .swap_latency import start_server
 
 BENCH = Path(__file__).resolve().parent
 RESULT = BENCH / "results" / "adapter_swap.json"
 
 
 async def run(workspace: Path, index_dir: Path) -> dict[str, Any]:
-    client = LanguageClient("kenning-bench", "1")
-
-    @client.feature(types.WINDOW_LOG_MESSAGE)
-    def _log(ls: LanguageClient, params: Any) -> None:
-        pass
-
-    async def request(method: str, params: Any) -> Any:
-        return await client.protocol.send_request_async(method, params)
-
     settings = {"train": {"schedule": "off", "onCpu": False, "adapter": True, "minNewChunks": 0}}
-    env = {**os.environ, "KENNING_INDEX_DIR": str(index_dir)}
-    await client.start_io(sys.executable, "-m", "kenning.server.cli", "serve", env=env)
-    await client.initialize_async(
-        types.InitializeParams(
-            capabilities=types.ClientCapabilities(),
-            root_uri=from_fs_path(str(workspace)),
-            process_id=os.getpid(),
-            initialization_options=settings,
-        )
-    )
-    client.initialized(types.InitializedParams())
+    client, request = await start_server(workspace, index_dir, settings)
     while True:
         before = await request("kenning/status", {})
         if before.state == "idle" and before.pending == 0 and before.queued == 0:

@@ -9,6 +9,8 @@ hybrid, `Engine.search`, as users get them) with:
   index re-embedded with whatever the gate left in place;
 - ``both``: the ``model`` run's index, then `--parts adapter` on top (what
   `--parts both` does, without paying for the fine-tune twice);
+- ``adapter-nohard``, ``adapter-noid``: ablations of the adapter, without hard
+  negatives (random chunks instead, as many) and without identifier pairs;
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
   same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
   only the other half is measured, next to ``base`` and ``adapter`` on that half.
@@ -37,13 +39,16 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,7 @@ RANKS_DIR = RESULTS_DIR / "learning"
 MODES = ("semantic", "hybrid")
 PROTOCOLS = ("full", "partial")
 SYSTEMS = ("base", "adapter", "model", "both", "picks")
+ABLATIONS = ("adapter-nohard", "adapter-noid")
 
 
 def workspace_and_queries(pkg: str, protocol: str) -> tuple[Path, list[Query]]:
@@ -119,12 +125,34 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
         "rr": rr,
         "model": status.model,
         "adapter": status.adapter,
+        "chunks": status.chunks,
         "reembedded": summary.embedded,
         "measure_s": round(time.perf_counter() - start, 1),
     }
 
 
-def train(index_dir: Path, workspace: Path, parts: str, seed: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def ablated(variant: str | None) -> Iterator[None]:
+    """The trainer with one ingredient taken out, for an ablation row."""
+    from kenning.trainer import adapter, run
+    from kenning.trainer.pairs import KINDS
+
+    saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
+    if variant == "nohard":
+        total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
+        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
+    elif variant == "noid":
+        kinds = tuple(k for k in KINDS if k != "identifier")
+        run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
+
+
+def train(
+    index_dir: Path, workspace: Path, parts: str, seed: int, variant: str | None = None
+) -> dict[str, Any]:
     from kenning.server.settings import load_settings
     from kenning.trainer.options import TrainOptions
     from kenning.trainer.run import train_workspace
@@ -132,9 +160,10 @@ def train(index_dir: Path, workspace: Path, parts: str, seed: int) -> dict[str, 
     overrides = {"index_dir": str(index_dir)}
     settings = load_settings(workspace, cli=overrides)
     options = TrainOptions.from_settings(settings.train, parts=parts, seed=seed, resume=False)
-    start = time.perf_counter()
-    result = train_workspace(workspace, overrides, options)
-    wall = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    with ablated(variant):
+        result = train_workspace(workspace, overrides, options)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     data = result.to_json()
     adapter = data.get("adapter") or {}
     return {
@@ -143,9 +172,12 @@ def train(index_dir: Path, workspace: Path, parts: str, seed: int) -> dict[str, 
         "model_status": data["model_status"],
         "pairs": data["pairs"],
         "train_s": round(wall, 1),
+        "train_cpu_s": round(cpu, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "adapter_s": adapter.get("took_s"),
         "adapter_fit_s": adapter.get("fit_s"),
         "adapter_status": adapter.get("status"),
+        "adapter_train_pairs": adapter.get("train_pairs"),
         "adapter_heldout": [
             (adapter.get("before") or {}).get("mrr_at_10"),
             (adapter.get("after") or {}).get("mrr_at_10"),
@@ -231,6 +263,9 @@ def run_one(
     elif system in ("adapter", "model"):
         index = fresh_copy(base, f"{system}-s{seed}")
         row["train"] = train(index, workspace, system, seed or 0)
+    elif system in ABLATIONS:
+        index = fresh_copy(base, f"{system}-s{seed}")
+        row["train"] = train(index, workspace, "adapter", seed or 0, system.split("-", 1)[1])
     elif system == "both":
         source = base.parent / f"model-s{seed}"
         if not (source / "index.sqlite").is_file():

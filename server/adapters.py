@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import CARD_NAME, file_sha256, pickle_files, trainer_dir
+from .models import file_sha256, read_card, trainer_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +85,7 @@ def adapter_pointer_path(index_dir: Path) -> Path:
 def verify_adapter(folder: Path) -> dict[str, Any]:
     """The card of an adapter folder whose files are complete and untouched."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise AdapterError(f"adapter {folder.name} is missing")
-    try:
-        card = json.loads((folder / CARD_NAME).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AdapterError(f"adapter {folder.name} has no readable card ({exc})") from exc
-    if not isinstance(card, dict) or any(k not in card for k in _REQUIRED_CARD_FIELDS):
-        raise AdapterError(f"adapter {folder.name} has an incomplete card")
-    if card["format"] != ADAPTER_FORMAT:
-        raise AdapterError(
-            f"adapter {folder.name} has card format {card['format']}, expected {ADAPTER_FORMAT}"
-        )
-    stray = pickle_files(folder)
-    if stray:
-        raise AdapterError(f"adapter {folder.name} holds pickle-format files ({', '.join(stray)})")
+    card = read_card(folder, "adapter", _REQUIRED_CARD_FIELDS, ADAPTER_FORMAT, AdapterError)
     files = card["files"]
     if not isinstance(files, dict) or set(files) != {WEIGHTS_NAME}:
         raise AdapterError(f"adapter {folder.name} lists no {WEIGHTS_NAME} in its card")

@@ -416,11 +416,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"kenning: {result.reason}", file=sys.stderr)
     else:
         print(f"{result.status}: {result.reason}")
-        if result.promoted:
+        if result.model_status == "promoted":
             print(
                 f"model      {result.model_after} "
                 "(the index re-embeds on the next `kenning index` or search)"
             )
+        if result.adapter is not None and result.adapter.promoted:
+            print(f"adapter    {result.adapter.adapter} (searches use it now; nothing re-embeds)")
         if result.chart_path:
             print(f"chart      {result.chart_path}")
         print(f"history    {result.history_path}")

@@ -94,3 +94,31 @@ def test_picks_of_files_that_cannot_teach_anything_are_dropped_saying_why(tmp_pa
         assert kept is None and why == reason
         assert "secret" not in why  # the query never reaches a log line
     assert make_pick(tmp_path, "big.py", 1, 2, "   ", 1 << 20) == (None, "the query is empty")
+
+
+def test_the_command_line_counts_picks_and_forgets_them(tmp_path: Path, capsys):
+    import json
+
+    from kenning.server.cli import main
+
+    ws = tmp_path / "ws"
+    write(ws, "a.py", 3)
+    index = tmp_path / "index"
+    index.mkdir()
+    store = PickStore(index)
+    for i in range(3):
+        store.add(pick(i))
+    common = ["--index-dir", str(index)]
+    assert main(["feedback", str(ws), "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "picks": 3,
+        "cleared": 0,
+        "path": str(index / PICKS_NAME),
+        "learn_from_picks": True,
+    }
+    assert main(["status", str(ws), "--json", *common]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["picks"] == 3 and status["adapter"] is None
+    assert main(["feedback", str(ws), "--clear", *common]) == 0
+    assert capsys.readouterr().out.startswith("forgot 3 picks")
+    assert not (index / PICKS_NAME).exists()

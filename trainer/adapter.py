@@ -96,15 +96,19 @@ def candidate_negatives(
     chunk_files: np.ndarray,
     *,
     seed: int,
-    hard: int = HARD_NEGATIVES,
-    siblings: int = SIBLINGS,
-    random_n: int = RANDOM_NEGATIVES,
+    hard: int | None = None,
+    siblings: int | None = None,
+    random_n: int | None = None,
 ) -> np.ndarray:
-    """(n, k) rows of `chunks` to use as each query's negatives (see the module docstring).
+    """(n, k) rows of `chunks` to use as each query's negatives (see the module docstring);
+    the counts default to HARD_NEGATIVES, SIBLINGS and RANDOM_NEGATIVES.
 
     `chunks` is (N, dim), `chunk_files` (N,) the file code of each row. A query's
     own chunk may appear here; the loss masks it.
     """
+    hard = HARD_NEGATIVES if hard is None else hard
+    siblings = SIBLINGS if siblings is None else siblings
+    random_n = RANDOM_NEGATIVES if random_n is None else random_n
     rng = np.random.default_rng(seed)
     n, total = len(data), len(chunks)
     hard = min(hard, max(total - 1, 0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from kenning.server.store import read_index_vectors
 
 from . import checkpoints as ckpt
 from .adapter import FitData, fit_adapter
-from .evaluate import Corpus, Encoder, Metrics, PairedTest, paired_test, split_by_file
+from .evaluate import Corpus, Encoder, Gated, Metrics, PairedTest, paired_test, split_by_file
 from .options import TrainOptions
 from .pairs import WEAK_KINDS, Pair
 from .pick_pairs import PICK_WEIGHT, norm_query, split_by_query
@@ -40,7 +40,7 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class AdapterResult:
+class AdapterResult(Gated):
     status: str
     """promoted, rejected or skipped."""
     reason: str
@@ -61,18 +61,10 @@ class AdapterResult:
     """Where the chunk vectors came from: the index, or embedded for this run."""
     embedded: int = 0
     """Texts embedded for this step (queries, positives, chunks the index lacked)."""
+    chunks_embedded: int = 0
+    """Of those, chunks the index held no vector for (0 when the index is complete)."""
     fit_s: float = 0.0
     took_s: float = 0.0
-
-    @property
-    def promoted(self) -> bool:
-        return self.status == "promoted"
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["before"] = self.before.to_json() if self.before else None
-        data["after"] = self.after.to_json() if self.after else None
-        return data
 
     def record(self) -> dict[str, Any]:
         """The short form kept in the training history."""
@@ -123,6 +115,7 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
 
     chunks, embedded = _chunk_vectors(inputs, identity, say)
     result.chunk_vectors = "embedded" if embedded == len(corpus) else "index"
+    result.chunks_embedded = embedded
     say(f"training a query adapter for {inputs.model.label} on {len(train)} pairs")
     fit_data, n = _fit_data(train, corpus, chunks, inputs.encode)
     result.embedded = embedded + n

@@ -21,7 +21,7 @@ def write_chart(index_dir: Path) -> str:
         losses = r["training"].get("losses") or []
         if losses:
             steps, values = zip(*losses, strict=True)
-            ax_loss.plot(steps, values, label=f"run {i} ({r['status']})", linewidth=1)
+            ax_loss.plot(steps, values, label=f"run {i} ({_model_status(r)})", linewidth=1)
     ax_loss.set(title="training loss (MNRL)", xlabel="optimizer step", ylabel="loss")
     if runs:
         ax_loss.legend(fontsize="small")
@@ -31,7 +31,7 @@ def write_chart(index_dir: Path) -> str:
     ax_mrr.plot(xs, before, "o--", color="grey", label="current model")
     ax_mrr.plot(xs, after, "s-", color="tab:blue", label="new checkpoint")
     for x, r, y in zip(xs, runs, after, strict=True):
-        if r["status"] == "promoted" and y is not None:
+        if _model_status(r) == "promoted" and y is not None:
             ax_mrr.annotate(
                 "promoted",
                 (x, y),
@@ -50,3 +50,8 @@ def write_chart(index_dir: Path) -> str:
     plt.close(fig)
     tmp.replace(path)
     return str(path)
+
+
+def _model_status(record: dict) -> str:
+    """The fine-tune's own outcome (a run may also have promoted an adapter)."""
+    return record.get("model_status") or record["status"]

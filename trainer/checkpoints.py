@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,11 +126,8 @@ def save_checkpoint(
     last, and the folder renamed into place: a half-written checkpoint never
     has a final name.
     """
-    cid = checkpoint_id or new_checkpoint_id()
-    root = checkpoints_dir(index_dir)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cid}-", dir=root))
-    try:
+
+    def write(tmp: Path) -> list[Path]:
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
         stray = pickle_files(tmp)
         if stray:
@@ -140,16 +137,36 @@ def save_checkpoint(
         weights = sorted(p for p in tmp.rglob("*.safetensors"))
         if not weights:
             raise CheckpointError("saving wrote no safetensors weights")
+        return weights
+
+    return _write_folder(checkpoints_dir(index_dir), checkpoint_id, write, card, CARD_FORMAT)
+
+
+def _write_folder(
+    root: Path,
+    folder_id: str | None,
+    write: Callable[[Path], list[Path]],
+    card: Mapping[str, Any],
+    card_format: int,
+) -> Path:
+    """A new owner-only folder under `root`: `write(tmp)` puts the weights in a temporary
+    folder and returns them, their sha256 sums go into the card, written last, and the
+    folder is renamed into place (a half-written one never has a final name)."""
+    fid = folder_id or new_checkpoint_id()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{fid}-", dir=root))
+    try:
+        weights = write(tmp)
         full = dict(card)
         full.update(
-            format=CARD_FORMAT,
-            id=cid,
+            format=card_format,
+            id=fid,
             files={str(p.relative_to(tmp)): file_sha256(p) for p in weights},
             created_at=full.get("created_at") or time.time(),
         )
         write_json_atomic(tmp / CARD_NAME, full)
         _make_private(tmp)
-        final = root / cid
+        final = root / fid
         os.replace(tmp, final)
         return final
     except BaseException:
@@ -231,27 +248,11 @@ def save_adapter(index_dir: Path, matrix: np.ndarray, card: Mapping[str, Any]) -
     """
     from safetensors.numpy import save_file
 
-    aid = new_checkpoint_id()
-    root = adapters_dir(index_dir)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{aid}-", dir=root))
-    try:
+    def write(tmp: Path) -> list[Path]:
         save_file({MATRIX_KEY: matrix}, str(tmp / WEIGHTS_NAME))
-        full = dict(card)
-        full.update(
-            format=ADAPTER_FORMAT,
-            id=aid,
-            files={WEIGHTS_NAME: file_sha256(tmp / WEIGHTS_NAME)},
-            created_at=full.get("created_at") or time.time(),
-        )
-        write_json_atomic(tmp / CARD_NAME, full)
-        _make_private(tmp)
-        final = root / aid
-        os.replace(tmp, final)
-        return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return [tmp / WEIGHTS_NAME]
+
+    return _write_folder(adapters_dir(index_dir), None, write, card, ADAPTER_FORMAT)
 
 
 def promote_adapter(index_dir: Path, adapter_id: str) -> None:

@@ -17,6 +17,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from kenning.server.chunking import Chunk
@@ -220,6 +221,25 @@ class Corpus:
             by_kind=by_kind,
             ranks=[int(r) for r in ranks],
         )
+
+
+class Gated:
+    """What a gated result has in common (a dataclass with `status`, `before`, `after`):
+    whether it was promoted, and its JSON with the metrics' own."""
+
+    status: str
+    before: Metrics | None
+    after: Metrics | None
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+        data["before"] = self.before.to_json() if self.before else None
+        data["after"] = self.after.to_json() if self.after else None
+        return data
 
 
 @dataclass

@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from kenning.server.settings import Settings, load_settings, resolve_workspace
 from . import checkpoints as ckpt
 from .adapter_step import AdapterInputs, AdapterResult, train_adapter
 from .chart import write_chart
-from .evaluate import Corpus, Metrics, PairedTest, Split, sample, split_by_file
+from .evaluate import Corpus, Gated, Metrics, PairedTest, Split, sample, split_by_file
 from .model_step import encoder, train_model
 from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_MAX_COMMITS, DEFAULT_SEED, TrainOptions
 from .pairs import QUERY_KINDS, WEAK_KINDS, MinedPairs, Pair, mine_pairs
@@ -58,7 +58,7 @@ class DeviceUnavailable(ValueError):
 
 
 @dataclass
-class TrainResult:
+class TrainResult(Gated):
     status: str
     """promoted, rejected, skipped (not enough data) or failed (training could not finish);
     with both parts, promoted when either was promoted."""
@@ -87,14 +87,8 @@ class TrainResult:
     picks: int = 0
     """Opened search results used as pairs (train and held-out together)."""
 
-    @property
-    def promoted(self) -> bool:
-        return self.status == "promoted"
-
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["before"] = self.before.to_json() if self.before else None
-        data["after"] = self.after.to_json() if self.after else None
+        data = super().to_json()
         data["adapter"] = self.adapter.to_json() if self.adapter else None
         return data
 

@@ -13,12 +13,11 @@ import asyncio
 import json
 import shutil
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kenning_client import Session, kenning_server
+from kenning_client import SearchLoop, Session, kenning_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -112,33 +111,6 @@ async def test_learn_from_picks_false_keeps_nothing(shopcart: Path, tmp_path: Pa
     assert status.picks == 0 and not (tmp_path / "index" / "picks.jsonl").exists()
 
 
-class SearchLoop:
-    """Searches back to back until stopped, recording every answer, its time and errors."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self.answers: list[tuple[float, Any]] = []
-        self.errors: list[str] = []
-        self._stop = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        modes = ("semantic", "hybrid")
-        i = 0
-        while not self._stop.is_set():
-            try:
-                answer = await self.session.search(SECRET, mode=modes[i % 2], limit=5)
-                self.answers.append((time.time(), answer))
-            except Exception as exc:  # noqa: BLE001 - the test reports every failure
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            i += 1
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await self._task
-
-
 async def test_an_adapter_trained_in_the_background_is_swapped_in_without_re_embedding(
     shopcart: Path, tmp_path: Path
 ):
@@ -151,7 +123,7 @@ async def test_an_adapter_trained_in_the_background_is_swapped_in_without_re_emb
     async with kenning_server(shopcart, index_dir, options=options) as kenning:
         before = await kenning.settled()
         assert getattr(before, "adapter", None) is None
-        loop = SearchLoop(kenning)
+        loop = SearchLoop(kenning, SECRET, pause_s=0.01)
         await kenning.eventually(lambda: len(loop.answers) >= 3, what="searches before training")
 
         answer = await kenning.request("kenning/train", {})
@@ -168,14 +140,14 @@ async def test_an_adapter_trained_in_the_background_is_swapped_in_without_re_emb
         assert after.last_training.parts == "adapter", after.last_training.reason
         assert adapter.status == "promoted", adapter.reason
         await kenning.eventually(
-            lambda: getattr(loop.answers[-1][1], "adapter", None) == adapter.adapter,
+            lambda: getattr(loop.answers[-1], "adapter", None) == adapter.adapter,
             what="a search mapped by the new adapter",
         )
         await loop.stop()
 
     assert loop.errors == []
-    assert all(a.results for _, a in loop.answers), "a search came back empty during the swap"
-    used = [getattr(a, "adapter", None) for _, a in loop.answers]
+    assert all(a.results for a in loop.answers), "a search came back empty during the swap"
+    used = [getattr(a, "adapter", None) for a in loop.answers]
     first = used.index(adapter.adapter)
     assert set(used[:first]) == {None} and set(used[first:]) == {adapter.adapter}
     # No chunk was re-embedded: same generation, nothing sent to the model since the first index.

@@ -117,8 +117,9 @@ def test_an_adapter_is_trained_on_the_index_vectors_and_searches_use_it(workspac
     run = result.adapter
     assert result.parts == "adapter" and result.checkpoint is None and result.training is None
     assert run.status == "promoted" and result.status == "promoted", run.reason
-    assert run.chunk_vectors == "index"  # nothing re-embedded but queries and cut positives
-    assert run.embedded < run.train_pairs + run.heldout_pairs * 2 + 1
+    # No chunk re-embedded: only the queries, and positives that are not chunks as indexed.
+    assert run.chunk_vectors == "index" and run.chunks_embedded == 0
+    assert run.embedded <= 2 * (run.train_pairs + run.heldout_pairs)
     assert run.before.queries == run.heldout_pairs >= 10 and run.paired.queries == run.heldout_pairs
 
     folder = adapters_dir(index_dir) / run.adapter

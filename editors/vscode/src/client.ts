@@ -67,10 +67,12 @@ export function readSettings(folder: vscode.WorkspaceFolder): KenningSettings {
     include: c.get<string[]>('include', []),
     exclude: c.get<string[]>('exclude', []),
     maxFileBytes: c.get<number | null>('maxFileBytes', null),
+    learnFromPicks: c.get<boolean | null>('learnFromPicks', null),
     train: {
       schedule: c.get<string>('train.schedule', ''),
       onCpu: c.get<boolean | null>('train.onCpu', null),
       minNewChunks: c.get<number | null>('train.minNewChunks', null),
+      adapter: c.get<boolean | null>('train.adapter', null),
     },
     search: {
       limit: c.get<number>('search.limit', 20),
