@@ -462,7 +462,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
         return EXIT_OK
     m = result.metrics
-    print(f"model      {result.model}")
+    print(
+        f"model      {result.model}" + (f" with adapter {result.adapter}" if result.adapter else "")
+    )
     print(
         f"held-out   {m.queries} queries from {result.heldout_files} files, "
         f"against {m.corpus} chunks"

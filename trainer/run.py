@@ -30,9 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kenning.server.adapters import adapter_for_identity
 from kenning.server.discover import FileFilter
 from kenning.server.embedder import usable_cores
-from kenning.server.models import ModelError, ModelRef, pick_device, target_model
+from kenning.server.models import (
+    ModelError,
+    ModelRef,
+    pick_device,
+    target_model,
+    vector_identity,
+)
 from kenning.server.picks import PickStore
 from kenning.server.settings import Settings, load_settings, resolve_workspace
 
@@ -100,10 +107,13 @@ class EvalResult:
     pairs: dict[str, int]
     heldout_files: int
     took_s: float
+    adapter: str | None = None
+    """The query adapter measured with the model (the one searches use), if any."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "adapter": self.adapter,
             "metrics": self.metrics.to_json(),
             "pairs": self.pairs,
             "heldout_files": self.heldout_files,
@@ -254,17 +264,27 @@ def evaluate_workspace(
             f"no held-out pairs: only {len(prep.mined.pairs)} pairs were found in {prep.root}"
         )
     corpus = Corpus(prep.mined.chunks)
-    say(
-        f"measuring {prep.current.label} on {len(prep.heldout)} held-out queries "
-        f"against {len(corpus)} chunks"
+    # What searches use: the model, with its query adapter when there is one for it.
+    adapter = adapter_for_identity(
+        prep.index_dir, vector_identity(prep.current, prep.embed_seq_length)
     )
-    metrics = corpus.evaluate(encoder(prep.current, prep), prep.heldout)
+    say(
+        f"measuring {prep.current.label}"
+        + (f" with adapter {adapter.id}" if adapter else "")
+        + f" on {len(prep.heldout)} held-out queries against {len(corpus)} chunks"
+    )
+    metrics = corpus.evaluate(
+        encoder(prep.current, prep),
+        prep.heldout,
+        query_map=adapter.apply_many if adapter else None,
+    )
     return EvalResult(
         prep.current.label,
         metrics,
         prep.mined.counts,
         len(prep.split.heldout_files),
         time.perf_counter() - start,
+        adapter.id if adapter else None,
     )
 
 
