@@ -168,11 +168,15 @@ def fit(
     opt = torch.optim.Adam([w], lr=LR)
     generator = torch.Generator().manual_seed(seed)
     n = len(data)
+    # Gathering each query's negatives is most of a step's cost (memory, not arithmetic):
+    # with every pair in one batch, gather them once.
+    full = table[cand] if n <= BATCH else None  # (n, k, dim)
     for _ in range(steps):
         idx = torch.randperm(n, generator=generator)[:BATCH] if n > BATCH else torch.arange(n)
         q = torch.nn.functional.normalize(queries[idx] @ w.T, dim=1)  # (b, dim)
         pos = (q * positives[idx]).sum(dim=1, keepdim=True)  # (b, 1)
-        neg = torch.einsum("bd,bkd->bk", q, table[cand[idx]])  # (b, k)
+        negatives_b = full if full is not None else table[cand[idx]]  # (b, k, dim)
+        neg = torch.einsum("bd,bkd->bk", q, negatives_b)  # (b, k)
         neg = neg.masked_fill(masked[idx], -1e4)
         logits = torch.cat([pos, neg], dim=1) * SCALE  # (b, 1 + k)
         target = torch.zeros(len(idx), dtype=torch.long)
