@@ -58,7 +58,8 @@ class AdapterResult(Gated):
     validation: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     chunk_vectors: str = "index"
-    """Where the chunk vectors came from: the index, or embedded for this run."""
+    """Where the chunk vectors came from: `index`; `embedded` for this run (no index for
+    this model); `measured`: computed by this run's measurement of a fine-tuned model."""
     embedded: int = 0
     """Texts embedded for this step (queries, positives, chunks the index lacked)."""
     chunks_embedded: int = 0
@@ -114,7 +115,10 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
         return _done(result, start)
 
     chunks, embedded = _chunk_vectors(inputs, identity, say)
-    result.chunk_vectors = "embedded" if embedded == len(corpus) else "index"
+    if inputs.chunk_vecs is not None:
+        result.chunk_vectors = "measured"
+    else:
+        result.chunk_vectors = "embedded" if embedded == len(corpus) else "index"
     result.chunks_embedded = embedded
     say(f"training a query adapter for {inputs.model.label} on {len(train)} pairs")
     fit_data, n = _fit_data(train, corpus, chunks, inputs.encode)

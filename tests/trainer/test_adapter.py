@@ -252,3 +252,50 @@ def test_picks_are_the_pairs_of_a_workspace_with_too_few_of_its_own(tmp_path):
     assert after.picks == 54 and after.adapter is not None, after.reason
     assert after.adapter.heldout_pairs >= 10 and after.adapter.status == "promoted"
     assert after.adapter.before.by_kind["pick"]["queries"] == after.adapter.heldout_pairs
+
+
+def test_a_promoted_model_retires_the_old_adapter_and_gets_its_own(shopcart, tmp_path, tiny_model):
+    from kenning.server.adapters import promoted_adapter
+    from kenning.server.models import promoted_model, vector_identity
+
+    settings = {
+        "index_dir": str(tmp_path / "index"),
+        "device": "cpu",
+        "model": str(tiny_model),
+        "max_seq_length": 64,
+    }
+    index_dir = tmp_path / "index"
+    with Engine.open(shopcart, settings) as engine:
+        engine.index()
+    first = train_workspace(
+        shopcart, settings, TrainOptions(**{**ADAPTER.__dict__, "no_gate": True})
+    )
+    old, _ = promoted_adapter(index_dir)
+    assert old is not None and old.id == first.adapter.adapter and old.model == "tiny-bert@base"
+
+    both = TrainOptions(
+        parts="both",
+        batch_size=8,
+        max_pairs=16,
+        min_steps=2,
+        max_seq_length=32,
+        save_steps=100,
+        no_gate=True,
+        max_commits=0,
+    )
+    run = train_workspace(shopcart, settings, both)
+    assert run.model_status == "promoted" and run.adapter.status == "promoted", run.reason
+    assert f"adapter {old.id} belonged to the previous model and was retired" in run.notes
+    assert run.reason.startswith("model: ") and "; adapter: " in run.reason
+    model = promoted_model(index_dir, str(tiny_model))
+    new, _ = promoted_adapter(index_dir)
+    assert new.id == run.adapter.adapter != old.id and new.model == model.label
+    assert new.identity == vector_identity(model, 64)
+    # Its chunk vectors are the ones the fine-tune's measurement computed: none embedded again.
+    assert run.adapter.chunk_vectors == "measured" and run.adapter.chunks_embedded == 0
+    # The old generation still answers (nothing re-embedded yet): the new adapter waits.
+    with Engine.open(shopcart, settings) as engine:
+        assert engine.status().adapter is None
+        engine.index()  # the switch to the new model's vectors
+        assert engine.status().adapter == new.id
+        assert engine.search_outcome("tax on an order", mode="semantic").adapter == new.id

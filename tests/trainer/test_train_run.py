@@ -156,7 +156,7 @@ def test_too_few_pairs_means_one_clear_line_and_no_training(tmp_path, capsys):
     line = err[-1]
     assert line.startswith("kenning: not enough held-out pairs to measure a new model: 0 from")
     # What was found, by kind, and what would help.
-    assert "Found 1 docstring, 1 signature, 1 identifier" in line
+    assert "Found 1 docstring, 1 signature. What would help" in line
     assert "docstrings or leading comments" in line and "opening search results" in line
     assert not (tmp_path / "index" / "trainer" / "checkpoints").exists()
 
