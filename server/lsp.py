@@ -34,6 +34,9 @@ from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInval
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+from .answers import IndexView
+from .answers import answer_search as answer_for
+from .daemon import ServedIndex, claim_writer, handle
 from .engine import Engine
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
 from .pools import started_pool
@@ -60,10 +63,14 @@ from .protocol import (
     make_converter,
 )
 from .scheduler import Scheduler
-from .search import SearchError, Semantic, SemanticUnavailable, plan_mode
-from .settings import SettingsError, options_for_workspace
+from .search import SearchError, SemanticUnavailable
+from .settings import SettingsError, drop_setting, normalise_keys, options_for_workspace
+from .socket_client import DaemonError, ask
+from .socket_server import SocketServer
+from .symbols import symbols_for
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexWorker
+from .writer_lock import EDITOR, Holder, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +80,20 @@ REQUEST_FAILED = -32803
 SYMBOL_LIMIT = 50
 T = TypeVar("T")
 
-_SYMBOL_KINDS = {
-    "function": types.SymbolKind.Function,
-    "method": types.SymbolKind.Method,
-    "class": types.SymbolKind.Class,
-    "header": types.SymbolKind.Class,
-    "type": types.SymbolKind.Interface,
-}
-
 
 class KenningLanguageServer(LanguageServer):
     """The server and everything it holds for one workspace."""
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None):
+    def __init__(
+        self, overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
+    ):
         super().__init__(
             "kenning", VERSION, protocol_cls=KenningProtocol, converter_factory=make_converter
         )
         self.overrides: dict[str, Any] = dict(overrides or {})
         """Settings from the command line: above everything else."""
+        self.default_root = Path(workspace).resolve() if workspace else None
+        """`kenning serve --workspace DIR`: the workspace when the client names none."""
         self.root: Path | None = None
         self.init_options: Any = None
         self.engine: Engine | None = None
@@ -101,6 +104,10 @@ class KenningLanguageServer(LanguageServer):
         self.queries = started_pool(2, "kenning-query")
         """Searches and status: off the event loop, apart from the index worker."""
         self.startup_error: str | None = None
+        self.writer: WriterLock | None = None
+        self.socket: SocketServer | None = None
+        self.reader_of: Holder | None = None
+        """The server that keeps this index when this one only reads it (docs/design.md)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
         self._stopped = False
@@ -116,6 +123,8 @@ class KenningLanguageServer(LanguageServer):
         if uri:
             path = to_fs_path(uri)
             self.root = Path(os.path.normpath(path)) if path else None
+        if self.root is None:
+            self.root = self.default_root
         if len(folders) > 1:
             log.warning("Kenning indexes one folder per server; indexing %s only", self.root)
         self.init_options = params.initialization_options
@@ -139,6 +148,15 @@ class KenningLanguageServer(LanguageServer):
         for warning in self.engine.store.warnings:
             self.show(f"Kenning: {warning}", types.MessageType.Warning)
         log.info("workspace %s, index %s", self.engine.root, self.engine.index_dir)
+        engine = self.engine
+        if not engine.store.read_only:
+            self.writer = await self.loop.run_in_executor(
+                self.queries, claim_writer, engine, EDITOR
+            )
+            if self.writer is None:
+                self._serve_reads_only(engine)
+                self._ready.set()
+                return
         wants_progress = bool(
             getattr(getattr(self.client_capabilities, "window", None), "work_done_progress", False)
         )
@@ -154,18 +172,60 @@ class KenningLanguageServer(LanguageServer):
             self.watcher.start()
         except OSError as exc:  # e.g. out of inotify watches: saves still work
             log.warning("cannot watch the workspace for outside changes: %s", exc)
+        if self.writer is not None:
+            served = ServedIndex(engine, EDITOR, self.worker, self.changes)
+            self.socket = SocketServer(engine.index_dir, lambda request: handle(served, request))
+            try:
+                self.socket.start()
+            except OSError as exc:  # the command line then works in-process
+                log.warning("cannot listen on %s: %s", self.socket.path, exc)
+                self.socket = None
         self._ready.set()
+
+    def _serve_reads_only(self, engine: Engine) -> None:
+        """Another editor's server keeps this index: answer searches from it, forward
+        saves and reindex requests to it, index nothing here."""
+        self.reader_of = WriterLock(engine.index_dir).holder()
+        pid = self.reader_of.pid if self.reader_of else "?"
+        message = (
+            f"another Kenning server (pid {pid}) keeps this index; this one answers "
+            "searches from it and passes saves on"
+        )
+        engine.store.warnings.append(message)
+        self.show(f"Kenning: {message}", types.MessageType.Info)
+        engine.light_queries = True  # nothing is embedded here: queries need no torch
+        gen = engine.serving_generation()
+        if gen is not None:  # load the query model now rather than on the first search
+            self.queries.submit(engine.query_encoder_for, gen)
+
+    def forward(self, request: dict[str, Any]) -> Any:
+        """Send a change to the server that keeps the index (reads-only mode)."""
+        if self.engine is None:
+            return None
+        try:
+            return ask(self.engine.index_dir, request)
+        except DaemonError as exc:
+            log.warning("the server that keeps this index refused %s: %s", request["op"], exc)
+            return None
 
     def _open_engine(self, root: Path) -> Engine:
         """Engine.open with the client's options; bad options are reported and skipped."""
         try:
-            options = options_for_workspace(self.init_options, root)
-            return Engine.open(root, self.overrides, init_options=options)
+            options = normalise_keys(options_for_workspace(self.init_options, root))
         except SettingsError as exc:
             self.show(
                 f"Kenning: {exc}; using the other settings sources instead", types.MessageType.Error
             )
             return Engine.open(root, self.overrides)
+        for _ in range(64):  # each pass drops one bad field of the client's options
+            try:
+                return Engine.open(root, self.overrides, init_options=options)
+            except SettingsError as exc:
+                if exc.source != "initializationOptions" or not exc.field:
+                    raise
+                self.show(f"Kenning: {exc}; ignoring that setting", types.MessageType.Error)
+                drop_setting(options, exc.field)
+        return Engine.open(root, self.overrides)
 
     def stop_indexing(self) -> None:
         """Finish the batch in flight, save the vector snapshot and close the store. Idempotent."""
@@ -176,11 +236,15 @@ class KenningLanguageServer(LanguageServer):
             self.scheduler.stop()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.socket is not None:
+            self.socket.stop()
         self.changes.close()
         if self.worker is not None and not self.worker.stop():
             log.warning("the index worker did not stop in time; the unfinished batch is dropped")
         if self.engine is not None:
             self.engine.close()
+        if self.writer is not None:
+            self.writer.release()
         self.queries.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers for handlers --------------------------------------------------------------
@@ -205,6 +269,8 @@ class KenningLanguageServer(LanguageServer):
 
     @property
     def state(self) -> ServerState:
+        if self.reader_of is not None:
+            return "idle"  # the server that keeps the index tells its own state
         if self.worker is None:
             return "starting"
         if not self.worker.first_index_done.is_set():
@@ -270,28 +336,25 @@ def answer_search(
     ls: KenningLanguageServer, engine: Engine, params: SearchParams
 ) -> SearchResponse:
     worker = ls.worker
-    if worker is not None and not worker.semantic_available:
-        semantic = Semantic.MODEL_FAILED
-    elif not engine.model_loaded:
-        semantic = Semantic.MODEL_LOADING
+    if ls.reader_of is not None:
+        engine.store.follow_writer()  # vectors the other server committed since
+        view = IndexView()
     else:
-        semantic = Semantic.READY
+        view = IndexView(
+            first_index_done=worker is not None and worker.first_index_done.is_set(),
+            semantic_available=worker is None or worker.semantic_available,
+        )
     try:
-        plan = plan_mode(params.mode, semantic)
+        outcome = answer_for(
+            engine,
+            params.query,
+            limit=params.limit,
+            mode=params.mode,
+            paths=params.paths,
+            view=view,
+        )
     except SemanticUnavailable as exc:
         raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
-    partial = worker is None or not worker.first_index_done.is_set() or plan.until_loaded
-    notes = [plan.note] if plan.note else []
-    outcome = engine.search_outcome(
-        params.query, limit=params.limit, mode=plan.mode, paths=params.paths
-    )
-    if partial:
-        notes.insert(0, "the index is still being built: results come from what is indexed so far")
-    notes.extend(outcome.notes)
-    if not outcome.results and not partial:
-        notes.append(
-            "nothing matched; try other words, or check kenning/status for what is indexed"
-        )
     hits = [
         SearchHit(
             uri=ls.uri_for(r.path),
@@ -313,8 +376,8 @@ def answer_search(
         took_ms=round(outcome.took_ms, 2),
         model=outcome.model,
         generation=outcome.generation,
-        partial=partial,
-        notes=notes,
+        partial=outcome.partial,
+        notes=outcome.notes,
         adapter=outcome.adapter,
     )
 
@@ -343,23 +406,6 @@ def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
     )
 
 
-def symbols_for(hits: list[SearchHit]) -> list[types.WorkspaceSymbol]:
-    out = []
-    for hit in hits:
-        first_line = next((ln.strip() for ln in hit.snippet.splitlines() if ln.strip()), "")
-        name = hit.symbol or first_line[:80] or hit.path
-        kind = _SYMBOL_KINDS.get(hit.kind or "", types.SymbolKind.File)
-        out.append(
-            types.WorkspaceSymbol(
-                name=name,
-                kind=kind,
-                container_name=hit.path,
-                location=types.Location(uri=hit.uri, range=hit.range),
-            )
-        )
-    return out
-
-
 # -- handlers ----------------------------------------------------------------------------
 
 
@@ -377,8 +423,22 @@ async def on_shutdown(ls: KenningLanguageServer, params: None) -> None:
 
 def on_did_save(ls: KenningLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
     rel = ls.relative_path(params.text_document.uri)
-    if rel is not None:
+    if rel is not None and ls.reader_of is not None:
+        ls.queries.submit(ls.forward, {"op": "reindex", "paths": [rel]})
+    elif rel is not None:
         ls.changes.add(rel, urgent=True)
+
+
+def on_did_open(ls: KenningLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    rel = ls.relative_path(params.text_document.uri)
+    if rel is not None and ls.engine is not None:
+        ls.engine.indexer.open_files.add(rel)  # embedded first while vectors are missing
+
+
+def on_did_close(ls: KenningLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    rel = ls.relative_path(params.text_document.uri)
+    if rel is not None and ls.engine is not None:
+        ls.engine.indexer.open_files.discard(rel)
 
 
 def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
@@ -398,6 +458,12 @@ async def on_status(ls: KenningLanguageServer, params: StatusParams) -> StatusRe
 
 async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> ReindexResponse:
     engine = await ls.ready_engine()
+    if ls.reader_of is not None:
+        request: dict[str, Any] = {"op": "reindex", "paths": None}
+        if params.paths is not None:
+            request["paths"] = [ls.relative_path(p) or p for p in params.paths]
+        answer = await ls.run_query(ls.forward, request)
+        return ReindexResponse(queued=answer["queued"] if answer else 0)
     if params.paths is None:
         ls.changes.request_rescan()
         files = await ls.run_query(lambda: engine.store.counts(None).files)
@@ -416,6 +482,12 @@ async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> Reinde
 
 async def on_train(ls: KenningLanguageServer, params: TrainParams) -> TrainResponse:
     await ls.ready_engine()
+    if ls.reader_of is not None:
+        return TrainResponse(
+            started=False,
+            reason=f"another Kenning server (pid {ls.reader_of.pid}) keeps this index; "
+            "ask that one, or run `kenning train`",
+        )
     if ls.scheduler is None:
         raise JsonRpcException("Kenning is not running", code=REQUEST_FAILED)
     started, reason = ls.scheduler.request(params.force)
@@ -484,14 +556,18 @@ def kenning_features(
     return [(name, handlers[name]) for name in HANDLED]
 
 
-def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageServer:
+def build_server(
+    overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
+) -> KenningLanguageServer:
     """A server with every feature registered; `overrides` are settings from the command line."""
-    ls = KenningLanguageServer(overrides)
+    ls = KenningLanguageServer(overrides, workspace)
     features: list[tuple[str, Callable[..., Any], Any]] = [
         (types.INITIALIZE, on_initialize, None),
         (types.INITIALIZED, on_initialized, None),
         (types.SHUTDOWN, on_shutdown, None),
         (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
+        (types.TEXT_DOCUMENT_DID_OPEN, on_did_open, None),
+        (types.TEXT_DOCUMENT_DID_CLOSE, on_did_close, None),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
         (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
     ]
@@ -506,9 +582,10 @@ def serve(
     *,
     tcp: tuple[str, int] | None = None,
     verbose: bool = False,
+    workspace: str | Path | None = None,
 ) -> None:
     """Run the language server until the client exits (stdio unless `tcp` is given)."""
-    ls = build_server(overrides)
+    ls = build_server(overrides, workspace)
     kenning_log = logging.getLogger("kenning")
     kenning_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     kenning_log.addHandler(LspLogHandler(ls))

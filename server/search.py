@@ -16,11 +16,12 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import pathspec
 
 from .adapters import QueryAdapter
-from .embedder import Embedder
 from .lexical import is_test_path
 from .pools import started_pool
 from .ranking import (
@@ -36,6 +37,13 @@ from .store import Generation, Store, StoredChunk
 MODES = ("hybrid", "semantic", "lexical")
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
+
+
+class QueryEncoder(Protocol):
+    """What reads a query: the full model (embedder.Embedder) or the light path
+    (light_encoder.LightEncoder)."""
+
+    def encode_query(self, query: str) -> np.ndarray: ...
 
 
 class SearchError(ValueError):
@@ -126,6 +134,7 @@ class SearchResult:
             "symbol": self.symbol,
             "language": self.language,
             "snippet": self.snippet,
+            "kind": self.kind or None,
         }
 
 
@@ -141,11 +150,13 @@ class SearchOutcome:
     notes: list[str] = field(default_factory=list)
     adapter: str | None = None
     """The query adapter that mapped the query's vector (its id), or None."""
+    load_ms: float = 0.0
+    """Time spent loading the model that read the query, apart from `took_ms`."""
 
 
 def search(
     store: Store,
-    embedder: Embedder | None,
+    embedder: QueryEncoder | None,
     gen: Generation | None,
     query: str,
     *,

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import fts
 from .database import DB_NAME, Database, StoreError
+from .ranking import PROSE_LANGUAGES
 from .vectors import Snapshots, VectorMatrix
 
 
@@ -104,6 +105,7 @@ class Store(Database):
         self._retired: tuple[int, VectorMatrix] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
         self._snapshots = Snapshots(index_dir, self.warnings)
+        self._followed: tuple[int, int, int] | None = None
 
     # -- what changed since a point in time ----------------------------------------
 
@@ -224,21 +226,38 @@ class Store(Database):
         ).fetchone()[0]
 
     def pending_texts(
-        self, gen: int, limit: int, paths: Sequence[str] | None = None
+        self,
+        gen: int,
+        limit: int,
+        paths: Sequence[str] | None = None,
+        *,
+        first: Sequence[str] = (),
+        recent_since_ns: int = 0,
     ) -> list[tuple[str, str]]:
         """Up to `limit` (hash, text the model should read) still without a vector in `gen`,
-        only from the files `paths` when given (a saved file goes first)."""
+        only from the files `paths` when given (a saved file goes first).
+
+        The most useful first, so that a partial index covers what people look at: the
+        files in `first` (open in the editor), then files modified since
+        `recent_since_ns`, then definitions before line windows, code before prose, and
+        newer files before older ones."""
         only = ""
         args: list = [gen]
         if paths is not None:
             only = f"AND f.path IN ({','.join('?' * len(paths))}) "
             args.extend(paths)
+        opened = f"f.path IN ({','.join('?' * len(first))})" if first else "0"
+        prose = ",".join(f"'{language}'" for language in sorted(PROSE_LANGUAGES))
+        order = (
+            f"MAX({opened}) DESC, MAX(f.mtime_ns >= ?) DESC, MIN(c.kind = 'window'), "
+            f"MIN(c.language IN ({prose})), MAX(f.mtime_ns) DESC"
+        )
         rows = self.conn.execute(
             "SELECT c.hash, f.path, c.symbol, c.text "
             "FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.embeddable = 1 AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.gen = ? AND e.hash = c.hash) "
-            f"{only}GROUP BY c.hash LIMIT ?",
-            (*args, limit),
+            f"{only}GROUP BY c.hash ORDER BY {order} LIMIT ?",
+            (*args, *first, recent_since_ns, limit),
         ).fetchall()
         from .chunking import embed_text_for
 
@@ -390,6 +409,25 @@ class Store(Database):
 
     def dense_search(self, gen: Generation, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.matrix(gen).search(query, k)
+
+    def follow_writer(self) -> bool:
+        """Pick up what another process committed (a server that only reads an index kept by
+        another): reload the active generation's vectors when their count or newest id
+        changed since. Returns whether it reloaded."""
+        gen = self.active_generation()
+        if gen is None:
+            return False
+        count, newest = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM embeddings WHERE gen = ?", (gen.id,)
+        ).fetchone()
+        mark = (gen.id, count, newest)
+        if mark == self._followed:
+            return False
+        with self._write_lock:
+            self._matrix = self._load_matrix(gen)
+            self._matrix_gen = gen.id
+        self._followed = mark
+        return True
 
     def _load_matrix(self, gen: Generation) -> VectorMatrix:
         return self._snapshots.load(gen.id, gen.dim, self)
