@@ -36,7 +36,7 @@ def _cell(base: float | None, runs: Sequence[dict[str, Any]], test: dict | None)
         return "-"
     values = [r["mrr"][MODE] for r in runs]
     mean = statistics.fmean(values)
-    spread = f" ({min(values):.3f}-{max(values):.3f})" if len(values) > 1 else ""
+    spread = f" ({min(values):.3f}-{max(values):.3f})" if len(values) > 1 else " (1 seed)"
     tested = ""
     if test:
         tested = f", {test['better']}/{test['worse']}, p={test['wilcoxon_p']:.2g}"
@@ -204,8 +204,8 @@ def learning_section() -> str:
         "`bench/results/learning/`). Hybrid MRR@10 on the benchmark queries, which training "
         "never sees. Each trained cell: the mean over seeds (min-max), **the change from "
         "base**, queries better/worse and the Wilcoxon p of the per-query reciprocal ranks "
-        "(averaged over seeds) against base. The adapter ran with seeds 42, 43, 44; the full "
-        "fine-tune with the seeds shown by its spread (one seed: no spread). `both` = the "
+        "(averaged over seeds) against base. The adapter ran with seeds 42, 43, 44 where the "
+        "cell shows a spread, with seed 42 alone where it says 1 seed. `both` = the "
         "fine-tuned index plus an adapter trained on it. The adapter's knobs were chosen on "
         "tqdm, marshmallow and flask; the packages marked untouched were not looked at while "
         "choosing. These lifts were measured on the ranking of the main branch this work "
