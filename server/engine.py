@@ -347,7 +347,13 @@ class Engine:
             return self.indexer.scan()
 
     def search_outcome(
-        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: str = "hybrid",
+        paths: Sequence[str] = (),
+        explain: bool = False,
     ) -> SearchOutcome:
         gen = self.serving_generation()
         if gen is None:
@@ -360,6 +366,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=self.model_ref.label,
+                explain=explain,
             )
         self._pin(gen.id)
         try:
@@ -379,6 +386,7 @@ class Engine:
                 paths=paths,
                 model_label=gen.model,
                 adapter=self.adapter_for(gen),
+                explain=explain,
             )
             outcome.load_ms = load_ms
             return outcome

@@ -352,6 +352,7 @@ def answer_search(
             mode=params.mode,
             paths=params.paths,
             view=view,
+            explain=params.explain,
         )
     except SemanticUnavailable as exc:
         raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
@@ -368,6 +369,7 @@ def answer_search(
             symbol=r.symbol,
             language=r.language,
             kind=r.kind or None,
+            explain=r.explanation,
         )
         for r in outcome.results
     ]
@@ -379,6 +381,7 @@ def answer_search(
         partial=outcome.partial,
         notes=outcome.notes,
         adapter=outcome.adapter,
+        weights=outcome.weights if params.explain else None,
     )
 
 

@@ -32,6 +32,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, default_converter
 
+from .fusion import Weights
+from .search import Explanation
+
 log = logging.getLogger(__name__)
 
 KENNING_SEARCH = "kenning/search"
@@ -63,6 +66,8 @@ class SearchParams:
     """hybrid (dense + lexical, fused), semantic (dense only) or lexical (FTS only)."""
     paths: list[str] = attrs.Factory(list)
     """Gitignore-style globs; when given, only matching files are searched."""
+    explain: bool = False
+    """Add to each result why it ranks where it does (`SearchHit.explain`)."""
 
     def check(self) -> None:
         if not self.query.strip():
@@ -125,6 +130,8 @@ class SearchHit:
     language: str | None = None
     kind: str | None = None
     """function, method, class, type, header or window (a span of lines without a symbol)."""
+    explain: Explanation | None = None
+    """Only when the request asked for it: why this result ranks where it does."""
 
 
 @attrs.define
@@ -139,6 +146,8 @@ class SearchResponse:
     """Plain-language remarks: still building, no vectors yet, nothing indexed."""
     adapter: str | None = None
     """The query adapter that mapped the query (its id), when one did."""
+    weights: Weights | None = None
+    """Only with `explain`, in hybrid mode: how much each side counted."""
 
 
 @attrs.define

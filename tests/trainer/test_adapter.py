@@ -16,6 +16,7 @@ from kenning.server.adapters import (
     adapter_pointer_path,
     adapters_dir,
 )
+from kenning.server.answers import search_json
 from kenning.server.engine import Engine
 from kenning.server.models import CARD_NAME
 from kenning.server.picks import PickStore, make_pick
@@ -138,6 +139,7 @@ def test_an_adapter_is_trained_on_the_index_vectors_and_searches_use_it(workspac
         mapped = engine.search_outcome("add an item to the shopping cart", mode="semantic")
         lexical = engine.search_outcome("add an item to the shopping cart", mode="lexical")
     assert mapped.adapter == run.adapter and mapped.results
+    assert search_json(mapped)["adapter"] == run.adapter  # what `kenning search --json` prints
     assert lexical.adapter is None  # the words alone need no query vector
 
 
