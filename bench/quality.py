@@ -165,7 +165,11 @@ def score_path(method: str, pkg: str, query_set: str = "nl") -> Path:
 
 
 def _scored(directory: Path) -> bool:
-    return any(directory.glob("*.jsonl")) or any(directory.glob("*.score.json"))
+    # Named after a package: other folders of per-query files (bench.learning's) are no method.
+    return any(
+        (directory / f"{name}.jsonl").exists() or (directory / f"{name}.score.json").exists()
+        for name in PACKAGES_BY_NAME
+    )
 
 
 def methods_with_results(query_set: str = "nl") -> list[str]:

@@ -20,6 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from bench.learning_report import learning_section
 from bench.quality import (
     RESULTS_DIR,
     corpus_packages,
@@ -650,6 +651,7 @@ def render(previous: str = "") -> str:
         lsp_section(),
         lsp_scale_section(),
         training_section(),
+        learning_section(),
         swap_section(),
         scale_section(),
         reliability_section(),

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ def merged_workspace(names: list[str], dest: Path) -> Path:
     return dest
 
 
-async def run(
-    workspace: Path, index_dir: Path, settings: dict[str, Any], force_swap: bool
-) -> dict[str, Any]:
+async def start_server(
+    workspace: Path, index_dir: Path, settings: dict[str, Any]
+) -> tuple[LanguageClient, Callable[[str, Any], Awaitable[Any]]]:
+    """A `kenning serve` on `workspace`, initialized with `settings`, its log ignored;
+    (the client, `request(method, params)`)."""
     client = LanguageClient("kenning-bench", "1")
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
@@ -78,6 +81,13 @@ async def run(
         )
     )
     client.initialized(types.InitializedParams())
+    return client, request
+
+
+async def run(
+    workspace: Path, index_dir: Path, settings: dict[str, Any], force_swap: bool
+) -> dict[str, Any]:
+    client, request = await start_server(workspace, index_dir, settings)
     out: dict[str, Any] = {"workspace": str(workspace)}
 
     t0 = time.perf_counter()

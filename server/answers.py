@@ -78,6 +78,7 @@ def search_json(outcome: SearchOutcome, *, explain: bool = False) -> dict[str, A
         "generation": outcome.generation,
         "partial": outcome.partial,
         "notes": list(outcome.notes),
+        "adapter": outcome.adapter,
         "results": [r.to_json() for r in outcome.results],
     }
     if explain and outcome.weights is not None:

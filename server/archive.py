@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .database import DB_NAME
-from .models import ModelRef, identity_of
+from .models import ModelRef, vector_identity
 from .store import Generation, Store
 from .vector_index import VectorFiles
 
@@ -362,7 +362,7 @@ def _adopt(staging: Path, manifest: dict[str, Any], ref: ModelRef, max_seq_lengt
                 (
                     ref.label,
                     ref.location,
-                    identity_of(ref, max_seq_length),
+                    vector_identity(ref, max_seq_length),
                     manifest["generation"],
                 ),
             )

@@ -108,8 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-daemon", action="store_true", help="work in-process even if a daemon is running"
     )
 
-    p = command("train", "fine-tune the model on the workspace's own code")
+    p = command(
+        "train", "fine-tune the model and/or train a query adapter on the workspace's own code"
+    )
     run = TrainOptions()
+    p.add_argument(
+        "--parts",
+        choices=("adapter", "model", "both"),
+        help="adapter: a query adapter only (seconds, swapped in at once); model: a full "
+        "fine-tune only (minutes on a CPU, then the index is re-embedded); both: the "
+        "fine-tune, then an adapter for the model that serves after it "
+        "(default: both, or model when train.adapter is false)",
+    )
     p.add_argument(
         "--epochs",
         type=int,
@@ -161,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     cli_scale.add_commands(command)
+
+    p = command("feedback", "the search results you opened, which Kenning learns from (picks)")
+    p.add_argument("--clear", action="store_true", help="forget every pick kept for this workspace")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("status", "index size, model in use, training history")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -499,6 +513,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"files      {status['files']}")
     print(f"chunks     {status['chunks']} ({status['pending']} waiting for a vector)")
     print(f"model      {status['model']} (generation {status['generation']})")
+    adapter = status["adapter"]
+    print(f"adapter    {adapter or 'none'}" + ("" if adapter else " (kenning train trains one)"))
+    print(f"picks      {status['picks']} opened results kept to learn from")
     served = status.get("served_by")
     if served:
         print(f"daemon     pid {served['pid']} ({served['role']})")
@@ -535,7 +552,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Flags win; otherwise the same train.* settings the server's runs use.
     workspace = _workspace(args)
     train = _setup(args)[1].train
-    flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs")}
+    flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs", "parts")}
     options = TrainOptions.from_settings(
         train,
         **{n: v for n, v in flags.items() if v is not None},
@@ -584,15 +601,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"kenning: {outcome['reason']}", file=sys.stderr)
     else:
         print(f"{status}: {outcome['reason']}")
-        if status == "promoted":
+        if outcome.get("model_status") == "promoted":
             print(
                 f"model      {outcome['model_after']} "
                 "(the index re-embeds on the next `kenning index` or search)"
             )
+        adapter = outcome.get("adapter")
+        if adapter and adapter.get("status") == "promoted":
+            print(f"adapter    {adapter['adapter']} (searches use it now; nothing re-embeds)")
         if outcome["chart_path"]:
             print(f"chart      {outcome['chart_path']}")
         print(f"history    {outcome['history_path']}")
     return EXIT_OK if status in ("promoted", "rejected") else EXIT_ERROR
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from .picks import PickStore
+
+    root, settings = _setup(args)
+    store = PickStore(settings.resolved_index_dir(root))
+    if args.clear:
+        cleared = store.clear()
+        summary = {"picks": 0, "cleared": cleared, "path": str(store.path)}
+    else:
+        summary = {"picks": store.count(), "cleared": 0, "path": str(store.path)}
+    summary["learn_from_picks"] = settings.learn_from_picks
+    if args.json:
+        print(json.dumps(summary))
+    elif args.clear:
+        print(f"forgot {cleared} picks ({store.path} removed)")
+    else:
+        state = "on" if settings.learn_from_picks else "off (learn_from_picks is false)"
+        print(f"{summary['picks']} picks kept in {store.path}; learning from picks is {state}")
+    return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -608,7 +649,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
         return EXIT_OK
     m = result.metrics
-    print(f"model      {result.model}")
+    print(
+        f"model      {result.model}" + (f" with adapter {result.adapter}" if result.adapter else "")
+    )
     print(
         f"held-out   {m.queries} queries from {result.heldout_files} files, "
         f"against {m.corpus} chunks"
@@ -630,6 +673,7 @@ COMMANDS = {
     "search": cmd_search,
     "train": cmd_train,
     "eval": cmd_eval,
+    "feedback": cmd_feedback,
     "status": cmd_status,
     "export": cli_scale.cmd_export,
     "import": cli_scale.cmd_import,

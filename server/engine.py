@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .adapters import QueryAdapter, adapter_pointer_path, foreign_note, promoted_adapter
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .light_encoder import LightEncoder, LightPathUnavailable
-from .models import ModelRef, identity_of, read_history, target_model
+from .models import ModelRef, read_history, target_model, vector_identity
+from .picks import PickStore, make_pick
 from .search import QueryEncoder, SearchOutcome, SearchResult, search
 from .settings import Settings, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
@@ -47,9 +49,22 @@ class Status:
     warnings: list[str]
     training: list[dict[str, Any]]
     """Every `kenning train` run, oldest first: outcome, reason, metrics, time."""
+    adapter: str | None = None
+    """The query adapter searches apply (its id), or None."""
+    picks: int = 0
+    """Opened search results kept to learn from (`kenning/feedback`)."""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a file, None when it is missing: tells that a pointer changed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def write_failure(index_dir: Path, exc: BaseException) -> str:
@@ -86,6 +101,12 @@ class Engine:
         """Searches in flight per generation: a retired generation is dropped only
         once none is still reading it."""
         self._pins_cond = threading.Condition()
+        self.picks = PickStore(self.index_dir)
+        self._adapter: QueryAdapter | None = None
+        self._adapter_problem: str | None = None
+        self._adapter_stamp: tuple[int, int] | None = None
+        self._adapter_lock = threading.Lock()
+        self.reload_adapter()
         self.light_queries = False
         """Read queries through the light path (ONNX Runtime) while the full model is not
         loaded: a one-shot command line process then never imports torch."""
@@ -115,7 +136,7 @@ class Engine:
     @property
     def identity(self) -> str:
         """Everything the stored vectors depend on; a change means re-embedding."""
-        return identity_of(self.model_ref, self.settings.max_seq_length)
+        return vector_identity(self.model_ref, self.settings.max_seq_length)
 
     @property
     def embedder(self) -> Embedder:
@@ -156,7 +177,48 @@ class Engine:
                 self._older_embedders[self.identity] = self._embedder
             log.info("model %s -> %s", self.model_ref.label, new_ref.label)
             self.model_ref = new_ref
-            return True
+        # The old model's adapter was retired with it; one for the new model may wait.
+        self.reload_adapter()
+        return True
+
+    def reload_adapter(self) -> bool:
+        """Follow the adapter pointer; True when the adapter searches apply changed.
+
+        This is the whole swap after an adapter is promoted: one reference
+        changes, and the next search maps its query with the new matrix (a
+        search under way keeps the one it started with). A refused adapter
+        (corrupt, or trained for other vectors) is reported once in status.
+        """
+        with self._adapter_lock:
+            self._adapter_stamp = _stamp(adapter_pointer_path(self.index_dir))
+            return self._load_adapter()
+
+    def _load_adapter(self) -> bool:
+        adapter, problem = promoted_adapter(self.index_dir)
+        warnings = self.store.warnings
+        if problem != self._adapter_problem:
+            if self._adapter_problem in warnings:
+                warnings.remove(self._adapter_problem)
+            if problem:
+                log.warning("%s", problem)
+                warnings.append(problem)
+            self._adapter_problem = problem
+        old, self._adapter = self._adapter, adapter
+        return (old.id if old else None) != (adapter.id if adapter else None)
+
+    def adapter_for(self, gen: Generation | None) -> QueryAdapter | None:
+        """The adapter for searches answered by `gen`: only one trained against its vectors.
+
+        The pointer is looked at on every call (one stat), so an adapter promoted by
+        the daemon's run or by `kenning train` in a terminal is used by the very
+        next search.
+        """
+        if _stamp(adapter_pointer_path(self.index_dir)) != self._adapter_stamp:
+            self.reload_adapter()
+        adapter = self._adapter
+        if adapter is None or gen is None or adapter.identity != gen.identity:
+            return None
+        return adapter
 
     # -- generations -------------------------------------------------------------------
 
@@ -332,6 +394,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=gen.model,
+                adapter=self.adapter_for(gen),
                 explain=explain,
             )
             outcome.load_ms = load_ms
@@ -434,7 +497,7 @@ class Engine:
         # With no generation yet, every chunk text is still to be embedded.
         pending = totals.pending if gen else self.store.embeddable_texts()
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
-        return Status(
+        status = Status(
             workspace=str(self.root),
             index_dir=str(self.index_dir),
             files=totals.files,
@@ -445,7 +508,35 @@ class Engine:
             index_bytes=size,
             warnings=list(self.store.warnings),
             training=self.training_history(),
+            adapter=adapter.id if (adapter := self.adapter_for(gen)) else None,
+            picks=self.picks.count(),
         )
+        loaded = self._adapter
+        if (
+            loaded is not None
+            and gen is not None
+            and loaded.identity
+            not in (
+                gen.identity,
+                self.identity,
+            )
+        ):
+            status.warnings.append(foreign_note(loaded))
+        return status
+
+    def record_pick(self, rel: str, start_line: int, end_line: int, query: str) -> str | None:
+        """Keep a result the user opened (1-based lines of workspace file `rel`) as a pick;
+        returns why it was dropped, or None when it was kept."""
+        pick, why = make_pick(
+            self.root, rel, start_line, end_line, query, self.settings.max_file_bytes
+        )
+        if pick is None:
+            return why
+        try:
+            self.picks.add(pick)
+        except OSError as exc:
+            return f"the pick could not be written ({exc.strerror or exc})"
+        return None
 
     def training_history(self) -> list[dict[str, Any]]:
         return read_history(self.index_dir)

@@ -9,7 +9,8 @@ params, hands work to a thread and maps results to protocol types:
 - queries (`kenning/search`, `kenning/status`, `workspace/symbol`) run on a
   small thread pool, so they are answered while the worker is busy;
 - changes arrive from `didSave` (urgent), `workspace/didChangeWatchedFiles`
-  and a watchdog observer, all into one debounced ChangeQueue.
+  and a watchdog observer, all into one debounced ChangeQueue;
+- `kenning/feedback` (a result the user opened) is kept as a pick, off the loop.
 
 Each `kenning/*` request in server/protocol.py's table has its handler in
 `KENNING_HANDLERS`; the server refuses to start while one is missing.
@@ -40,11 +41,13 @@ from .engine import Engine
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
 from .pools import started_pool
 from .protocol import (
+    HANDLED,
+    KENNING_FEEDBACK,
     KENNING_REINDEX,
     KENNING_SEARCH,
     KENNING_STATUS,
     KENNING_TRAIN,
-    REQUESTS,
+    FeedbackParams,
     KenningProtocol,
     ModelInfo,
     ReindexParams,
@@ -377,6 +380,7 @@ def answer_search(
         generation=outcome.generation,
         partial=outcome.partial,
         notes=outcome.notes,
+        adapter=outcome.adapter,
         weights=outcome.weights if params.explain else None,
     )
 
@@ -400,6 +404,8 @@ def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
         warnings=status.warnings,
         last_training=status.training[-1] if status.training else None,
         training=current.to_json() if current else None,
+        adapter=status.adapter,
+        picks=status.picks,
     )
 
 
@@ -491,6 +497,32 @@ async def on_train(ls: KenningLanguageServer, params: TrainParams) -> TrainRespo
     return TrainResponse(started=started, reason=reason)
 
 
+async def on_feedback(ls: KenningLanguageServer, params: FeedbackParams) -> None:
+    """Keep an opened result as a pick. A notification has no answer: what cannot be
+    kept is logged (never the query) and dropped."""
+    try:
+        engine = await ls.ready_engine()
+    except JsonRpcException:
+        log.info("kenning/feedback dropped: Kenning is not running")
+        return
+    if not engine.settings.learn_from_picks:
+        log.debug("kenning/feedback ignored: learn_from_picks is false")
+        return
+    rel = ls.relative_path(params.uri)
+    if rel is None:
+        log.warning("kenning/feedback dropped: %s is not inside the workspace", params.uri)
+        return
+    start, end = params.range.start, params.range.end
+    # LSP ranges are 0-based with an exclusive end (a result's range ends at the start
+    # of the line after it); picks keep 1-based inclusive lines, as results do.
+    last = end.line if end.character == 0 and end.line > start.line else end.line + 1
+    why = await asyncio.get_running_loop().run_in_executor(
+        ls.queries, engine.record_pick, rel, start.line + 1, last, params.query
+    )
+    if why:
+        log.warning("kenning/feedback dropped: %s", why)
+
+
 async def on_workspace_symbol(
     ls: KenningLanguageServer, params: types.WorkspaceSymbolParams
 ) -> list[types.WorkspaceSymbol]:
@@ -508,21 +540,23 @@ KENNING_HANDLERS: dict[str, Callable[..., Any]] = {
     KENNING_STATUS: on_status,
     KENNING_REINDEX: on_reindex,
     KENNING_TRAIN: on_train,
+    KENNING_FEEDBACK: on_feedback,
 }
 
 
 def kenning_features(
     handlers: Mapping[str, Callable[..., Any]],
 ) -> list[tuple[str, Callable[..., Any]]]:
-    """Each request of protocol.py's table with its handler; raises if the two disagree."""
-    missing = [name for name in REQUESTS if name not in handlers]
-    unknown = [name for name in handlers if name not in REQUESTS]
+    """Each request and client notification of protocol.py's table with its handler;
+    raises if the two disagree."""
+    missing = [name for name in HANDLED if name not in handlers]
+    unknown = [name for name in handlers if name not in HANDLED]
     if missing or unknown:
         raise RuntimeError(
             f"requests without a handler in lsp.py: {', '.join(missing) or 'none'}; "
             f"handlers without a row in protocol.py's METHODS: {', '.join(unknown) or 'none'}"
         )
-    return [(name, handlers[name]) for name in REQUESTS]
+    return [(name, handlers[name]) for name in HANDLED]
 
 
 def build_server(

@@ -56,11 +56,6 @@ class ModelRef:
         return f"{self.name}@{self.version}"
 
 
-def identity_of(ref: ModelRef, max_seq_length: int) -> str:
-    """Everything a generation's vectors depend on; a change means re-embedding."""
-    return f"{ref.location}|{ref.version}|seq={max_seq_length}"
-
-
 def resolve_model(setting: str) -> ModelRef:
     """Turn the `model` setting into something loadable without a network."""
     if setting in _BUNDLED_ALIASES:
@@ -103,6 +98,12 @@ def pick_device(setting: str) -> str:
     ):
         raise ModelSettingError("device 'mps' was asked for but is not available; use cpu or auto")
     return setting
+
+
+def vector_identity(ref: ModelRef, max_seq_length: int) -> str:
+    """Everything a model's vectors depend on: a generation is built for one identity,
+    and a query adapter is trained against one. A change means new vectors."""
+    return f"{ref.location}|{ref.version}|seq={max_seq_length}"
 
 
 def target_model(index_dir: Path, settings: Settings) -> ModelRef:
@@ -155,27 +156,40 @@ def pickle_files(folder: Path) -> list[str]:
     )
 
 
-def verify_checkpoint(folder: Path) -> dict[str, Any]:
-    """The card of a checkpoint that is safe to load; CheckpointError otherwise."""
+def read_card(
+    folder: Path,
+    what: str,
+    required: tuple[str, ...],
+    card_format: int,
+    error: type[RuntimeError],
+) -> dict[str, Any]:
+    """The card of a trained folder (`what`: checkpoint, adapter) that is complete, of
+    `card_format`, and beside no pickle-format file; `error` says what is wrong."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"checkpoint {folder.name} is missing")
+        raise error(f"{what} {folder.name} is missing")
     try:
         card = json.loads((folder / CARD_NAME).read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {folder.name} has no readable card ({exc})") from exc
-    if not isinstance(card, dict) or any(k not in card for k in _REQUIRED_CARD_FIELDS):
-        raise CheckpointError(f"checkpoint {folder.name} has an incomplete card")
-    if card["format"] != CARD_FORMAT:
-        raise CheckpointError(
-            f"checkpoint {folder.name} has card format {card['format']}, expected {CARD_FORMAT}"
+        raise error(f"{what} {folder.name} has no readable card ({exc})") from exc
+    if not isinstance(card, dict) or any(k not in card for k in required):
+        raise error(f"{what} {folder.name} has an incomplete card")
+    if card["format"] != card_format:
+        raise error(
+            f"{what} {folder.name} has card format {card['format']}, expected {card_format}"
         )
     stray = pickle_files(folder)
     if stray:
-        raise CheckpointError(
-            f"checkpoint {folder.name} holds pickle-format files ({', '.join(stray)}); "
-            "not loading it"
+        raise error(
+            f"{what} {folder.name} holds pickle-format files ({', '.join(stray)}); not loading it"
         )
+    return card
+
+
+def verify_checkpoint(folder: Path) -> dict[str, Any]:
+    """The card of a checkpoint that is safe to load; CheckpointError otherwise."""
+    folder = Path(folder)
+    card = read_card(folder, "checkpoint", _REQUIRED_CARD_FIELDS, CARD_FORMAT, CheckpointError)
     files = card["files"]
     if not isinstance(files, dict) or "model.safetensors" not in files:
         raise CheckpointError(f"checkpoint {folder.name} lists no model.safetensors in its card")

@@ -41,6 +41,7 @@ KENNING_SEARCH = "kenning/search"
 KENNING_STATUS = "kenning/status"
 KENNING_REINDEX = "kenning/reindex"
 KENNING_TRAIN = "kenning/train"
+KENNING_FEEDBACK = "kenning/feedback"
 KENNING_INDEX_CHANGED = "kenning/indexChanged"
 
 SearchMode = Literal["hybrid", "semantic", "lexical"]
@@ -94,6 +95,25 @@ class TrainParams:
     """Start now, skipping the schedule's waiting conditions (never the quality gate)."""
 
 
+@attrs.define
+class FeedbackParams:
+    """A search result the user opened: the strongest signal of what a query means."""
+
+    query: str
+    """The query as the user typed it (kept, cut at a few hundred characters; never logged)."""
+    uri: str
+    """The opened result's file (a `file://` URI or a path inside the workspace)."""
+    range: types.Range
+    """The opened result's range, as `kenning/search` gave it."""
+
+    def check(self) -> None:
+        if not self.query.strip():
+            raise ParamsError("params.query is empty")
+        first, last = self.range.start, self.range.end
+        if (last.line, last.character) < (first.line, first.character):
+            raise ParamsError("params.range.end must not come before params.range.start")
+
+
 # -- results -------------------------------------------------------------------------
 
 
@@ -124,6 +144,8 @@ class SearchResponse:
     """True while the first index is still being built: results come from what is indexed so far."""
     notes: list[str] = attrs.Factory(list)
     """Plain-language remarks: still building, no vectors yet, nothing indexed."""
+    adapter: str | None = None
+    """The query adapter that mapped the query (its id), when one did."""
     weights: Weights | None = None
     """Only with `explain`, in hybrid mode: how much each side counted."""
 
@@ -155,6 +177,10 @@ class StatusResponse:
     """Chunk texts this server process has sent to the model."""
     index_bytes: int = 0
     warnings: list[str] = attrs.Factory(list)
+    adapter: str | None = None
+    """The query adapter searches apply (its id), when there is one."""
+    picks: int = 0
+    """Opened search results kept to learn from (`kenning/feedback`)."""
 
 
 @attrs.define
@@ -198,12 +224,22 @@ class Notification:
     params: type
 
 
+@attrs.frozen
+class ClientNotification:
+    """A notification the client sends (lsp.py holds the handler); nothing answers it,
+    so params that fail validation are logged and dropped."""
+
+    name: str
+    params: type
+
+
 # Adding a request: its params and result classes above, a row here, a handler in lsp.py.
-METHODS: tuple[Request | Notification, ...] = (
+METHODS: tuple[Request | Notification | ClientNotification, ...] = (
     Request(KENNING_SEARCH, SearchParams, SearchResponse),
     Request(KENNING_STATUS, StatusParams, StatusResponse),
     Request(KENNING_REINDEX, ReindexParams, ReindexResponse),
     Request(KENNING_TRAIN, TrainParams, TrainResponse),
+    ClientNotification(KENNING_FEEDBACK, FeedbackParams),
     Notification(KENNING_INDEX_CHANGED, IndexChanged),
 )
 
@@ -243,9 +279,33 @@ def _outgoing_classes(roots: Iterable[Any]) -> tuple[type, ...]:
     return tuple(found)
 
 
+def _notification_class(notification: ClientNotification) -> type:
+    """The message class pygls' RPCNotification protocol expects (method, params, jsonrpc)."""
+    return attrs.make_class(
+        notification.params.__name__.removesuffix("Params") + "Notification",
+        {
+            "params": attrs.field(type=notification.params),
+            "method": attrs.field(type=str, default=notification.name),
+            "jsonrpc": attrs.field(type=str, default="2.0"),
+        },
+    )
+
+
 REQUESTS: dict[str, Request] = {m.name: m for m in METHODS if isinstance(m, Request)}
 REQUEST_TYPES: dict[str, type] = {name: _request_class(r) for name, r in REQUESTS.items()}
-RESULT_TYPES = _outgoing_classes(m.result if isinstance(m, Request) else m.params for m in METHODS)
+CLIENT_NOTIFICATIONS: dict[str, ClientNotification] = {
+    m.name: m for m in METHODS if isinstance(m, ClientNotification)
+}
+NOTIFICATION_TYPES: dict[str, type] = {
+    name: _notification_class(n) for name, n in CLIENT_NOTIFICATIONS.items()
+}
+HANDLED = {**REQUESTS, **CLIENT_NOTIFICATIONS}
+"""Every method the client sends that lsp.py must handle."""
+RESULT_TYPES = _outgoing_classes(
+    m.result if isinstance(m, Request) else m.params
+    for m in METHODS
+    if not isinstance(m, ClientNotification)
+)
 """Kenning's types the server sends (results, notification params and the classes they hold);
 `make_converter` leaves their optional fields out while None."""
 
@@ -255,6 +315,15 @@ class RejectedRequest:
     """A request whose params failed validation; answered with InvalidParams."""
 
     id: int | str
+    method: str
+    message: str
+    jsonrpc: str = "2.0"
+
+
+@attrs.define
+class RejectedNotification:
+    """A notification whose params failed validation; logged and dropped (nothing answers)."""
+
     method: str
     message: str
     jsonrpc: str = "2.0"
@@ -372,9 +441,15 @@ class KenningProtocol(LanguageServerProtocol):
     """
 
     def get_message_type(self, method: str) -> type | None:  # type: ignore[override]
-        return REQUEST_TYPES.get(method) or super().get_message_type(method)
+        return (
+            REQUEST_TYPES.get(method)
+            or NOTIFICATION_TYPES.get(method)
+            or super().get_message_type(method)
+        )
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" in data and "id" not in data and data.get("method") in CLIENT_NOTIFICATIONS:
+            return self._structure_notification(data)
         if "jsonrpc" not in data or "method" not in data or "id" not in data:
             return super().structure_message(data)
         method = data["method"]
@@ -394,7 +469,20 @@ class KenningProtocol(LanguageServerProtocol):
                 id=data["id"], method=method, message=f"Invalid params: {reason}"
             )
 
+    def _structure_notification(self, data: dict[str, Any]) -> Any:
+        method = data["method"]
+        try:
+            params = structure_params(data.get("params"), CLIENT_NOTIFICATIONS[method].params)
+        except ParamsError as exc:
+            return RejectedNotification(method=method, message=f"Invalid params: {exc}")
+        return NOTIFICATION_TYPES[method](params=params, method=method, jsonrpc=data["jsonrpc"])
+
     def handle_message(self, message: Any) -> None:
+        if isinstance(message, RejectedNotification):
+            # Nothing answers a notification: say why it was dropped in the log (the
+            # message names the field, never the query's text).
+            log.warning("%s dropped: %s", message.method, message.message)
+            return
         if isinstance(message, RejectedRequest):
             log.warning("%s: %s", message.method, message.message)
             if not self._shutdown:

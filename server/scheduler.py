@@ -1,16 +1,20 @@
 """When to retrain, and the daemon's side of a run (docs/design.md, the retraining path).
 
-`why_not` and `next_due` are the whole policy, as plain functions: a run
-starts when the schedule says it is due, the index is idle, enough code
-changed since the last run, and there is a GPU or `train.on_cpu` allows the
-CPU. `kenning/train` asks for a run now, skipping the schedule; with
-`force` it skips every waiting condition (never the quality gate, which
-lives in the trainer).
+`why_not`, `parts_for` and `next_due` are the whole policy, as plain
+functions: a run starts when the schedule says it is due, the index is idle,
+enough code changed (or enough results were picked) since the last run, and
+there is something it may train: the full model needs a GPU or
+`train.on_cpu`, the query adapter (`train.adapter`, seconds on a CPU) needs
+neither. `kenning/train` asks for a run now, skipping the schedule; with
+`force` it skips every waiting condition and trains the full model even on
+a CPU (never the quality gate, which lives in the trainer).
 
 `Scheduler` is a thread that checks the policy every `poll_s` seconds and
-runs one `TrainProcess` at a time. After a promotion it asks the index
-worker to re-embed into a new generation and switch (server/worker.py);
-the old generation answers every search until then.
+runs one `TrainProcess` at a time. After a model promotion it asks the
+index worker to re-embed into a new generation and switch (server/worker.py);
+the old generation answers every search until then. An adapter promotion
+needs nothing from it: the engine looks at the adapter pointer on every
+search, so the next search uses the new adapter.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ QUIET_S = 60.0
 """A scheduled run waits for the index to have been quiet this long (a burst of
 saves or a checkout is usually followed by more)."""
 MARK_KEY = "train_vector_mark"
+MIN_NEW_PICKS = 10
+"""Opened results since the last run that make a run worth it even without new code."""
 
 
 @dataclass(frozen=True)
@@ -46,20 +52,31 @@ class Conditions:
     on_cpu: bool
     new_chunks: int
     min_new_chunks: int
+    adapter: bool = False
+    """`train.adapter`: a query adapter may be trained, GPU or not."""
+    new_picks: int = 0
 
 
 def why_not(c: Conditions) -> str | None:
     """None when a run may start now; otherwise the one-line reason it waits."""
     if c.busy:
         return f"waiting for the index to be idle: {c.busy}"
-    if not c.has_gpu and not c.on_cpu:
+    if not c.has_gpu and not c.on_cpu and not c.adapter:
         return "no GPU here and train.on_cpu is false (use force to train on the CPU now)"
-    if c.new_chunks < c.min_new_chunks:
+    if c.new_chunks < c.min_new_chunks and c.new_picks < MIN_NEW_PICKS:
         return (
-            f"{c.new_chunks} chunks changed since the last run; "
-            f"train.min_new_chunks is {c.min_new_chunks}"
+            f"{c.new_chunks} chunks changed and {c.new_picks} results were picked since the "
+            f"last run; train.min_new_chunks is {c.min_new_chunks}"
         )
     return None
+
+
+def parts_for(c: Conditions, forced: bool) -> str:
+    """What a run trains: the full model where it may (a GPU, `train.on_cpu`, or forced),
+    with an adapter on top when `train.adapter`; otherwise the adapter alone."""
+    if c.has_gpu or c.on_cpu or forced:
+        return "both" if c.adapter else "model"
+    return "adapter"
 
 
 def next_due(last_run_at: float | None, interval_s: float | None) -> float | None:
@@ -77,6 +94,8 @@ class TrainingState:
     """training, then re-embedding after a promotion."""
     started_at: float
     forced: bool
+    parts: str = "both"
+    """What the run trains: model, adapter or both (`parts_for`)."""
     message: str = ""
     step: int | None = None
     steps: int | None = None
@@ -144,23 +163,27 @@ class Scheduler:
 
     def request(self, force: bool) -> tuple[bool, str | None]:
         """`kenning/train`: start a run now if allowed; (started, why not)."""
+        conditions = self.conditions(quiet_s=0.0)
         if not force:
-            reason = why_not(self.conditions(quiet_s=0.0))
+            reason = why_not(conditions)
             if reason:
                 return False, reason
-        return self._start(forced=force)
+        return self._start(forced=force, parts=parts_for(conditions, force))
 
     # -- the policy's inputs -------------------------------------------------------------
 
     def conditions(self, quiet_s: float) -> Conditions:
         settings = self.engine.settings.train
         busy = self.worker.busy_reason(quiet_s)
+        picks = self.engine.settings.learn_from_picks
         return Conditions(
             busy=busy,
             has_gpu=self.has_gpu() if not busy else False,
             on_cpu=settings.on_cpu,
             new_chunks=self.new_chunks(),
             min_new_chunks=settings.min_new_chunks,
+            adapter=settings.adapter,
+            new_picks=self.engine.picks.count_since(self.last_run_at() or 0.0) if picks else 0,
         )
 
     def has_gpu(self) -> bool:
@@ -205,11 +228,12 @@ class Scheduler:
         due = next_due(self.last_run_at(), self.engine.settings.train.interval_s)
         if due is None or time.time() < due:
             return
-        reason = why_not(self.conditions(self.quiet_s))
+        conditions = self.conditions(self.quiet_s)
+        reason = why_not(conditions)
         if reason:
             log.debug("retraining is due but %s", reason)
             return
-        started, reason = self._start(forced=False)
+        started, reason = self._start(forced=False, parts=parts_for(conditions, False))
         if not started:
             log.info("scheduled retraining did not start: %s", reason)
 
@@ -232,7 +256,7 @@ class Scheduler:
 
     # -- one run -------------------------------------------------------------------------
 
-    def _start(self, forced: bool) -> tuple[bool, str | None]:
+    def _start(self, forced: bool, parts: str) -> tuple[bool, str | None]:
         with self._lock:
             if self._stop.is_set():
                 return False, "the server is shutting down"
@@ -240,7 +264,9 @@ class Scheduler:
                 return False, f"a training run is already in progress ({self._current.phase})"
             if self.worker.swapping:
                 return False, "the index is switching to a newly trained model"
-            self._current = TrainingState(phase="training", started_at=time.time(), forced=forced)
+            self._current = TrainingState(
+                phase="training", started_at=time.time(), forced=forced, parts=parts
+            )
             self._runner = threading.Thread(target=self._run, name="kenning-train", daemon=True)
             self._runner.start()
         return True, None
@@ -254,7 +280,7 @@ class Scheduler:
         process = TrainProcess(
             engine.root,
             settings_to_dict(settings),
-            {},  # the child takes the run's options from the train.* settings
+            {"parts": state.parts},  # the rest comes from the train.* settings
             engine.index_dir / "trainer",
             self._child_event,
         )

@@ -27,6 +27,7 @@ import numpy as np
 import pathspec
 
 from . import priors
+from .adapters import QueryAdapter
 from .fusion import Candidate, Weights, fuse
 from .pools import started_pool
 from .query_shape import QueryShape, name_parts, shape_of, whole_term
@@ -198,6 +199,8 @@ class SearchOutcome:
     partial: bool = False
     """True while the index is still being built: results come from what is indexed so far."""
     notes: list[str] = field(default_factory=list)
+    adapter: str | None = None
+    """The query adapter that mapped the query's vector (its id), or None."""
     weights: Weights | None = None
     """How the two sides were weighed for this query (hybrid mode)."""
     load_ms: float = 0.0
@@ -214,12 +217,14 @@ def search(
     mode: str = "hybrid",
     paths: Sequence[str] = (),
     model_label: str = "",
+    adapter: QueryAdapter | None = None,
     ranking: Ranking = DEFAULT,
     explain: bool = False,
 ) -> SearchOutcome:
     """Search the index. `embedder`/`gen` may be None when no vectors exist yet;
-    then hybrid falls back to lexical and says so in `notes`. With `explain`,
-    every result carries its `Explanation`."""
+    then hybrid falls back to lexical and says so in `notes`. `adapter` maps the
+    query's vector before the vector search (trained for `gen`'s vectors). With
+    `explain`, every result carries its `Explanation`."""
     start = time.perf_counter()
     if mode not in MODES:
         raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -241,6 +246,7 @@ def search(
     if plan.note:
         notes.append(plan.note)
     mode = plan.mode
+    use_dense = plan.dense and shape.has_words
     if not shape.has_words:
         # Punctuation alone means nothing to either side: the model would still
         # return its nearest chunks, which would only look like an answer.
@@ -249,12 +255,13 @@ def search(
         notes.append("the query has only common words (the, of, ...): the words' side skipped them")
     dense, lexical = _sides(
         store,
-        embedder if plan.dense and shape.has_words else None,
+        embedder if use_dense else None,
         gen,
         shape,
         lexical=mode != "semantic" and shape.has_words,
         pool=pool,
         ranking=ranking,
+        adapter=adapter,
     )
 
     candidates, weights = fuse(dense, lexical, mode, shape, ranking)
@@ -275,6 +282,7 @@ def search(
         generation=gen.id if gen else None,
         notes=notes,
         weights=weights if mode == "hybrid" else None,
+        adapter=adapter.id if adapter is not None and use_dense else None,
     )
 
 
@@ -287,9 +295,10 @@ def _sides(
     lexical: bool,
     pool: int,
     ranking: Ranking,
+    adapter: QueryAdapter | None = None,
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
     """Each side's candidates, (chunk id, score) best first: the model's when an
-    `embedder` is given, the words' when `lexical`."""
+    `embedder` is given (its query vector mapped by `adapter`), the words' when `lexical`."""
     dense: list[tuple[int, float]] = []
     pending: Future[list[tuple[int, float]]] | None = None
     if lexical and embedder is not None:
@@ -301,6 +310,8 @@ def _sides(
     if embedder is not None:
         assert gen is not None  # an embedder is passed only with vectors to search
         qvec = embedder.encode_query(shape.text)  # (dim,)
+        if adapter is not None:
+            qvec = adapter.apply(qvec)  # (dim,): a matrix product, no chunk re-embedded
         hits = store.dense_search(gen, qvec, pool)
         owners = store.chunks_for_embeddings([eid for eid, _ in hits])
         for eid, sim in hits:

@@ -73,6 +73,9 @@ class TrainSettings:
     """Learning rate of a run."""
     max_pairs: int = 2000
     """Training pairs kept per run (a seeded sample): bounds the run's length."""
+    adapter: bool = True
+    """Whether runs also train a query adapter (seconds on a CPU, swapped in instantly);
+    the daemon trains one on schedule even without a GPU."""
 
     @property
     def interval_s(self) -> float | None:
@@ -128,6 +131,8 @@ class Settings:
     vector_index: str = "auto"
     """`exact`, `hnsw` (approximate, for millions of chunks) or `auto` (HNSW from
     `vector_index.HNSW_MIN_VECTORS` vectors on)."""
+    learn_from_picks: bool = True
+    """Keep the search results people open (`kenning/feedback`) and train on them."""
     train: TrainSettings = field(default_factory=TrainSettings)
     scale: ScaleSettings = field(default_factory=ScaleSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)

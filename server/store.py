@@ -35,7 +35,7 @@ from typing import Self
 import numpy as np
 
 from . import fts
-from .database import Database, StoreError
+from .database import DB_NAME, Database, StoreError
 from .ranking import PROSE_LANGUAGES
 from .vector_index import VectorFiles
 from .vectors import VectorIndex
@@ -592,3 +592,39 @@ class Store(Database):
         return self.conn.execute(
             "SELECT COUNT(*) FROM embeddings WHERE gen = ?", (gen_id,)
         ).fetchone()[0]
+
+
+def read_index_vectors(index_dir: Path, identity: str) -> dict[str, np.ndarray] | None:
+    """Chunk-text hash -> float32 vector of the generation built for `identity` (the
+    active one first), read through a read-only connection; None when the index has none.
+
+    The trainer reads the index this way, from its own process, while the
+    daemon may be writing it (WAL lets a reader run beside the writer).
+    """
+    path = Path(index_dir) / DB_NAME
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT id, dim FROM generations WHERE identity = ? AND state != 'retired' "
+            "ORDER BY state = 'active' DESC, id DESC LIMIT 1",
+            (identity,),
+        ).fetchone()
+        if row is None:
+            return None
+        gen_id, dim = row
+        out = {}
+        for chunk_hash, blob in conn.execute(
+            "SELECT hash, vec FROM embeddings WHERE gen = ?", (gen_id,)
+        ):
+            if len(blob) == dim * 2:
+                out[chunk_hash] = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+        return out
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()

@@ -83,6 +83,18 @@ def test_a_scored_package_keeps_its_score_once_the_answers_are_gone(results):
     assert quality.score("kenning-hybrid", "flask") == fresh
 
 
+def test_the_learning_benchmarks_ranks_are_no_quality_method(results):
+    write_corpus(results, "flask", [query(1)])
+    quality.write_results(
+        "kenning-hybrid", "flask", [quality.Answer("flask:1", 3.0, [quality.Span("a.py", 4, 9)])]
+    )
+    ranks = results / "results" / "learning"
+    ranks.mkdir()
+    (ranks / "flask-full-adapter-s42.jsonl").write_text('{"id": "flask:1", "hybrid": 1.0}\n')
+
+    assert quality.methods_with_results() == ["kenning-hybrid"]
+
+
 def test_a_method_that_never_ran_on_a_package_scores_as_unanswered(results):
     write_corpus(results, "flask", [query(1)])
     missing = quality.score("semble", "flask")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 import pytest
 from kenning.server.lsp import KENNING_HANDLERS, build_server, kenning_features
@@ -10,13 +12,17 @@ from kenning.server.protocol import (
     KENNING_TRAIN,
     METHODS,
     REQUESTS,
+    ClientNotification,
+    FeedbackParams,
     ModelInfo,
-    Request,
+    Notification,
+    ParamsError,
     SearchHit,
     SearchParams,
     SearchResponse,
     StatusResponse,
     make_converter,
+    structure_params,
 )
 from lsprotocol import types
 
@@ -98,7 +104,48 @@ def test_results_keep_snake_case_names_and_drop_unset_optional_fields_at_every_d
     assert untrained["model"] == {"name": "m", "version": "base"}
 
 
-def test_notifications_are_rows_but_need_no_handler():
-    notifications = [m.name for m in METHODS if not isinstance(m, Request)]
-    assert notifications == ["kenning/indexChanged"]
+def test_server_notifications_are_rows_but_need_no_handler():
+    sent = [m.name for m in METHODS if isinstance(m, Notification)]
+    assert sent == ["kenning/indexChanged"]
     assert "kenning/indexChanged" not in KENNING_HANDLERS
+
+
+RANGE = {"start": {"line": 4, "character": 0}, "end": {"line": 9, "character": 0}}
+
+
+def test_client_notifications_are_rows_and_are_handled():
+    received = [m.name for m in METHODS if isinstance(m, ClientNotification)]
+    assert received == ["kenning/feedback"]
+    ls = build_server()
+    assert "kenning/feedback" in ls.protocol.fm.features
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"uri": "file:///w/a.py", "range": RANGE}, "params.query is required"),
+        ({"query": " ", "uri": "file:///w/a.py", "range": RANGE}, "params.query is empty"),
+        ({"query": "q", "uri": 5, "range": RANGE}, "params.uri must be a string"),
+        ({"query": "q", "uri": "a.py"}, "params.range is required"),
+        (
+            {
+                "query": "q",
+                "uri": "a.py",
+                "range": {**RANGE, "start": {"line": -1, "character": 0}},
+            },
+            "params.range.start is invalid (Position.line should be in range",
+        ),
+        (
+            {"query": "q", "uri": "a.py", "range": {"start": RANGE["end"], "end": RANGE["start"]}},
+            "params.range.end must not come before params.range.start",
+        ),
+    ],
+)
+def test_feedback_params_are_checked_and_name_the_field(params, message):
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        structure_params(params, FeedbackParams)
+
+
+def test_good_feedback_params_arrive_typed():
+    params = structure_params({"query": "q", "uri": "a.py", "range": RANGE}, FeedbackParams)
+    assert params.range.end.line == 9 and params.query == "q"

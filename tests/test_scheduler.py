@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from kenning.server.scheduler import Conditions, next_due, why_not
+from kenning.server.scheduler import MIN_NEW_PICKS, Conditions, next_due, parts_for, why_not
 from kenning.server.settings import SettingsError, TrainSettings, load_settings
 
 READY = Conditions(busy=None, has_gpu=True, on_cpu=False, new_chunks=500, min_new_chunks=200)
@@ -19,7 +19,11 @@ def test_a_run_starts_when_idle_with_a_gpu_and_enough_new_code():
     [
         ({"busy": "the first index is still being built"}, "waiting for the index to be idle"),
         ({"has_gpu": False}, "no GPU here and train.on_cpu is false"),
-        ({"new_chunks": 199}, "199 chunks changed since the last run; train.min_new_chunks is 200"),
+        (
+            {"new_chunks": 199},
+            "199 chunks changed and 0 results were picked since the last run; "
+            "train.min_new_chunks is 200",
+        ),
     ],
 )
 def test_each_unmet_condition_is_named(change, reason):
@@ -28,6 +32,22 @@ def test_each_unmet_condition_is_named(change, reason):
 
 def test_on_cpu_allows_a_machine_without_a_gpu():
     assert why_not(Conditions(**{**READY.__dict__, "has_gpu": False, "on_cpu": True})) is None
+
+
+def test_without_a_gpu_the_adapter_alone_is_trained_on_schedule():
+    cpu_only = Conditions(**{**READY.__dict__, "has_gpu": False, "adapter": True})
+    assert why_not(cpu_only) is None
+    assert parts_for(cpu_only, forced=False) == "adapter"
+    # Forced (kenning/train with force), the full model is trained on the CPU too.
+    assert parts_for(cpu_only, forced=True) == "both"
+    assert parts_for(Conditions(**{**READY.__dict__, "adapter": True}), forced=False) == "both"
+    assert parts_for(READY, forced=False) == "model"  # train.adapter is false
+
+
+def test_enough_picks_start_a_run_without_new_code():
+    quiet = Conditions(**{**READY.__dict__, "new_chunks": 0, "adapter": True})
+    assert "0 results were picked" in why_not(quiet)
+    assert why_not(Conditions(**{**quiet.__dict__, "new_picks": MIN_NEW_PICKS})) is None
 
 
 def test_the_schedule_counts_from_the_last_run():

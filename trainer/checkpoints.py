@@ -9,6 +9,8 @@ Layout under the workspace's index directory::
       promoted.json         {"checkpoint": id, "previous": [...]}: the model in use
       history.jsonl         one JSON object per run, promoted or not
       training.png          loss and held-out MRR across runs
+      adapters/<id>/        a query adapter: adapter.safetensors plus card.json, written last
+      adapter.json          {"adapter": id, "previous": [...]}: the adapter in use
 
 Nothing here is saved or loaded with pickle: a checkpoint folder that holds a
 pickle-format file (`*.bin`, `*.pt`, `*.pkl`, ...) is refused, and so is one
@@ -29,9 +31,19 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from kenning.server.adapters import (
+    ADAPTER_FORMAT,
+    ADAPTER_POINTER,
+    MATRIX_KEY,
+    WEIGHTS_NAME,
+    adapters_dir,
+    load_adapter,
+    read_adapter_pointer,
+)
 
 # The read side (pointer, cards, history) lives in the core, where the engine
 # and the daemon read it; re-exported here for the trainer's callers.
@@ -57,6 +69,7 @@ from kenning.server.models import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
@@ -76,6 +89,9 @@ __all__ = [
     "pickle_files",
     "pointer_path",
     "promote",
+    "promote_adapter",
+    "retire_adapter",
+    "save_adapter",
     "promoted_checkpoint",
     "promoted_model",
     "read_history",
@@ -110,11 +126,8 @@ def save_checkpoint(
     last, and the folder renamed into place: a half-written checkpoint never
     has a final name.
     """
-    cid = checkpoint_id or new_checkpoint_id()
-    root = checkpoints_dir(index_dir)
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cid}-", dir=root))
-    try:
+
+    def write(tmp: Path) -> list[Path]:
         model.save(str(tmp), safe_serialization=True, create_model_card=False)
         stray = pickle_files(tmp)
         if stray:
@@ -124,16 +137,36 @@ def save_checkpoint(
         weights = sorted(p for p in tmp.rglob("*.safetensors"))
         if not weights:
             raise CheckpointError("saving wrote no safetensors weights")
+        return weights
+
+    return _write_folder(checkpoints_dir(index_dir), checkpoint_id, write, card, CARD_FORMAT)
+
+
+def _write_folder(
+    root: Path,
+    folder_id: str | None,
+    write: Callable[[Path], list[Path]],
+    card: Mapping[str, Any],
+    card_format: int,
+) -> Path:
+    """A new owner-only folder under `root`: `write(tmp)` puts the weights in a temporary
+    folder and returns them, their sha256 sums go into the card, written last, and the
+    folder is renamed into place (a half-written one never has a final name)."""
+    fid = folder_id or new_checkpoint_id()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{fid}-", dir=root))
+    try:
+        weights = write(tmp)
         full = dict(card)
         full.update(
-            format=CARD_FORMAT,
-            id=cid,
+            format=card_format,
+            id=fid,
             files={str(p.relative_to(tmp)): file_sha256(p) for p in weights},
             created_at=full.get("created_at") or time.time(),
         )
         write_json_atomic(tmp / CARD_NAME, full)
         _make_private(tmp)
-        final = root / cid
+        final = root / fid
         os.replace(tmp, final)
         return final
     except BaseException:
@@ -204,6 +237,56 @@ def discard(index_dir: Path, checkpoint_id: str) -> None:
     shutil.rmtree(checkpoints_dir(index_dir) / checkpoint_id, ignore_errors=True)
 
 
+# -- query adapters --------------------------------------------------------------------
+
+
+def save_adapter(index_dir: Path, matrix: np.ndarray, card: Mapping[str, Any]) -> Path:
+    """Write a new adapter folder (matrix as safetensors, then its card); returns it.
+
+    `card` must name the `identity`, `model` and `dim` it was trained for. Like a
+    checkpoint, it is written into a temporary folder and renamed into place.
+    """
+    from safetensors.numpy import save_file
+
+    def write(tmp: Path) -> list[Path]:
+        save_file({MATRIX_KEY: matrix}, str(tmp / WEIGHTS_NAME))
+        return [tmp / WEIGHTS_NAME]
+
+    return _write_folder(adapters_dir(index_dir), None, write, card, ADAPTER_FORMAT)
+
+
+def promote_adapter(index_dir: Path, adapter_id: str) -> None:
+    """Make `adapter_id` the adapter in use, in one atomic rename (after checking it loads)."""
+    load_adapter(adapters_dir(index_dir) / adapter_id)
+    old = read_adapter_pointer(index_dir)
+    write_json_atomic(
+        trainer_dir(index_dir) / ADAPTER_POINTER,
+        {
+            "adapter": adapter_id,
+            "replaced": old["adapter"] if old else None,
+            "promoted_at": time.time(),
+        },
+    )
+    # An adapter is a few hundred kilobytes and retrains in seconds: the history
+    # keeps the record of the replaced one, the folder goes.
+    _keep_adapters(index_dir, {adapter_id})
+
+
+def retire_adapter(index_dir: Path) -> str | None:
+    """Stop using the current adapter (a new model was promoted: the adapter belongs to the
+    old model's vectors). Returns its id; its folder goes with the next cleanup."""
+    old = read_adapter_pointer(index_dir)
+    (trainer_dir(index_dir) / ADAPTER_POINTER).unlink(missing_ok=True)
+    return old["adapter"] if old else None
+
+
+def _keep_adapters(index_dir: Path, keep: set[str]) -> None:
+    root = adapters_dir(index_dir)
+    for folder in root.iterdir() if root.is_dir() else []:
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 # -- one run at a time ----------------------------------------------------------------
 
 LOCK_NAME = "run.lock"
@@ -263,7 +346,16 @@ def remove_leftovers(index_dir: Path) -> list[str]:
         if stale:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(f"work/{folder.name}")
-    for tmp in trainer_dir(index_dir).glob(f".{POINTER_NAME}-*"):
+    in_use = (read_adapter_pointer(index_dir) or {}).get("adapter")
+    adir = adapters_dir(index_dir)
+    for folder in sorted(adir.iterdir()) if adir.is_dir() else []:
+        if folder.name != in_use:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"adapters/{folder.name}")
+    for tmp in [
+        *trainer_dir(index_dir).glob(f".{POINTER_NAME}-*"),
+        *trainer_dir(index_dir).glob(f".{ADAPTER_POINTER}-*"),
+    ]:
         tmp.unlink(missing_ok=True)
         removed.append(tmp.name)
     return removed

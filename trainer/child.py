@@ -73,17 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass  # already at the lowest priority allowed
     _exit_when_parent_goes(sys.stdin)
 
+    from kenning.server.settings import load_settings, resolve_workspace
+
     from .checkpoints import TrainingBusy
     from .options import TrainOptions
     from .run import train_workspace
 
     try:
-        # The daemon sends only what differs from the workspace's train.* settings.
-        changes = json.loads(args.options)
-        options = TrainOptions(**changes) if changes else None
+        # The daemon sends only what differs from the workspace's train.* settings
+        # (which parts to train).
+        settings = json.loads(args.settings)
+        train = load_settings(resolve_workspace(args.workspace), cli=settings).train
+        options = TrainOptions.from_settings(train, **json.loads(args.options))
         result = train_workspace(
             args.workspace,
-            json.loads(args.settings),
+            settings,
             options,
             say=lambda line: _emit(out, {"say": line}),
             callbacks=[_step_reporter(out)],

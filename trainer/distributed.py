@@ -71,15 +71,16 @@ def train_replica(
     train (mining is deterministic), then its share of the training; what it
     returns is not reported."""
     from .finetune import finetune
-    from .run import TrainResult, _finetune_config, _skip_reason, _work_dir
+    from .model_step import finetune_config, run_dir
+    from .run import TrainResult, model_skip_reason
 
-    reason = _skip_reason(prep, options)
+    reason = model_skip_reason(prep, options)
     if not reason:
-        config = _finetune_config(prep, options)
+        config = finetune_config(prep, options)
         finetune(
             prep.current.location,
             prep.train,
-            _work_dir(prep, config),
+            run_dir(prep, config),
             config,
             callbacks=callbacks,
             load_model=load_model,

@@ -17,6 +17,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from kenning.server.chunking import Chunk
@@ -43,16 +44,18 @@ def split_by_file(
     *,
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
     seed: int = DEFAULT_SEED,
+    key: Callable[[Pair], str] = lambda p: p.path,
 ) -> Split:
     """Put whole files on one side: files in a seeded random order go to the
     held-out side until it has `heldout_fraction` of the pairs, the rest train.
 
     Every file's pairs land on one side only; at least one file is held out
-    when there are two or more files.
+    when there are two or more files. `key` groups by something else than the
+    file (picks are split by their query); `*_files` then list those groups.
     """
     by_file: dict[str, list[Pair]] = {}
     for p in pairs:
-        by_file.setdefault(p.path, []).append(p)
+        by_file.setdefault(key(p), []).append(p)
     files = sorted(by_file)
     random.Random(seed).shuffle(files)
     target = heldout_fraction * len(pairs)
@@ -66,8 +69,8 @@ def split_by_file(
     held = set(heldout_files)
     train_files = [f for f in files if f not in held]
     return Split(
-        train=[p for p in pairs if p.path not in held],
-        heldout=[p for p in pairs if p.path in held],
+        train=[p for p in pairs if key(p) not in held],
+        heldout=[p for p in pairs if key(p) in held],
         train_files=sorted(train_files),
         heldout_files=sorted(heldout_files),
     )
@@ -133,24 +136,58 @@ class Corpus:
     def __init__(self, chunks: Sequence[Chunk]):
         self.hashes, self.texts = corpus_texts(chunks)
         self._row = {h: i for i, h in enumerate(self.hashes)}
+        path_of: dict[str, str] = {}
+        for c in chunks:
+            path_of.setdefault(c.hash, c.path)
+        self.paths = [path_of[h] for h in self.hashes]
+        """The file of each row (of the first chunk with that text)."""
 
     def __len__(self) -> int:
         return len(self.texts)
 
-    def evaluate(self, encode: Encoder, heldout: Sequence[Pair]) -> Metrics:
+    def embed(self, encode: Encoder) -> np.ndarray:
+        """Every chunk's vector under `encode`, in the order of `hashes`; (n_chunks, dim)."""
+        return encode(self.texts) if self.texts else np.zeros((0, 1), np.float32)
+
+    def row(self, chunk_hash: str | None) -> int:
+        """The row of the chunk with this text hash, or -1."""
+        return self._row.get(chunk_hash, -1) if chunk_hash is not None else -1
+
+    def evaluate(
+        self,
+        encode: Encoder,
+        heldout: Sequence[Pair],
+        *,
+        chunk_vecs: np.ndarray | None = None,
+        query_map: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Metrics:
+        """Embed the held-out pairs (and the chunks, unless `chunk_vecs` are given) and
+        rank them; `query_map` (a query adapter) moves the query vectors first."""
+        if not heldout:
+            return Metrics(0.0, 0.0, 0.0, 0, len(self))
+        chunk_vecs = self.embed(encode) if chunk_vecs is None else chunk_vecs
+        query_vecs = encode([p.anchor for p in heldout])  # (n_queries, dim)
+        if query_map is not None:
+            query_vecs = query_map(query_vecs)
+        pos_vecs = encode([p.positive for p in heldout])  # (n_queries, dim)
+        return self.score(query_vecs, pos_vecs, chunk_vecs, heldout)
+
+    def score(
+        self,
+        query_vecs: np.ndarray,
+        pos_vecs: np.ndarray,
+        chunk_vecs: np.ndarray,
+        heldout: Sequence[Pair],
+    ) -> Metrics:
         """Rank every held-out pair's positive for its anchor; return the metrics.
 
-        For the queries of one kind the candidates are all workspace chunks,
-        minus the chunks their positives were cut from, plus those positives.
-        A tie counts in the positive's favour.
+        For the queries of one kind the candidates are all workspace chunks
+        (`chunk_vecs`, in the order of `hashes`), minus the chunks their
+        positives were cut from, plus those positives. A tie counts in the
+        positive's favour.
         """
         if not heldout:
             return Metrics(0.0, 0.0, 0.0, 0, len(self))
-        chunk_vecs = (
-            encode(self.texts) if self.texts else np.zeros((0, 1), np.float32)
-        )  # (n_chunks, dim)
-        query_vecs = encode([p.anchor for p in heldout])  # (n_queries, dim)
-        pos_vecs = encode([p.positive for p in heldout])  # (n_queries, dim)
         ranks = np.zeros(len(heldout), dtype=np.int64)
         kinds = sorted({p.kind for p in heldout})
         for kind in kinds:
@@ -184,6 +221,25 @@ class Corpus:
             by_kind=by_kind,
             ranks=[int(r) for r in ranks],
         )
+
+
+class Gated:
+    """What a gated result has in common (a dataclass with `status`, `before`, `after`):
+    whether it was promoted, and its JSON with the metrics' own."""
+
+    status: str
+    before: Metrics | None
+    after: Metrics | None
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+        data["before"] = self.before.to_json() if self.before else None
+        data["after"] = self.after.to_json() if self.after else None
+        return data
 
 
 @dataclass

@@ -26,6 +26,9 @@ DEFAULT_MAX_COMMITS = 300
 
 @dataclass(frozen=True)
 class TrainOptions:
+    parts: str = "both"
+    """What a run trains: `model` (full fine-tune), `adapter` (query adapter) or `both`
+    (the fine-tune, then an adapter for whichever model serves after it)."""
     epochs: int = _SETTINGS.epochs
     batch_size: int = _SETTINGS.batch_size
     lr: float = _SETTINGS.lr
@@ -67,4 +70,5 @@ class TrainOptions:
             for f in dataclasses.fields(TrainSettings)
             if f.name in names
         }
+        chosen["parts"] = "both" if train.adapter else "model"
         return cls(**{**chosen, **changes})

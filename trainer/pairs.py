@@ -27,6 +27,10 @@ Kinds (each counted separately, so their value can be measured):
 - ``test``: a test's name, in words -> the workspace definition it calls whose name it shares.
 - ``docs``: a README/docs section -> a definition it names in backticks.
 - ``commit``: a commit message -> the largest hunk it changed (recent history only).
+- ``identifier``: a definition's name, split into words -> its code as the index holds it
+  (a weak signal, like signatures: training only).
+- ``pick``: a query someone typed -> the result they opened (`kenning/feedback`); not
+  mined from files but read from the index folder (`pick_pairs`).
 """
 
 from __future__ import annotations
@@ -60,11 +64,23 @@ from .options import DEFAULT_MAX_COMMITS
 
 log = logging.getLogger(__name__)
 
-KINDS = ("docstring", "comment", "module", "signature", "test", "docs", "commit")
-QUERY_KINDS = tuple(k for k in KINDS if k != "signature")
+KINDS = (
+    "docstring",
+    "comment",
+    "module",
+    "signature",
+    "test",
+    "docs",
+    "commit",
+    "identifier",
+    "pick",
+)
+WEAK_KINDS = ("signature", "identifier")
+"""Plentiful but weak: at most a share of the training pairs (`max_signature_share`)."""
+QUERY_KINDS = tuple(k for k in KINDS if k not in WEAK_KINDS)
 """Kinds whose anchor reads like something a person would search for; held-out
 quality (and so the gate) is measured on these only. Signature anchors
-(`def f(x) -> y:`) are training signal, not queries anyone types."""
+(`def f(x) -> y:`) and bare names are training signal, not queries anyone types."""
 
 MAX_POSITIVE_LINES = 80
 """Training reads at most 128-256 tokens of a positive; more lines are wasted tokenising."""
@@ -156,6 +172,8 @@ def mine_pairs(
         raw.extend(_test_pairs(definitions))
     if "docs" in wanted:
         raw.extend(_docs_pairs(texts, definitions))
+    if "identifier" in wanted:
+        raw.extend(_identifier_pairs(firsts.values()))
     if "commit" in wanted and max_commits > 0:
         commit_pairs, note = _commit_pairs(root, flt, max_commits)
         raw.extend(commit_pairs)
@@ -347,6 +365,20 @@ def _test_pairs(definitions: list[Chunk]) -> list[Pair]:
         target = best[1]
         positive = embed_text_for(target.path, target.symbol, _cap_lines(target.text))
         out.append(Pair(" ".join(test_words), positive, "test", target.path, target.hash))
+    return out
+
+
+def _identifier_pairs(firsts: Iterable[Chunk]) -> list[Pair]:
+    """`parse_cookie_header` -> "parse cookie header" -> the definition, as the index holds it."""
+    out = []
+    for c in firsts:
+        if c.kind not in ("function", "method", "class") or not c.embeddable or not c.symbol:
+            continue
+        if _is_test_path(c.path):
+            continue
+        words = _words(c.symbol.rsplit(".", 1)[-1])
+        if len(words) >= 2:
+            out.append(Pair(" ".join(words), c.embed_text, "identifier", c.path, c.hash))
     return out
 
 

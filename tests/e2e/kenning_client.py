@@ -176,3 +176,37 @@ async def kenning_server(
         if server is not None and server.returncode is None:
             server.kill()  # the test failed before a clean shutdown: do not wait on it
         await client.stop()
+
+
+class SearchLoop:
+    """Searches back to back (semantic and hybrid in turn) until stopped, recording every
+    answer with the time it arrived, and every error."""
+
+    def __init__(self, session: Session, query: str, pause_s: float = 0.02):
+        self.session = session
+        self.query = query
+        self.pause_s = pause_s
+        self.timed: list[tuple[float, Any]] = []
+        self.errors: list[str] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def answers(self) -> list[Any]:
+        return [answer for _, answer in self.timed]
+
+    async def _run(self) -> None:
+        modes = ("semantic", "hybrid")
+        i = 0
+        while not self._stop.is_set():
+            try:
+                answer = await self.session.search(self.query, mode=modes[i % 2], limit=5)
+                self.timed.append((time.time(), answer))
+            except Exception as exc:  # noqa: BLE001 - the test reports every failure
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            i += 1
+            await asyncio.sleep(self.pause_s)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task

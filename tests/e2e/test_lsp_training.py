@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kenning_client import Session, kenning_server
+from kenning_client import SearchLoop, Session, kenning_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,6 +42,8 @@ def settings(tiny_model: Path, **train: Any) -> dict[str, Any]:
             "batchSize": 16,
             "lr": 3e-3,
             "maxPairs": 200,
+            # These runs are about the full model; the adapter's are in test_lsp_learning.py.
+            "adapter": False,
             **train,
         },
     }
@@ -52,32 +54,6 @@ def shopcart(tmp_path: Path) -> Path:
     ws = tmp_path / "shopcart"
     shutil.copytree(SHOPCART, ws)
     return ws
-
-
-class SearchLoop:
-    """Searches back to back until stopped, recording every answer and error."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self.answers: list[Any] = []
-        self.errors: list[str] = []
-        self._stop = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        modes = ("semantic", "hybrid")
-        i = 0
-        while not self._stop.is_set():
-            try:
-                self.answers.append(await self.session.search(QUERY, mode=modes[i % 2], limit=5))
-            except Exception as exc:  # noqa: BLE001 - the test reports every failure
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            i += 1
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await self._task
 
 
 async def finished_run(session: Session, before: int) -> Any:
@@ -107,7 +83,7 @@ async def test_a_promoted_model_is_switched_in_while_every_search_keeps_answerin
     async with kenning_server(shopcart, index_dir, options=settings(tiny_model)) as kenning:
         before = await kenning.settled()
         assert before.model.version == "base" and getattr(before, "last_training", None) is None
-        loop = SearchLoop(kenning)
+        loop = SearchLoop(kenning, QUERY)
         await kenning.eventually(lambda: len(loop.answers) >= 3, what="searches before training")
 
         answer = await kenning.request("kenning/train", {"force": True})

@@ -196,6 +196,18 @@ def test_search_fills_the_quickfix_list_with_the_expected_file_and_line(session)
     )
 
 
+def test_opening_a_result_tells_the_server_which_one_was_picked(session):
+    passed(session, "pick_from_quickfix")
+    orders = session["workspace"] / "shop" / "orders.py"
+    opened = session["quickfix_pick"]
+    assert Path(opened["filename"]).resolve() == orders.resolve()
+    assert opened["lnum"] == line_of(orders, "def apply_late_fee")
+    assert session["picks_after_quickfix"] == 1
+    passed(session, "pick_from_select")
+    assert Path(session["select_pick"]["filename"]).resolve() == orders.resolve()
+    assert session["picks_after_select"] == 2
+
+
 def test_status_returns_counts_and_model(session):
     passed(session, "indexed")
     status = session["status"]

@@ -16,8 +16,11 @@ from kenning.trainer.pairs import Pair
 from kenning.trainer.run import DeviceUnavailable, TrainOptions, limit_kind, train_workspace
 from transformers import TrainerCallback
 
-# Small and quick: a handful of steps on a few pairs, short sequences.
-QUICK = TrainOptions(batch_size=8, max_pairs=24, min_steps=6, max_seq_length=32, save_steps=100)
+# Small and quick: a handful of steps on a few pairs, short sequences. These tests are
+# about the full fine-tune; the query adapter has its own (test_adapter.py).
+QUICK = TrainOptions(
+    parts="model", batch_size=8, max_pairs=24, min_steps=6, max_seq_length=32, save_steps=100
+)
 
 
 def settings(tmp_path: Path, model: Path | None = None) -> dict:
@@ -67,7 +70,13 @@ def test_the_gate_promotes_a_model_that_learned(shopcart, tmp_path, tiny_model):
     # A randomly initialised model starts near chance; a few hundred pairs'
     # worth of steps at a high rate teach it this vocabulary.
     options = TrainOptions(
-        batch_size=16, max_pairs=200, min_steps=40, max_seq_length=64, lr=3e-3, save_steps=1000
+        parts="model",
+        batch_size=16,
+        max_pairs=200,
+        min_steps=40,
+        max_seq_length=64,
+        lr=3e-3,
+        save_steps=1000,
     )
     result = train_workspace(shopcart, settings(tmp_path, tiny_model), options)
     assert result.status == "promoted", result.reason
@@ -86,7 +95,13 @@ def test_the_gate_promotes_a_model_that_learned(shopcart, tmp_path, tiny_model):
 
 
 CANNOT_WIN = TrainOptions(
-    batch_size=8, max_pairs=16, min_steps=2, max_seq_length=32, lr=1e-12, save_steps=100
+    parts="model",
+    batch_size=8,
+    max_pairs=16,
+    min_steps=2,
+    max_seq_length=32,
+    lr=1e-12,
+    save_steps=100,
 )
 
 
@@ -138,10 +153,11 @@ def test_too_few_pairs_means_one_clear_line_and_no_training(tmp_path, capsys):
     code = main(["train", str(ws), "--index-dir", str(tmp_path / "index"), "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert (
-        err[-1].startswith("kenning: not enough training pairs")
-        and "found 2, need at least 50" in err[-1]
-    )
+    line = err[-1]
+    assert line.startswith("kenning: not enough held-out pairs to measure a new model: 0 from")
+    # What was found, by kind, and what would help.
+    assert "Found 1 docstring, 1 signature. What would help" in line
+    assert "docstrings or leading comments" in line and "opening search results" in line
     assert not (tmp_path / "index" / "trainer" / "checkpoints").exists()
 
 
@@ -193,7 +209,9 @@ def test_out_of_memory_at_the_smallest_batch_gives_up_and_keeps_the_model(
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(ft, "_run", always_oom)
-    result = train_workspace(shopcart, settings(tmp_path, tiny_model), TrainOptions(batch_size=32))
+    result = train_workspace(
+        shopcart, settings(tmp_path, tiny_model), TrainOptions(parts="model", batch_size=32)
+    )
     assert seen == [32, 16, 8, 4]
     assert result.status == "failed" and "out of memory even at batch size 4" in result.reason
     assert ckpt.promoted_model(tmp_path / "index", str(tiny_model)).version == previous.checkpoint
@@ -220,6 +238,7 @@ def test_an_interrupted_run_keeps_the_model_and_resumes(shopcart, tmp_path, tiny
     )
     pointer = (index_dir / "trainer" / "promoted.json").read_bytes()
     options = TrainOptions(
+        parts="model",
         batch_size=8,
         max_pairs=32,
         min_steps=6,
@@ -279,6 +298,8 @@ def test_cli_train_eval_and_search_use_the_promoted_model(shopcart, tmp_path, ti
         [
             "train",
             str(shopcart),
+            "--parts",
+            "model",
             "--no-gate",
             "--max-pairs",
             "32",

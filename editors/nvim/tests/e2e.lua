@@ -160,6 +160,32 @@ local steps = {
   { "search", function()
     out.search = search(query)
   end },
+  { "pick_from_quickfix", function()
+    local before = status().picks or 0
+    vim.cmd("copen")
+    vim.api.nvim_win_set_cursor(0, { 1, 0 })
+    vim.api.nvim_feedkeys(vim.keycode("<CR>"), "mx", false)
+    out.quickfix_pick = { filename = vim.api.nvim_buf_get_name(0), lnum = vim.api.nvim_win_get_cursor(0)[1] }
+    wait("the quickfix pick to be kept", function()
+      return (status().picks or 0) > before
+    end, 30000)
+    out.picks_after_quickfix = status().picks
+    vim.cmd("cclose")
+  end },
+  { "pick_from_select", function()
+    local before = status().picks or 0
+    local original = vim.ui.select
+    vim.ui.select = function(items, _, on_choice)
+      on_choice(items[1], 1)
+    end
+    require("kenning.search").search(query, { picker = "select" })
+    wait("the vim.ui.select pick to be kept", function()
+      return (status().picks or 0) > before
+    end, 30000)
+    vim.ui.select = original
+    out.picks_after_select = status().picks
+    out.select_pick = { filename = vim.api.nvim_buf_get_name(0) }
+  end },
   { "status_command", function()
     local n = #out.messages
     vim.cmd("Kenning status")

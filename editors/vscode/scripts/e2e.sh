@@ -2,7 +2,8 @@
 # End-to-end test of the packaged extension in a real VS Code (code-server),
 # driven by playwright-core with Debian's chromium: open the fixture workspace,
 # run "Kenning: Semantic Search" from the command palette, type a query, pick the
-# top result, and check that the editor opened that file at that line.
+# top result, and check that the editor opened that file at that line and that the
+# server kept the pick.
 #
 # Idempotent: installs what is missing and reuses what is there.
 #   - Debian packages libkrb5-dev (code-server builds a kerberos module) and chromium;
@@ -147,4 +148,5 @@ node "$here/test/e2e/drive.mjs" \
   --playwright "$tools/node_modules/playwright-core" \
   --artifacts "$artifacts" \
   --machine-settings "$tmp/data/Machine/settings.json" \
+  --index-dir "$tmp/index" \
   --timeout-s "${E2E_TIMEOUT_S:-600}"

@@ -27,11 +27,13 @@ import {
   type StaticFeature,
 } from 'vscode-languageclient/node';
 import {
+  FEEDBACK,
   INDEX_CHANGED,
   REINDEX,
   SEARCH,
   STATUS,
   TRAIN,
+  type FeedbackParams,
   type ReindexResponse,
   type SearchParams,
   type SearchResponse,
@@ -65,10 +67,12 @@ export function readSettings(folder: vscode.WorkspaceFolder): KenningSettings {
     include: c.get<string[]>('include', []),
     exclude: c.get<string[]>('exclude', []),
     maxFileBytes: c.get<number | null>('maxFileBytes', null),
+    learnFromPicks: c.get<boolean | null>('learnFromPicks', null),
     train: {
       schedule: c.get<string>('train.schedule', ''),
       onCpu: c.get<boolean | null>('train.onCpu', null),
       minNewChunks: c.get<number | null>('train.minNewChunks', null),
+      adapter: c.get<boolean | null>('train.adapter', null),
     },
     search: {
       limit: c.get<number>('search.limit', 20),
@@ -309,6 +313,11 @@ export class FolderClient implements vscode.Disposable {
 
   async search(params: SearchParams, token?: vscode.CancellationToken): Promise<SearchResponse> {
     return this.ready().sendRequest<SearchResponse>(SEARCH, params, token);
+  }
+
+  /** `kenning/feedback`: the user opened a result. A notification: nothing to wait for. */
+  async feedback(params: FeedbackParams): Promise<void> {
+    if (this.running) await this.ready().sendNotification(FEEDBACK, params);
   }
 
   async status(): Promise<StatusResponse> {

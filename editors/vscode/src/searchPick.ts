@@ -8,7 +8,15 @@
 import * as vscode from 'vscode';
 import type { FolderClient } from './client';
 import { LatestOnly } from './core/debounce';
-import { coveredLines, mergeAnswers, searchParams, type FolderAnswer, type MergedAnswer, type ResultRow } from './core/search';
+import {
+  coveredLines,
+  feedbackParams,
+  mergeAnswers,
+  searchParams,
+  type FolderAnswer,
+  type MergedAnswer,
+  type ResultRow,
+} from './core/search';
 import type { KenningSettings } from './core/settings';
 
 interface ResultItem extends vscode.QuickPickItem {
@@ -39,6 +47,7 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
     vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => tabUri(t)).filter((u): u is string => u !== undefined),
   );
   let accepted = false;
+  let answeredQuery = '';
 
   const search = new LatestOnly<MergedAnswer>(
     async (query, token) => {
@@ -56,7 +65,10 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
       return mergeAnswers(ok, settings.limit);
     },
     {
-      onResult: (_query, answer) => show(pick, answer),
+      onResult: (query, answer) => {
+        answeredQuery = query;
+        show(pick, answer);
+      },
       onError: (_query, error) => {
         pick.items = [{ label: `$(error) ${messageOf(error)}`, alwaysShow: true }];
       },
@@ -77,6 +89,10 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
     accepted = true;
     pick.hide();
     void reveal(row, { preview: false });
+    // The user chose this result for what they typed: the strongest thing to learn from.
+    const params = feedbackParams(answeredQuery, row);
+    const client = clients.find((c) => c.folder.uri.toString() === row.folder);
+    if (params && client) void client.feedback(params).catch(() => undefined);
   });
   pick.onDidHide(() => {
     search.dispose();

@@ -198,6 +198,14 @@ function M.setup(opts)
 
   vim.api.nvim_create_augroup(GROUP, { clear = true })
   track_progress()
+  vim.api.nvim_create_autocmd("FileType", {
+    group = GROUP,
+    pattern = "qf",
+    desc = "Kenning: opening a result from its quickfix list tells the server (a pick)",
+    callback = function(ev)
+      require("kenning.search").attach_quickfix(ev.buf)
+    end,
+  })
   if use_lsp_enable() then
     local config = M.lsp_config()
     config.root_dir = function(bufnr, on_dir)
@@ -266,6 +274,14 @@ function M.request(client, method, params, handler, bufnr)
     return client:request(method, params, handler, bufnr)
   end
   return client.request(method, params, handler, bufnr)
+end
+
+--- `client:notify` on 0.11, `client.notify` on 0.10; false when the server has exited.
+function M.notify_server(client, method, params)
+  if vim.fn.has("nvim-0.11") == 1 then
+    return client:notify(method, params)
+  end
+  return client.notify(method, params)
 end
 
 --- `client:request_sync` on 0.11, `client.request_sync` on 0.10: result, or nil and an error.

@@ -1,5 +1,7 @@
 --- `kenning/search` and the three ways to show its results: the quickfix list
 --- (default), `vim.ui.select`, or a Telescope picker (when Telescope is installed).
+--- Opening a result from any of them sends `kenning/feedback` (a pick: the server
+--- learns which result a query meant).
 
 local kenning = require("kenning")
 
@@ -32,10 +34,50 @@ function M.to_items(result)
       col = (start.character or 0) + 1,
       end_lnum = math.max(end_lnum, start.line + 1),
       text = text,
-      user_data = { score = hit.score, language = hit.language, snippet = hit.snippet, symbol = hit.symbol },
+      user_data = {
+        score = hit.score,
+        language = hit.language,
+        snippet = hit.snippet,
+        symbol = hit.symbol,
+        range = hit.range,
+      },
     })
   end
   return items
+end
+
+--- Tell the server that the result `item` (from `to_items`) was opened for `query`.
+--- A notification: nothing comes back, and a server that is gone is no error here.
+function M.feedback(query, item)
+  local data = type(item.user_data) == "table" and item.user_data or {}
+  local filename = item.filename or (item.bufnr and vim.api.nvim_buf_get_name(item.bufnr))
+  if not query or vim.trim(query) == "" or not data.range or not filename or filename == "" then
+    return false
+  end
+  local client = kenning.get_client(item.bufnr or vim.fn.bufnr(filename))
+  if not client then
+    return false
+  end
+  return kenning.notify_server(client, "kenning/feedback", {
+    query = query,
+    uri = vim.uri_from_fname(filename),
+    range = data.range,
+  })
+end
+
+--- In a quickfix window, <CR> on a Kenning result also sends the pick, then does what
+--- <CR> always does there. Other lists are left alone.
+function M.attach_quickfix(bufnr)
+  vim.keymap.set("n", "<CR>", function()
+    local info = vim.fn.getqflist({ context = 0, items = 0 })
+    local ctx = type(info.context) == "table" and info.context.kenning or nil
+    local is_loclist = vim.fn.getwininfo(vim.api.nvim_get_current_win())[1].loclist == 1
+    local item = info.items[vim.fn.line(".")]
+    if ctx and item and not is_loclist then
+      M.feedback(ctx.query, item)
+    end
+    vim.api.nvim_feedkeys(vim.keycode("<CR>"), "n", false)
+  end, { buffer = bufnr, desc = "Kenning: open the result (and tell the server it was picked)" })
 end
 
 local function jump(item)
@@ -68,6 +110,7 @@ local function show_select(query, items)
   }, function(item)
     if item then
       jump(item)
+      M.feedback(query, item)
     end
   end)
 end
@@ -82,6 +125,8 @@ function M.telescope(query, items, opts)
   local pickers = require("telescope.pickers")
   local finders = require("telescope.finders")
   local conf = require("telescope.config").values
+  local actions = require("telescope.actions")
+  local action_state = require("telescope.actions.state")
   pickers
     .new(opts, {
       prompt_title = "Kenning: " .. query,
@@ -100,6 +145,17 @@ function M.telescope(query, items, opts)
       }),
       sorter = conf.generic_sorter(opts),
       previewer = conf.qflist_previewer(opts),
+      attach_mappings = function()
+        actions.select_default:enhance({
+          pre = function()
+            local entry = action_state.get_selected_entry()
+            if entry then
+              M.feedback(query, entry.value)
+            end
+          end,
+        })
+        return true
+      end,
     })
     :find()
   return true

@@ -8,6 +8,8 @@ export const SEARCH = 'kenning/search';
 export const STATUS = 'kenning/status';
 export const REINDEX = 'kenning/reindex';
 export const TRAIN = 'kenning/train';
+/** Client -> server notification: the user opened a search result (a pick to learn from). */
+export const FEEDBACK = 'kenning/feedback';
 export const INDEX_CHANGED = 'kenning/indexChanged';
 
 export type SearchMode = 'hybrid' | 'semantic' | 'lexical';
@@ -70,6 +72,13 @@ export interface StatusResponse {
   queued?: number;
   index_bytes?: number;
   warnings?: string[];
+}
+
+/** `kenning/feedback`: the query as typed, and the result the user opened. */
+export interface FeedbackParams {
+  query: string;
+  uri: string;
+  range: Range;
 }
 
 export interface ReindexParams {

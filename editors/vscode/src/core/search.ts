@@ -4,7 +4,7 @@
  * QuickPick items and opens them.
  */
 
-import type { Range, SearchHit, SearchMode, SearchParams, SearchResponse } from './protocol';
+import type { FeedbackParams, Range, SearchHit, SearchMode, SearchParams, SearchResponse } from './protocol';
 
 /** Queries shorter than this are not sent: one or two letters match everything. */
 export const MIN_QUERY_LENGTH = 2;
@@ -34,6 +34,8 @@ export interface ResultRow {
   uri: string;
   range: Range;
   score: number;
+  /** The URI of the workspace folder whose server answered with this row. */
+  folder?: string;
 }
 
 const KIND_ICONS: Record<string, string> = {
@@ -101,7 +103,7 @@ export interface MergedAnswer {
 export function mergeAnswers(answers: FolderAnswer[], limit: number): MergedAnswer {
   const showName = answers.length > 1;
   const rows = answers.flatMap(({ folder, response }) =>
-    response.results.map((hit) => toRow(hit, { ...folder, showName })),
+    response.results.map((hit) => ({ ...toRow(hit, { ...folder, showName }), folder: folder.uri })),
   );
   if (answers.length > 1) rows.sort((a, b) => b.score - a.score);
   const kept = rows.slice(0, Math.max(0, limit));
@@ -122,4 +124,14 @@ export function coveredLines(range: Range): { first: number; last: number } {
   let last = range.end.line;
   if (range.end.character === 0 && last > first) last -= 1;
   return { first, last: Math.max(first, last) };
+}
+
+/**
+ * What to tell the server when the user opens `row`, found for `query`: the pick it
+ * learns from. Undefined when there is no query worth keeping (the box was emptied).
+ */
+export function feedbackParams(query: string, row: ResultRow): FeedbackParams | undefined {
+  const text = query.trim();
+  if (text.length < MIN_QUERY_LENGTH) return undefined;
+  return { query: text, uri: row.uri, range: row.range };
 }

@@ -22,10 +22,12 @@ export interface KenningSettings {
   include: string[];
   exclude: string[];
   maxFileBytes: number | null;
+  learnFromPicks: boolean | null;
   train: {
     schedule: string;
     onCpu: boolean | null;
     minNewChunks: number | null;
+    adapter: boolean | null;
   };
   search: {
     limit: number;
@@ -42,7 +44,8 @@ export const DEFAULT_SETTINGS: KenningSettings = {
   include: [],
   exclude: [],
   maxFileBytes: null,
-  train: { schedule: '', onCpu: null, minNewChunks: null },
+  learnFromPicks: null,
+  train: { schedule: '', onCpu: null, minNewChunks: null, adapter: null },
   search: { limit: 20, mode: 'hybrid', debounceMs: 150 },
 };
 
@@ -54,7 +57,8 @@ export interface InitializationOptions {
   include?: string[];
   exclude?: string[];
   maxFileBytes?: number;
-  train?: { schedule?: string; onCpu?: boolean; minNewChunks?: number };
+  learnFromPicks?: boolean;
+  train?: { schedule?: string; onCpu?: boolean; minNewChunks?: number; adapter?: boolean };
 }
 
 export interface Place {
@@ -95,11 +99,13 @@ export function initializationOptions(settings: KenningSettings, place: Place): 
   if (Array.isArray(settings.include) && settings.include.length > 0) out.include = [...settings.include];
   if (Array.isArray(settings.exclude) && settings.exclude.length > 0) out.exclude = [...settings.exclude];
   if (typeof settings.maxFileBytes === 'number') out.maxFileBytes = settings.maxFileBytes;
+  if (typeof settings.learnFromPicks === 'boolean') out.learnFromPicks = settings.learnFromPicks;
   const train: NonNullable<InitializationOptions['train']> = {};
   const schedule = text(settings.train?.schedule);
   if (schedule !== undefined) train.schedule = schedule;
   if (typeof settings.train?.onCpu === 'boolean') train.onCpu = settings.train.onCpu;
   if (typeof settings.train?.minNewChunks === 'number') train.minNewChunks = settings.train.minNewChunks;
+  if (typeof settings.train?.adapter === 'boolean') train.adapter = settings.train.adapter;
   if (Object.keys(train).length > 0) out.train = train;
   return out;
 }

@@ -1,8 +1,9 @@
 // Drives code-server with playwright-core and Debian's chromium (see scripts/e2e.sh):
 // wait for Kenning to be idle, run "Kenning: Semantic Search" from the command palette,
-// type a query, pick the top result, and check the editor's file and line.
+// type a query, pick the top result, and check the editor's file and line, and that the
+// server kept the pick (`kenning/feedback`) in the index folder.
 // Exits 0 on success; on failure prints why and leaves a screenshot in --artifacts.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,7 @@ const { values: opts } = parseArgs({
     playwright: { type: 'string' },
     artifacts: { type: 'string' },
     'machine-settings': { type: 'string' },
+    'index-dir': { type: 'string' },
     'timeout-s': { type: 'string', default: '600' },
   },
 });
@@ -103,6 +105,19 @@ try {
   if (!lineText) throw new Error('the editor does not show "def invoice_total"');
   await page.screenshot({ path: join(opts.artifacts, 'opened-result.png') });
   log(`opened ${tabTitle} at ${where}`);
+
+  step = 'checking that the server kept the pick';
+  const picks = join(opts['index-dir'], 'picks.jsonl');
+  const kept = () => (existsSync(picks) ? readFileSync(picks, 'utf8') : '');
+  while (!kept().includes(QUERY)) {
+    if (Date.now() > deadline) throw new Error(`no pick for "${QUERY}" in ${picks}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const pick = JSON.parse(kept().trim().split('\n').at(-1));
+  if (pick.path !== `billing/${EXPECTED.file}` || pick.start_line > EXPECTED.line || pick.end_line < EXPECTED.line) {
+    throw new Error(`the kept pick ${JSON.stringify(pick)} is not the opened result`);
+  }
+  log(`pick kept: ${pick.path}:${pick.start_line}-${pick.end_line}`);
 
   // A server that dies while starting: changing the command restarts the client, and the
   // user gets exactly one notification that quotes what the server said.

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SearchHit, SearchResponse } from '../../src/core/protocol';
-import { coveredLines, hitPath, mergeAnswers, oneLine, searchParams, toRow } from '../../src/core/search';
+import {
+  coveredLines,
+  feedbackParams,
+  hitPath,
+  mergeAnswers,
+  oneLine,
+  searchParams,
+  toRow,
+} from '../../src/core/search';
 
 function hit(patch: Partial<SearchHit> = {}): SearchHit {
   return {
@@ -102,5 +110,27 @@ describe('merging answers', () => {
       response: response([], { took_ms: 1.5, notes: ['nothing matched; try other words'] }) }], 10);
     assert.equal(answer.summary, '0 results · 1.5 ms');
     assert.deepEqual(answer.notes, ['nothing matched; try other words']);
+  });
+});
+
+describe('feedback when a result is opened', () => {
+  it('names the query as typed, the opened result and the folder whose server answered', () => {
+    const merged = mergeAnswers(
+      [{ folder: { name: 'app', uri: 'file:///work/app' }, response: response([hit()]) }],
+      10,
+    );
+    const [row] = merged.rows;
+    assert.equal(row.folder, 'file:///work/app');
+    assert.deepEqual(feedbackParams('  retry failed uploads ', row), {
+      query: 'retry failed uploads',
+      uri: 'file:///work/app/net/retry.py',
+      range: { start: { line: 6, character: 0 }, end: { line: 15, character: 0 } },
+    });
+  });
+
+  it('sends nothing for a box that no longer holds a query', () => {
+    const row = toRow(hit());
+    assert.equal(feedbackParams('', row), undefined);
+    assert.equal(feedbackParams(' r ', row), undefined);
   });
 });

@@ -34,7 +34,8 @@ describe('settings -> initializationOptions', () => {
       include: ['src/**'],
       exclude: ['fixtures/', '*.csv'],
       maxFileBytes: 500000,
-      train: { schedule: '90', onCpu: true, minNewChunks: 50 },
+      learnFromPicks: false,
+      train: { schedule: '90', onCpu: true, minNewChunks: 50, adapter: false },
     });
     assert.deepEqual(initializationOptions(s, place), {
       model: '/models/code-minilm',
@@ -43,12 +44,13 @@ describe('settings -> initializationOptions', () => {
       include: ['src/**'],
       exclude: ['fixtures/', '*.csv'],
       maxFileBytes: 500000,
-      train: { schedule: '90', onCpu: true, minNewChunks: 50 },
+      learnFromPicks: false,
+      train: { schedule: '90', onCpu: true, minNewChunks: 50, adapter: false },
     });
   });
 
   it('keeps false and 0, which are settings, not absences', () => {
-    const s = settings({ train: { schedule: 'off', onCpu: false, minNewChunks: 0 } });
+    const s = settings({ train: { schedule: 'off', onCpu: false, minNewChunks: 0, adapter: null } });
     assert.deepEqual(initializationOptions(s, place), { train: { schedule: 'off', onCpu: false, minNewChunks: 0 } });
   });
 

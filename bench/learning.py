@@ -1,0 +1,353 @@
+"""Does learning pay? Base model, full fine-tune, query adapter and both, on the benchmark queries.
+
+For each package and protocol the benchmark's queries are searched (semantic and
+hybrid, `Engine.search`, as users get them) with:
+
+- ``base``: the bundled model, nothing trained;
+- ``adapter``: `kenning train --parts adapter` (a query adapter, seconds);
+- ``model``: `kenning train --parts model` (a full fine-tune, minutes), then the
+  index re-embedded with whatever the gate left in place;
+- ``both``: the ``model`` run's index, then `--parts adapter` on top (what
+  `--parts both` does, without paying for the fine-tune twice);
+- ``adapter-nohard``, ``adapter-noid``: ablations of the adapter, without hard
+  negatives (random chunks instead, as many) and without identifier pairs;
+- ``picks``: half of the queries played as picks (`kenning/feedback`, through the
+  same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
+  only the other half is measured, next to ``base`` and ``adapter`` on that half.
+
+Protocols: ``full`` is the classic one (every query function loses its
+docstring: `bench.corpus`); ``partial`` keeps the docstrings of a stable half of
+them as training signal and asks the other half (`bench.corpus_partial`).
+
+Training never sees a query's docstring. Each trained system runs once per
+seed (the seed picks the trainer's held-out split, samples and initialisation),
+in its own copy of the package's index, so runs never disturb each other. Per
+system: MRR@10 per seed, their mean, and a paired Wilcoxon test of the
+per-query reciprocal ranks (averaged over seeds) against ``base``.
+
+Per-query ranks go to ``bench/results/learning/*.jsonl`` (not committed); the
+summary to ``bench/results/learning.json``. Rows already there are kept, so a
+long campaign can be run package by package.
+
+Usage (from the repository root)::
+
+    python -m bench.learning [--packages tqdm,flask] [--protocols full,partial]
+        [--systems base,adapter,model,both,picks] [--seeds 42,43,44] [--model-seeds 42]
+        [--picks 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import corpus, corpus_partial
+from bench.corpus import Query
+from bench.quality import CUTOFF, RESULTS_DIR, Answer, Span, first_hit_rank
+
+BENCH_DIR = Path(__file__).resolve().parent
+WORK = BENCH_DIR / ".work" / "learning"
+INDEX_ROOT = BENCH_DIR / ".work" / "index"
+SUMMARY = RESULTS_DIR / "learning.json"
+RANKS_DIR = RESULTS_DIR / "learning"
+MODES = ("semantic", "hybrid")
+PROTOCOLS = ("full", "partial")
+SYSTEMS = ("base", "adapter", "model", "both", "picks")
+ABLATIONS = ("adapter-nohard", "adapter-noid")
+
+
+def workspace_and_queries(pkg: str, protocol: str) -> tuple[Path, list[Query]]:
+    if protocol == "full":
+        from bench.quality import load_queries
+
+        return corpus.workspace_dir(pkg), load_queries(pkg)
+    return corpus_partial.workspace_dir(pkg), corpus_partial.load_queries(pkg)
+
+
+def base_index(pkg: str, protocol: str) -> Path:
+    """The package's index with the base model, copied from `bench/.work/index/<pkg>`
+    (built by `bench.kenning_adapter`); the partial workspace then only re-embeds the
+    chunks whose docstrings it kept."""
+    target = WORK / pkg / protocol / "base"
+    if not target.is_dir():
+        source = INDEX_ROOT / pkg
+        if not (source / "index.sqlite").is_file():
+            raise SystemExit(
+                f"no index for {pkg}: run `python -m bench.kenning_adapter --packages {pkg}`"
+            )
+        shutil.copytree(source, target)
+        from kenning.server.engine import Engine
+
+        workspace, _ = workspace_and_queries(pkg, protocol)
+        with Engine.open(workspace, {"index_dir": str(target)}) as engine:
+            engine.index()  # the partial workspace: only the chunks that kept a docstring
+    return target
+
+
+def fresh_copy(source: Path, name: str) -> Path:
+    target = source.parent / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return target
+
+
+def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[str, Any]:
+    """Reciprocal ranks of every query per mode, after bringing the index up to date
+    (which re-embeds it when training promoted a new model)."""
+    from kenning.server.engine import Engine
+
+    start = time.perf_counter()
+    with Engine.open(workspace, {"index_dir": str(index_dir)}) as engine:
+        summary = engine.index()
+        rr: dict[str, list[float]] = {}
+        for mode in MODES:
+            rr[mode] = []
+            for q in queries:
+                hits = engine.search(q.query, limit=CUTOFF, mode=mode)
+                answer = Answer(q.id, 0.0, [Span(h.path, h.start_line, h.end_line) for h in hits])
+                rank = first_hit_rank(answer, q)
+                rr[mode].append(1.0 / rank if rank else 0.0)
+        status = engine.status()
+    return {
+        "rr": rr,
+        "model": status.model,
+        "adapter": status.adapter,
+        "chunks": status.chunks,
+        "reembedded": summary.embedded,
+        "measure_s": round(time.perf_counter() - start, 1),
+    }
+
+
+@contextlib.contextmanager
+def ablated(variant: str | None) -> Iterator[None]:
+    """The trainer with one ingredient taken out, for an ablation row."""
+    from kenning.trainer import adapter, run
+    from kenning.trainer.pairs import KINDS
+
+    saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
+    if variant == "nohard":
+        total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
+        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
+    elif variant == "noid":
+        kinds = tuple(k for k in KINDS if k != "identifier")
+        run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
+
+
+def train(
+    index_dir: Path, workspace: Path, parts: str, seed: int, variant: str | None = None
+) -> dict[str, Any]:
+    from kenning.server.settings import load_settings
+    from kenning.trainer.options import TrainOptions
+    from kenning.trainer.run import train_workspace
+
+    overrides = {"index_dir": str(index_dir)}
+    settings = load_settings(workspace, cli=overrides)
+    options = TrainOptions.from_settings(settings.train, parts=parts, seed=seed, resume=False)
+    start, cpu = time.perf_counter(), time.process_time()
+    with ablated(variant):
+        result = train_workspace(workspace, overrides, options)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    data = result.to_json()
+    adapter = data.get("adapter") or {}
+    return {
+        "status": data["status"],
+        "reason": data["reason"],
+        "model_status": data["model_status"],
+        "pairs": data["pairs"],
+        "train_s": round(wall, 1),
+        "train_cpu_s": round(cpu, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "adapter_s": adapter.get("took_s"),
+        "adapter_fit_s": adapter.get("fit_s"),
+        "adapter_status": adapter.get("status"),
+        "adapter_train_pairs": adapter.get("train_pairs"),
+        "adapter_heldout": [
+            (adapter.get("before") or {}).get("mrr_at_10"),
+            (adapter.get("after") or {}).get("mrr_at_10"),
+        ],
+        "adapter_penalty": adapter.get("penalty"),
+        "model_heldout": [
+            (data.get("before") or {}).get("mrr_at_10"),
+            (data.get("after") or {}).get("mrr_at_10"),
+        ],
+        "model_train_s": (data.get("training") or {}).get("took_s"),
+    }
+
+
+def pick_halves(pkg: str, queries: Sequence[Query]) -> tuple[list[int], list[int]]:
+    """(played, measured) query positions: a stable half each, by a hash of the query id."""
+    played, measured = [], []
+    for i, q in enumerate(queries):
+        digest = hashlib.sha256(f"picks:{pkg}:{q.id}".encode()).digest()
+        (played if digest[0] % 2 == 0 else measured).append(i)
+    return played, measured
+
+
+def play_picks(index_dir: Path, workspace: Path, queries: Sequence[Query], n: int) -> int:
+    """Write `n` picks as the server would on `kenning/feedback`: query -> the function's span."""
+    from kenning.server.picks import PickStore, make_pick
+
+    store = PickStore(index_dir)
+    store.clear()
+    written = 0
+    for q in queries[:n]:
+        pick, why = make_pick(workspace, q.path, q.start_line, q.end_line, q.query, 1 << 20)
+        if pick is None:
+            raise SystemExit(f"could not play {q.id} as a pick: {why}")
+        store.add(pick)
+        written += 1
+    return written
+
+
+def ranks_path(pkg: str, protocol: str, system: str, seed: int | None) -> Path:
+    suffix = f"-s{seed}" if seed is not None else ""
+    return RANKS_DIR / f"{pkg}-{protocol}-{system}{suffix}.jsonl"
+
+
+def save_ranks(path: Path, queries: Sequence[Query], rr: dict[str, list[float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for i, q in enumerate(queries):
+            fh.write(json.dumps({"id": q.id, **{m: rr[m][i] for m in rr}}) + "\n")
+
+
+def load_ranks(path: Path) -> dict[str, dict[str, float]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {m: {r["id"]: r[m] for r in rows} for m in MODES}
+
+
+def load_summary() -> list[dict[str, Any]]:
+    return json.loads(SUMMARY.read_text()) if SUMMARY.exists() else []
+
+
+def save_row(row: dict[str, Any]) -> None:
+    rows = [
+        r
+        for r in load_summary()
+        if (r["package"], r["protocol"], r["system"], r.get("seed"))
+        != (row["package"], row["protocol"], row["system"], row.get("seed"))
+    ]
+    rows.append(row)
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def run_one(
+    pkg: str, protocol: str, system: str, seed: int | None, args: argparse.Namespace
+) -> None:
+    workspace, queries = workspace_and_queries(pkg, protocol)
+    base = base_index(pkg, protocol)
+    label = f"{pkg}/{protocol}/{system}" + (f"/seed {seed}" if seed is not None else "")
+    print(f"{label} ...", file=sys.stderr, flush=True)
+    row: dict[str, Any] = {"package": pkg, "protocol": protocol, "system": system, "seed": seed}
+    measured_ids = [q.id for q in queries]
+    if system == "base":
+        index = base
+    elif system in ("adapter", "model"):
+        index = fresh_copy(base, f"{system}-s{seed}")
+        row["train"] = train(index, workspace, system, seed or 0)
+    elif system in ABLATIONS:
+        index = fresh_copy(base, f"{system}-s{seed}")
+        row["train"] = train(index, workspace, "adapter", seed or 0, system.split("-", 1)[1])
+    elif system == "both":
+        source = base.parent / f"model-s{seed}"
+        if not (source / "index.sqlite").is_file():
+            raise SystemExit(f"{label}: run the model system with seed {seed} first")
+        index = fresh_copy(source, f"both-s{seed}")
+        row["train"] = train(index, workspace, "adapter", seed or 0)
+    else:  # picks
+        played, measured = pick_halves(pkg, queries)
+        index = fresh_copy(base, f"picks-s{seed}")
+        row["picks"] = play_picks(index, workspace, [queries[i] for i in played], args.picks)
+        row["train"] = train(index, workspace, "adapter", seed or 0)
+        queries = [queries[i] for i in measured]
+        measured_ids = [q.id for q in queries]
+    result = measure(index, workspace, queries)
+    save_ranks(ranks_path(pkg, protocol, system, seed), queries, result.pop("rr"))
+    ranks = load_ranks(ranks_path(pkg, protocol, system, seed))
+    row.update(result)
+    row["queries"] = len(measured_ids)
+    row["mrr"] = {m: round(statistics.fmean(ranks[m].values()), 4) for m in MODES}
+    print(f"  {label}: {row['mrr']} {row.get('train', {}).get('reason', '')}", file=sys.stderr)
+    save_row(row)
+
+
+def paired(
+    pkg: str, protocol: str, system: str, seeds: Sequence[int], mode: str
+) -> dict[str, Any] | None:
+    """Per-query reciprocal ranks of `system`, averaged over `seeds`, against base on the
+    same queries: mean difference, queries better/worse, Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    base_path = ranks_path(pkg, protocol, "base", None)
+    paths = [ranks_path(pkg, protocol, system, s) for s in seeds]
+    paths = [p for p in paths if p.exists()]
+    if not base_path.exists() or not paths:
+        return None
+    base = load_ranks(base_path)[mode]
+    runs = [load_ranks(p)[mode] for p in paths]
+    ids = sorted(set.intersection(*(set(r) for r in runs)))
+    diff = np.array([statistics.fmean(r[i] for r in runs) - base[i] for i in ids])
+    nonzero = diff[diff != 0]
+    p = float(wilcoxon(nonzero).pvalue) if len(nonzero) else 1.0
+    return {
+        "queries": len(ids),
+        "seeds": len(runs),
+        "base": round(statistics.fmean(base[i] for i in ids), 4),
+        "mean": round(statistics.fmean(statistics.fmean(r[i] for r in runs) for i in ids), 4),
+        "delta": round(float(diff.mean()), 4),
+        "better": int((diff > 0).sum()),
+        "worse": int((diff < 0).sum()),
+        "wilcoxon_p": round(p, 5),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.learning", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--packages", default="tqdm,marshmallow,flask,werkzeug,more-itertools")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--seeds", default="42,43,44", help="seeds of the adapter and picks runs")
+    parser.add_argument(
+        "--model-seeds", default="42", help="seeds of the fine-tune runs (minutes each)"
+    )
+    parser.add_argument("--picks", type=int, default=50, help="picks played per package")
+    args = parser.parse_args(argv)
+
+    def split(value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
+
+    seeds = [int(s) for s in split(args.seeds)]
+    model_seeds = [int(s) for s in split(args.model_seeds)]
+    for pkg in split(args.packages):
+        for protocol in split(args.protocols):
+            for system in split(args.systems):
+                if system == "base":
+                    run_one(pkg, protocol, system, None, args)
+                    continue
+                for seed in model_seeds if system in ("model", "both") else seeds:
+                    run_one(pkg, protocol, system, seed, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""Fitting a query adapter: a linear map on query vectors, against frozen chunk vectors.
+
+The model stays as it is and so do the chunk vectors in the index; only a
+query's vector is moved, by a square matrix W, before the vector search. W
+starts at the identity (the model as it is) and is trained with InfoNCE: each
+training query, mapped by W, should score its own code above a set of
+negatives taken from the index itself:
+
+- **hard negatives**: the chunks nearest the query under the model as it is
+  (what it ranks too high today), minus the chunk the positive was cut from;
+- **siblings**: other chunks of the positive's file, which share its words;
+- a few random chunks, so the map does not forget the rest of the index.
+
+A penalty `penalty * ||W - I||^2` pulls W back toward the identity: with a
+few hundred pairs a free 384 x 384 map would memorise them. Its strength is
+chosen each run on a validation split of the training pairs (by file, like
+the held-out split), trying strong penalties first and warm-starting each
+weaker one from the previous fit; the identity itself is a candidate, so a
+workspace that teaches nothing gets (close to) the model as it is.
+
+Everything here is numpy and a few hundred small torch steps on the CPU:
+seconds for a few thousand pairs, whatever the size of the index.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCALE = 20.0
+"""Similarity scale of the InfoNCE logits (1/temperature: 20 means 0.05), as in
+sentence-transformers' MultipleNegativesRankingLoss."""
+HARD_NEGATIVES = 64
+SIBLINGS = 8
+RANDOM_NEGATIVES = 32
+PENALTIES = (1.0, 0.3, 0.1, 0.03, 0.01)
+"""Tried strongest first; each fit starts from the previous one's matrix."""
+STEPS = 150
+"""Adam steps per fit (full batches up to BATCH pairs); a fit takes seconds."""
+WARM_STEPS = 60
+"""Steps per penalty while choosing it, each warm-started from the previous fit."""
+BATCH = 512
+LR = 3e-3
+MIN_VALIDATION = 10
+"""Fewer validation queries than this: no choice is made, DEFAULT_PENALTY is used."""
+DEFAULT_PENALTY = 0.1
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Training or validation pairs, as vectors. Row i of each array is pair i."""
+
+    queries: np.ndarray
+    """(n, dim) unit-length query vectors from the model."""
+    positives: np.ndarray
+    """(n, dim) unit-length vectors of the code each query describes."""
+    own_rows: np.ndarray
+    """(n,) row of `chunks` the positive was cut from (never a negative), or -1."""
+    files: np.ndarray
+    """(n,) file code of the positive (see `chunk_files`), or -1."""
+    weights: np.ndarray
+    """(n,) loss weight per pair (picks count more)."""
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> FitData:
+        idx = np.asarray(rows, dtype=np.int64)
+        return FitData(
+            self.queries[idx],
+            self.positives[idx],
+            self.own_rows[idx],
+            self.files[idx],
+            self.weights[idx],
+        )
+
+
+@dataclass
+class AdapterFit:
+    matrix: np.ndarray
+    """(dim, dim) float32."""
+    penalty: float
+    validation: dict[str, float] = field(default_factory=dict)
+    """Validation MRR@10 per penalty tried (`identity` for none), when one was chosen."""
+    steps: int = 0
+    took_s: float = 0.0
+
+
+def candidate_negatives(
+    data: FitData,
+    chunks: np.ndarray,
+    chunk_files: np.ndarray,
+    *,
+    seed: int,
+    hard: int | None = None,
+    siblings: int | None = None,
+    random_n: int | None = None,
+) -> np.ndarray:
+    """(n, k) rows of `chunks` to use as each query's negatives (see the module docstring);
+    the counts default to HARD_NEGATIVES, SIBLINGS and RANDOM_NEGATIVES.
+
+    `chunks` is (N, dim), `chunk_files` (N,) the file code of each row. A query's
+    own chunk may appear here; the loss masks it.
+    """
+    hard = HARD_NEGATIVES if hard is None else hard
+    siblings = SIBLINGS if siblings is None else siblings
+    random_n = RANDOM_NEGATIVES if random_n is None else random_n
+    rng = np.random.default_rng(seed)
+    n, total = len(data), len(chunks)
+    hard = min(hard, max(total - 1, 0))
+    out = np.empty((n, hard + siblings + random_n), dtype=np.int64)
+    by_file: dict[int, np.ndarray] = {}
+    for code in np.unique(chunk_files):
+        by_file[int(code)] = np.flatnonzero(chunk_files == code)
+    for start in range(0, n, 1024):
+        stop = min(n, start + 1024)
+        sims = data.queries[start:stop] @ chunks.T  # (b, N)
+        rows = np.arange(stop - start)
+        own = data.own_rows[start:stop]
+        sims[rows[own >= 0], own[own >= 0]] = -np.inf
+        if hard:
+            top = np.argpartition(-sims, hard - 1, axis=1)[:, :hard]  # (b, hard), unordered
+            out[start:stop, :hard] = top
+    empty = np.empty(0, dtype=np.int64)
+    for i in range(n):
+        same_file = by_file.get(int(data.files[i]), empty)
+        pool = same_file[same_file != data.own_rows[i]]
+        picked = rng.choice(pool, siblings, replace=False) if len(pool) >= siblings else pool
+        filler = rng.integers(0, total, size=siblings - len(picked) + random_n)
+        out[i, hard:] = np.concatenate([picked.astype(np.int64), filler])
+    return out
+
+
+def fit(
+    data: FitData,
+    chunks: np.ndarray,
+    negatives: np.ndarray,
+    penalty: float,
+    *,
+    steps: int = STEPS,
+    init: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Train W on `data` with `negatives` (rows of `chunks` per query); returns (dim, dim).
+
+    Loss: weighted cross-entropy of SCALE * cos(W q, .) over [positive, negatives]
+    (the query's own chunk masked out of the negatives), plus
+    `penalty * ||W - I||_F^2`.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    dim = chunks.shape[1]
+    table = torch.from_numpy(np.ascontiguousarray(chunks, dtype=np.float32))  # (N, dim)
+    queries = torch.from_numpy(np.ascontiguousarray(data.queries, dtype=np.float32))
+    positives = torch.from_numpy(np.ascontiguousarray(data.positives, dtype=np.float32))
+    cand = torch.from_numpy(negatives)  # (n, k)
+    masked = cand == torch.from_numpy(data.own_rows)[:, None]  # (n, k)
+    weights = torch.from_numpy(np.asarray(data.weights, dtype=np.float32))
+    eye = torch.eye(dim)
+    w = torch.nn.Parameter(
+        torch.from_numpy(np.array(init, np.float32)) if init is not None else eye.clone()
+    )
+    opt = torch.optim.Adam([w], lr=LR)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(data)
+    # Gathering each query's negatives is most of a step's cost (memory, not arithmetic):
+    # with every pair in one batch, gather them once.
+    full = table[cand] if n <= BATCH else None  # (n, k, dim)
+    for _ in range(steps):
+        idx = torch.randperm(n, generator=generator)[:BATCH] if n > BATCH else torch.arange(n)
+        q = torch.nn.functional.normalize(queries[idx] @ w.T, dim=1)  # (b, dim)
+        pos = (q * positives[idx]).sum(dim=1, keepdim=True)  # (b, 1)
+        negatives_b = full if full is not None else table[cand[idx]]  # (b, k, dim)
+        neg = torch.einsum("bd,bkd->bk", q, negatives_b)  # (b, k)
+        neg = neg.masked_fill(masked[idx], -1e4)
+        logits = torch.cat([pos, neg], dim=1) * SCALE  # (b, 1 + k)
+        target = torch.zeros(len(idx), dtype=torch.long)
+        ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")  # (b,)
+        loss = (ce * weights[idx]).sum() / weights[idx].sum() + penalty * ((w - eye) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach().numpy().astype(np.float32)
+
+
+def validation_mrr(data: FitData, chunks: np.ndarray, matrix: np.ndarray | None) -> float:
+    """MRR@10 of each query's positive among all chunks (its own chunk left out)."""
+    if not len(data):
+        return 0.0
+    q = data.queries if matrix is None else data.queries @ matrix.T  # (n, dim)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    own = np.einsum("ij,ij->i", q, data.positives)  # (n,)
+    sims = q @ chunks.T  # (n, N)
+    rows = np.arange(len(data))
+    has = data.own_rows >= 0
+    sims[rows[has], data.own_rows[has]] = -np.inf
+    ranks = (sims > own[:, None]).sum(axis=1) + 1
+    return float(np.where(ranks <= 10, 1.0 / ranks, 0.0).mean())
+
+
+def fit_adapter(
+    train: FitData,
+    chunks: np.ndarray,
+    chunk_files: np.ndarray,
+    split: tuple[Sequence[int], Sequence[int]],
+    *,
+    seed: int = 0,
+) -> AdapterFit:
+    """Choose the penalty by fitting on `split[0]` and scoring `split[1]` (rows of
+    `train`), then fit W on all of `train` with it."""
+    start = time.perf_counter()
+    negatives = candidate_negatives(train, chunks, chunk_files, seed=seed)
+    inner = np.asarray(split[0], dtype=np.int64)
+    val = np.asarray(split[1], dtype=np.int64)
+    scores: dict[str, float] = {}
+    penalty = DEFAULT_PENALTY
+    steps = 0
+    if len(val) >= MIN_VALIDATION and len(inner):
+        held = train.subset(val)
+        best = validation_mrr(held, chunks, None)
+        scores["identity"] = round(best, 4)
+        penalty = math.inf
+        current: np.ndarray | None = None
+        for p in PENALTIES:
+            current = fit(
+                train.subset(inner),
+                chunks,
+                negatives[inner],
+                p,
+                steps=WARM_STEPS,
+                init=current,
+                seed=seed,
+            )
+            steps += WARM_STEPS
+            score = validation_mrr(held, chunks, current)
+            scores[f"{p:g}"] = round(score, 4)
+            if score > best:
+                best, penalty = score, p
+    if math.isinf(penalty):
+        # Nothing beat the model as it is on validation: the identity stays (the gate
+        # will find no gain and keep what searches use now).
+        matrix = np.eye(chunks.shape[1], dtype=np.float32)
+    else:
+        matrix = fit(train, chunks, negatives, penalty, steps=STEPS, seed=seed)
+        steps += STEPS
+    return AdapterFit(
+        matrix=matrix,
+        penalty=penalty,
+        validation=scores,
+        steps=steps,
+        took_s=time.perf_counter() - start,
+    )

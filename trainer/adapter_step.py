@@ -1,0 +1,259 @@
+"""The adapter part of a run: vectors, fit, measure, gate, promote (or not).
+
+The chunk side comes from the index: the vectors the serving generation
+already holds for this model (`store.read_index_vectors`), so nothing is
+re-embedded; chunks the index has no vector for yet (new files, or no index
+at all) are embedded here. When the run also fine-tuned the model, the
+vectors its measurement computed are used instead. Only the queries, and the
+positives that are not chunks as the index holds them (a definition with its
+docstring cut out), are embedded.
+
+The gate is the model's: the new adapter is measured on the held-out pairs
+(files and picked queries the training never saw) against every chunk, next
+to what searches use now (the current adapter for this model, or none), and
+promoted only when its MRR@10 is higher. Promotion is one pointer rename; a
+running server follows it within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kenning.server.adapters import QueryAdapter, adapter_for_identity
+from kenning.server.models import ModelRef, vector_identity
+from kenning.server.store import read_index_vectors
+
+from . import checkpoints as ckpt
+from .adapter import FitData, fit_adapter
+from .evaluate import Corpus, Encoder, Gated, Metrics, PairedTest, paired_test, split_by_file
+from .options import TrainOptions
+from .pairs import WEAK_KINDS, Pair
+from .pick_pairs import PICK_WEIGHT, norm_query, split_by_query
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class AdapterResult(Gated):
+    status: str
+    """promoted, rejected or skipped."""
+    reason: str
+    model: str
+    """`name@version` of the model whose query vectors it maps."""
+    adapter: str | None = None
+    """Id of the new adapter when it was promoted."""
+    train_pairs: int = 0
+    heldout_pairs: int = 0
+    before: Metrics | None = None
+    after: Metrics | None = None
+    paired: PairedTest | None = None
+    penalty: float | None = None
+    """The chosen pull toward the identity; None when the identity won on validation."""
+    validation: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    chunk_vectors: str = "index"
+    """Where the chunk vectors came from: `index`; `embedded` for this run (no index for
+    this model); `measured`: computed by this run's measurement of a fine-tuned model."""
+    embedded: int = 0
+    """Texts embedded for this step (queries, positives, chunks the index lacked)."""
+    chunks_embedded: int = 0
+    """Of those, chunks the index held no vector for (0 when the index is complete)."""
+    fit_s: float = 0.0
+    took_s: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """The short form kept in the training history."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "model": self.model,
+            "adapter": self.adapter,
+            "train_pairs": self.train_pairs,
+            "heldout_pairs": self.heldout_pairs,
+            "mrr_before": self.before.mrr_at_10 if self.before else None,
+            "mrr_after": self.after.mrr_at_10 if self.after else None,
+            "paired_test": self.paired.to_json() if self.paired else None,
+            "penalty": self.penalty,
+            "took_s": round(self.took_s, 2),
+        }
+
+
+@dataclass
+class AdapterInputs:
+    """What the run hands this step."""
+
+    index_dir: Path
+    model: ModelRef
+    seq_length: int
+    corpus: Corpus
+    train: Sequence[Pair]
+    heldout: Sequence[Pair]
+    encode: Encoder
+    chunk_vecs: np.ndarray | None = None
+    """The model's vectors of every corpus chunk, when the run already computed them."""
+    workspace: str = ""
+
+
+def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> AdapterResult:
+    start = time.perf_counter()
+    corpus = inputs.corpus
+    identity = vector_identity(inputs.model, inputs.seq_length)
+    result = AdapterResult("skipped", "", inputs.model.label)
+    # Signature pairs stay (capped, as for the fine-tune): on the tuning packages they
+    # helped the adapter too (flask +0.015 hybrid MRR@10 with them, tqdm level).
+    train = list(inputs.train)
+    heldout = list(inputs.heldout)
+    result.train_pairs, result.heldout_pairs = len(train), len(heldout)
+    if not train or len(heldout) < options.min_heldout or not len(corpus):
+        result.reason = "too few pairs to train and measure an adapter"
+        return _done(result, start)
+
+    chunks, embedded = _chunk_vectors(inputs, identity, say)
+    if inputs.chunk_vecs is not None:
+        result.chunk_vectors = "measured"
+    else:
+        result.chunk_vectors = "embedded" if embedded == len(corpus) else "index"
+    result.chunks_embedded = embedded
+    say(f"training a query adapter for {inputs.model.label} on {len(train)} pairs")
+    fit_data, n = _fit_data(train, corpus, chunks, inputs.encode)
+    result.embedded = embedded + n
+    files = _file_codes(corpus)
+    fitted = fit_adapter(
+        fit_data, chunks, files, _validation_split(train, options.seed), seed=options.seed
+    )
+    result.penalty = None if np.isinf(fitted.penalty) else fitted.penalty
+    result.validation, result.steps, result.fit_s = fitted.validation, fitted.steps, fitted.took_s
+
+    current = adapter_for_identity(inputs.index_dir, identity)
+    new = QueryAdapter("new", identity, inputs.model.label, fitted.matrix)
+    query_vecs = inputs.encode([p.anchor for p in heldout])  # (n_held, dim)
+    pos_vecs, m = _positive_vectors(heldout, corpus, chunks, inputs.encode)
+    result.embedded += len(heldout) + m
+    before_q = current.apply_many(query_vecs) if current else query_vecs
+    result.before = corpus.score(before_q, pos_vecs, chunks, heldout)
+    result.after = corpus.score(new.apply_many(query_vecs), pos_vecs, chunks, heldout)
+    result.paired = paired_test(result.before.ranks, result.after.ranks)
+    what = f"adapter {current.id}" if current else "no adapter"
+    verdict = (
+        f"held-out MRR@10 {result.before.mrr_at_10:.3f} ({what}) -> {result.after.mrr_at_10:.3f} "
+        f"({result.paired.better} queries better, {result.paired.worse} worse, "
+        f"Wilcoxon p={result.paired.wilcoxon_p:.2g})"
+    )
+    passed = result.after.mrr_at_10 > result.before.mrr_at_10
+    if passed or options.no_gate:
+        folder = ckpt.save_adapter(
+            inputs.index_dir,
+            fitted.matrix,
+            {
+                "identity": identity,
+                "model": inputs.model.label,
+                "dim": int(chunks.shape[1]),
+                "workspace": inputs.workspace,
+                "pairs": {"train": len(train), "heldout": len(heldout)},
+                "penalty": result.penalty,
+                "validation": fitted.validation,
+                "metrics": {"before": result.before.to_json(), "after": result.after.to_json()},
+                "paired_test": result.paired.to_json(),
+                "gate": {"passed": passed, "bypassed": not passed},
+            },
+        )
+        ckpt.promote_adapter(inputs.index_dir, folder.name)
+        result.status, result.adapter = "promoted", folder.name
+        result.reason = f"{verdict}; searches use adapter {folder.name} now" + (
+            "" if passed else " (promoted without the gate, --no-gate)"
+        )
+    else:
+        result.status, result.reason = "rejected", f"{verdict}: not better than {what}"
+    return _done(result, start)
+
+
+def _done(result: AdapterResult, start: float) -> AdapterResult:
+    result.took_s = time.perf_counter() - start
+    return result
+
+
+def _chunk_vectors(inputs: AdapterInputs, identity: str, say: Say) -> tuple[np.ndarray, int]:
+    """(every corpus chunk's vector, how many were embedded here)."""
+    corpus = inputs.corpus
+    if inputs.chunk_vecs is not None:
+        return np.asarray(inputs.chunk_vecs, dtype=np.float32), 0
+    stored = read_index_vectors(inputs.index_dir, identity) or {}
+    found: list[np.ndarray | None] = [stored.get(h) for h in corpus.hashes]
+    missing = [i for i, v in enumerate(found) if v is None]
+    if missing:
+        say(
+            f"embedding {len(missing)} of {len(corpus)} chunks the index holds no vector for"
+            + ("" if stored else " (no index for this model yet)")
+        )
+        vecs = inputs.encode([corpus.texts[i] for i in missing])
+        for i, v in zip(missing, vecs, strict=True):
+            found[i] = v
+    return np.stack([v for v in found if v is not None]).astype(np.float32), len(missing)
+
+
+def _text_hash(text: str) -> str:
+    # The chunker's hash of an embed text (`chunking._make`): a positive that is a
+    # chunk as the index holds it finds its vector by it.
+    return hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=16).hexdigest()
+
+
+def _positive_vectors(
+    pairs: Sequence[Pair], corpus: Corpus, chunks: np.ndarray, encode: Encoder
+) -> tuple[np.ndarray, int]:
+    """(each positive's vector, how many had to be embedded)."""
+    rows = [corpus.row(_text_hash(p.positive)) for p in pairs]
+    out = np.zeros((len(pairs), chunks.shape[1]), dtype=np.float32)
+    todo = [i for i, r in enumerate(rows) if r < 0]
+    for i, r in enumerate(rows):
+        if r >= 0:
+            out[i] = chunks[r]
+    if todo:
+        out[todo] = encode([pairs[i].positive for i in todo])
+    return out, len(todo)
+
+
+def _fit_data(
+    pairs: Sequence[Pair], corpus: Corpus, chunks: np.ndarray, encode: Encoder
+) -> tuple[FitData, int]:
+    queries = encode([p.anchor for p in pairs])  # (n, dim)
+    positives, embedded = _positive_vectors(pairs, corpus, chunks, encode)
+    codes = {path: i for i, path in enumerate(sorted(set(corpus.paths)))}
+    data = FitData(
+        queries=np.asarray(queries, dtype=np.float32),
+        positives=positives,
+        own_rows=np.array([corpus.row(p.source_hash) for p in pairs], dtype=np.int64),
+        files=np.array([codes.get(p.path, -1) for p in pairs], dtype=np.int64),
+        weights=np.array(
+            [PICK_WEIGHT if p.kind == "pick" else 1.0 for p in pairs], dtype=np.float32
+        ),
+    )
+    return data, len(pairs) + embedded
+
+
+def _file_codes(corpus: Corpus) -> np.ndarray:
+    codes = {path: i for i, path in enumerate(sorted(set(corpus.paths)))}
+    return np.array([codes[p] for p in corpus.paths], dtype=np.int64)
+
+
+def _validation_split(pairs: Sequence[Pair], seed: int) -> tuple[list[int], list[int]]:
+    """(rows to fit on, rows to score) while choosing the penalty: whole files of mined
+    pairs and whole queries of picks are set aside, as the held-out split does; only
+    their query-like pairs are scored (the penalty is chosen for queries)."""
+    mined = [p for p in pairs if p.kind != "pick"]
+    picks = [p for p in pairs if p.kind == "pick"]
+    held_files = set(split_by_file(mined, seed=seed + 1).heldout_files)
+    held_queries = set(split_by_query(picks, seed=seed + 1).heldout_files)
+    inner, scored = [], []
+    for i, p in enumerate(pairs):
+        aside = p.path in held_files if p.kind != "pick" else norm_query(p.anchor) in held_queries
+        if not aside:
+            inner.append(i)
+        elif p.kind not in WEAK_KINDS:
+            scored.append(i)
+    return inner, scored
