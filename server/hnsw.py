@@ -43,9 +43,9 @@ uses HNSW only from 2*10^5 vectors on, so the wide setting."""
 
 def empty_index(dim: int):
     """A usearch HNSW index with Kenning's parameters (cosine, `SCALAR` vectors)."""
-    from usearch.index import Index
+    from .usearch_import import usearch_index
 
-    return Index(
+    return usearch_index().Index(
         ndim=dim,
         metric="cos",
         dtype=SCALAR,

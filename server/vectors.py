@@ -129,14 +129,17 @@ class VectorMatrix:
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k (embedding id, cosine similarity), best first."""
-        from usearch.index import MetricKind, search
+        from .usearch_import import usearch_index
 
+        usearch = usearch_index()
         with self.lock:
             if self._n == 0:
                 return []
             k = min(k, self._n)
             q = np.asarray(query, dtype=np.float16).reshape(1, -1)
-            matches = search(self._data[: self._n], q, k, MetricKind.Cos, exact=True)
+            matches = usearch.search(
+                self._data[: self._n], q, k, usearch.MetricKind.Cos, exact=True
+            )
             rows = np.asarray(matches.keys).reshape(-1)[:k]
             dists = np.asarray(matches.distances).reshape(-1)[:k]
             return [(int(self._ids[r]), float(1.0 - d)) for r, d in zip(rows, dists, strict=True)]
