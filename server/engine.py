@@ -21,6 +21,7 @@ from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .models import ModelRef, read_history, target_model
+from .related import FileContext, RelatedOutcome, find_related
 from .search import SearchOutcome, SearchResult, search
 from .settings import Settings, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
@@ -139,11 +140,39 @@ class Engine:
         with self._embedder_lock:
             if new_ref == self.model_ref:
                 return False
-            if self._embedder is not None and self._embedder.ref == self.model_ref:
-                self._older_embedders[self.identity] = self._embedder
             log.info("model %s -> %s", self.model_ref.label, new_ref.label)
-            self.model_ref = new_ref
+            self._retarget(self.settings, new_ref, None)
             return True
+
+    def use_settings(self, settings: Settings, embedder: Embedder | None = None) -> bool:
+        """Take new settings while running (server/live_settings.py says what follows).
+
+        The file filter and the indexer follow `include`, `exclude` and
+        `max_file_bytes` from the next scan; new chunks are embedded with
+        `embedder` (already loaded with the new model, device and lengths), or
+        with one built for them on first use. The generation that answers keeps
+        its own model until a switch replaces it. Returns whether the vectors
+        must be rebuilt (the model or `max_seq_length` changed). Raises
+        ModelError, changing nothing, when the new model cannot be found.
+        """
+        new_ref = embedder.ref if embedder is not None else target_model(self.index_dir, settings)
+        with self._embedder_lock:
+            before = self.identity
+            self._retarget(settings, new_ref, embedder)
+            rebuild = self.identity != before
+        self.filter = FileFilter(self.root, settings.include, settings.exclude)
+        self.indexer = Indexer(self.root, self.store, self.filter, settings.max_file_bytes)
+        return rebuild
+
+    def _retarget(self, settings: Settings, ref: ModelRef, embedder: Embedder | None) -> None:
+        """Embed new chunks with `ref` under `settings` from now on; the current embedder
+        stays (already loaded) for the generation built with it. Under the embedder lock."""
+        current, before = self._embedder, self.identity
+        self.settings = settings
+        self.model_ref = ref
+        self._embedder = embedder
+        if current is not None and self.identity != before:
+            self._older_embedders[before] = current
 
     # -- generations -------------------------------------------------------------------
 
@@ -276,24 +305,24 @@ class Engine:
         with self._writing():
             return self.indexer.scan()
 
+    @contextlib.contextmanager
+    def _serving(self) -> Iterator[Generation | None]:
+        """The generation that answers, pinned (not dropped by a switch) while in use."""
+        gen = self.serving_generation()
+        if gen is None:
+            yield None
+            return
+        self._pin(gen.id)
+        try:
+            yield gen
+        finally:
+            self._unpin(gen.id)
+
     def search_outcome(
         self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
     ) -> SearchOutcome:
-        gen = self.serving_generation()
-        if gen is None:
-            return search(
-                self.store,
-                None,
-                None,
-                query,
-                limit=limit,
-                mode=mode,
-                paths=paths,
-                model_label=self.model_ref.label,
-            )
-        self._pin(gen.id)
-        try:
-            embedder = self.embedder_for(gen) if mode != "lexical" else None
+        with self._serving() as gen:
+            embedder = self.embedder_for(gen) if gen is not None and mode != "lexical" else None
             return search(
                 self.store,
                 embedder,
@@ -302,10 +331,17 @@ class Engine:
                 limit=limit,
                 mode=mode,
                 paths=paths,
-                model_label=gen.model,
+                model_label=gen.model if gen is not None else self.model_ref.label,
             )
-        finally:
-            self._unpin(gen.id)
+
+    def related(
+        self, rel: str, line: int, *, limit: int = 10, paths: Sequence[str] = ()
+    ) -> RelatedOutcome:
+        """Code most similar to the chunk at 1-based `line` of workspace file `rel`, found
+        with that chunk's stored vector; RelatedError says why when there is no answer."""
+        where = FileContext(self.root, rel, self.filter, self.settings.max_file_bytes)
+        with self._serving() as gen:
+            return find_related(self.store, gen, where, line, limit=limit, paths=paths)
 
     def search(
         self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
@@ -355,11 +391,13 @@ class Engine:
     def training_history(self) -> list[dict[str, Any]]:
         return read_history(self.index_dir)
 
-    def close(self) -> None:
-        try:
-            self.store.save_snapshot()
-        except OSError as exc:
-            log.warning("could not save the vector snapshot: %s", exc)
+    def close(self, *, save_snapshot: bool = True) -> None:
+        """Save the vector snapshot (unless another process writes this index) and close."""
+        if save_snapshot:
+            try:
+                self.store.save_snapshot()
+            except OSError as exc:
+                log.warning("could not save the vector snapshot: %s", exc)
         self.store.close()
 
     def __enter__(self) -> Engine:

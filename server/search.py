@@ -164,7 +164,7 @@ def search(
     if limit < 1:
         raise SearchError("limit must be at least 1")
     notes: list[str] = []
-    path_filter = pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
+    path_filter = paths_filter(paths)
     pool = max(50, limit * 5) * (4 if path_filter else 1)
 
     dense: list[tuple[int, float]] = []
@@ -199,16 +199,7 @@ def search(
         ),  # gone since read
         key=lambda x: -x[1],
     )
-    results: list[SearchResult] = []
-    for cid, score in ranked:
-        chunk = chunks[cid]
-        if path_filter is not None and not path_filter.match_file(chunk.path):
-            continue
-        if any(_overlaps(chunk, r) for r in results):
-            continue
-        results.append(_result(chunk, score))
-        if len(results) >= limit:
-            break
+    results = distinct_places(ranked, chunks, limit, path_filter)
     return SearchOutcome(
         query=query,
         results=results,
@@ -267,13 +258,40 @@ def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
     return out
 
 
+def paths_filter(paths: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
+    """The gitignore-style `paths` globs as one matcher; None when there are none."""
+    return pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
+
+
+def distinct_places(
+    ranked: Sequence[tuple[int, float]],
+    chunks: dict[int, StoredChunk],
+    limit: int,
+    path_filter: pathspec.GitIgnoreSpec | None = None,
+    exclude: Sequence[SearchResult] = (),
+) -> list[SearchResult]:
+    """The best `limit` results of `ranked`, one per place: a chunk that overlaps a result
+    already taken (windows of one long function) or one of `exclude` is dropped."""
+    results: list[SearchResult] = []
+    for cid, score in ranked:
+        chunk = chunks.get(cid)
+        if chunk is None or (path_filter is not None and not path_filter.match_file(chunk.path)):
+            continue
+        if any(_overlaps(chunk, r) for r in (*exclude, *results)):
+            continue
+        results.append(result_of(chunk, score))
+        if len(results) >= limit:
+            break
+    return results
+
+
 def _overlaps(chunk: StoredChunk, r: SearchResult) -> bool:
     return (
         chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
     )
 
 
-def _result(chunk: StoredChunk, score: float) -> SearchResult:
+def result_of(chunk: StoredChunk, score: float) -> SearchResult:
     return SearchResult(
         path=chunk.path,
         start_line=chunk.start_line,

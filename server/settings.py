@@ -97,9 +97,13 @@ class Settings:
             return Path(self.index_dir).expanduser().resolve()
         from platformdirs import user_cache_dir
 
-        root = workspace.resolve()
-        digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
-        return Path(user_cache_dir("kenning")) / f"{root.name}-{digest}"
+        return Path(user_cache_dir("kenning")) / workspace_key(workspace)
+
+
+def workspace_key(workspace: Path) -> str:
+    """A folder name for a workspace's index: its name plus a hash of its path."""
+    root = workspace.resolve()
+    return f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
 
 
 _SCHEDULES = {"off", "daily", "hourly"}
@@ -112,15 +116,17 @@ def load_settings(
     cli: Mapping[str, Any] | None = None,
     init_options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    client_source: str = "initializationOptions",
 ) -> Settings:
-    """Merge every source for `workspace` and validate the result.
+    """Merge every source for `workspace` and validate the result; `init_options` are
+    the client's settings, named `client_source` in messages.
 
     Raises SettingsError naming the field and its source when a value is wrong.
     """
     layers: list[tuple[str, Mapping[str, Any]]] = [
         ("workspace config", _read_workspace_file(workspace)),
         ("environment", _read_environment(os.environ if environ is None else environ)),
-        ("initializationOptions", _normalise_keys(dict(init_options or {}))),
+        (client_source, _normalise_keys(dict(init_options or {}))),
         ("command line", _normalise_keys(dict(cli or {}))),
     ]
     merged: dict[str, Any] = {}

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import fts
 from .database import Database, StoreError
-from .vectors import Snapshots, VectorMatrix
+from .vectors import Snapshots, VectorMatrix, catch_up
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,15 @@ class StoredChunk:
     kind: str
     language: str
     text: str
+
+
+@dataclass(frozen=True)
+class ChunkVectorKey:
+    """A chunk with what finds its vector: the hash of its text, and whether it gets one."""
+
+    chunk: StoredChunk
+    hash: str
+    embeddable: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,8 @@ class Store(Database):
         self._retired: tuple[int, VectorMatrix] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
         self._snapshots = Snapshots(index_dir, self.warnings)
+        self._caught_up: tuple[int, int, int] | None = None
+        """The (count, max id, id sum) of the active vectors `catch_up` last saw."""
 
     # -- what changed since a point in time ----------------------------------------
 
@@ -254,6 +265,27 @@ class Store(Database):
         )
         return {r[0]: StoredChunk(*r) for r in rows}
 
+    def file_chunks(self, path: str) -> list[ChunkVectorKey] | None:
+        """The chunks of one file in line order; None when the file is not in the index."""
+        row = self.conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT c.id, ?, c.start_line, c.end_line, c.symbol, c.kind, c.language, c.text, "
+            "c.hash, c.embeddable FROM chunks c WHERE c.file_id = ? ORDER BY c.start_line",
+            (path, row[0]),
+        )
+        return [ChunkVectorKey(StoredChunk(*r[:8]), r[8], bool(r[9])) for r in rows]
+
+    def vector_of(self, gen: Generation, text_hash: str) -> np.ndarray | None:
+        """The stored vector of a chunk text in `gen`; None when it has none yet."""
+        row = self.conn.execute(
+            "SELECT vec FROM embeddings WHERE gen = ? AND hash = ?", (gen.id, text_hash)
+        ).fetchone()
+        if row is None or len(row[0]) != gen.dim * 2:
+            return None
+        return np.frombuffer(row[0], dtype=np.float16)
+
     def chunks_for_embeddings(self, embedding_ids: Sequence[int]) -> dict[int, list[int]]:
         """Chunk ids sharing each embedding (identical text is embedded once)."""
         if not embedding_ids:
@@ -389,6 +421,25 @@ class Store(Database):
 
     def dense_search(self, gen: Generation, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.matrix(gen).search(query, k)
+
+    def catch_up(self) -> int:
+        """Take in the vectors another process wrote (or deleted) since the in-memory
+        matrix was loaded: what a reader beside the index's writer calls before it
+        searches. Cheap when nothing changed (one aggregate query); returns rows changed."""
+        gen = self.active_generation()
+        if gen is None or self._matrix is None or self._matrix_gen != gen.id:
+            return 0  # the next search loads the active generation afresh
+        seen = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM embeddings "
+            "WHERE gen = ?",
+            (gen.id,),
+        ).fetchone()
+        if seen == self._caught_up:
+            return 0
+        with self._write_lock:
+            changed = catch_up(self._matrix, gen.id, self)
+        self._caught_up = seen
+        return changed
 
     def _load_matrix(self, gen: Generation) -> VectorMatrix:
         return self._snapshots.load(gen.id, gen.dim, self)

@@ -115,6 +115,10 @@ class VectorMatrix:
         with self.lock:
             return self._ids[: self.n].copy(), self._data[: self.n].copy()
 
+    def ids(self) -> np.ndarray:
+        with self.lock:
+            return self._ids[: self.n].copy()
+
 
 class StoredVectors(Protocol):
     """Where a generation's vectors really live (the store's SQL side)."""
@@ -128,6 +132,21 @@ class StoredVectors(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, float16 rows) of `gen_id`'s vectors, or of the ids `only`."""
         ...
+
+
+def catch_up(matrix: VectorMatrix, gen_id: int, stored: StoredVectors) -> int:
+    """Bring `matrix` in step with the stored vectors of `gen_id` that another process
+    wrote or deleted since it was loaded; returns how many rows changed."""
+    current = stored.vector_ids(gen_id)
+    have = matrix.ids()
+    gone = np.setdiff1d(have, current, assume_unique=True)
+    missing = np.setdiff1d(current, have, assume_unique=True)
+    if len(gone):
+        matrix.remove(int(i) for i in gone)
+    if len(missing):
+        ids, data = stored.read_vectors(gen_id, matrix.dim, only=missing)
+        matrix.add([int(i) for i in ids], data)
+    return len(gone) + len(missing)
 
 
 class Snapshots:
