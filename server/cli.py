@@ -59,6 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(p)
 
+    p = sub.add_parser("mcp", help="serve the workspace to coding agents over MCP (stdio)")
+    p.add_argument("--workspace", default=".", help="the workspace to serve (default: here)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2000,
+        help="default token budget of a search_code or find_related answer (default 2000)",
+    )
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log details to stderr",
+    )
+    common(p)
+
+    p = sub.add_parser("related", help="code similar to the definition at FILE:LINE")
+    p.add_argument("location", metavar="FILE:LINE", help="a file and a line in it (1-based)")
+    p.add_argument("--workspace", default=".")
+    p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    common(p)
+
     p = sub.add_parser("index", help="build or update the index, then print a summary")
     p.add_argument("workspace", nargs="?", default=".")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -167,9 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_usage_error(exc: Exception) -> bool:
     from kenning.trainer.run import DeviceUnavailable
 
+    from .related import RelatedError
     from .search import SearchError
     from .settings import SettingsError, WorkspaceError
 
+    if isinstance(exc, RelatedError):
+        return not exc.retry  # a bad FILE:LINE is usage; "not indexed yet" is not
     return isinstance(
         exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable)
     )
@@ -239,6 +266,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import MAX_MAX_TOKENS, MIN_MAX_TOKENS, serve_mcp
+    from .settings import resolve_workspace
+
+    if not MIN_MAX_TOKENS <= args.max_tokens <= MAX_MAX_TOKENS:
+        raise UsageError(f"--max-tokens must be between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS}")
+    root = resolve_workspace(args.workspace)
+    serve_mcp(root, _overrides(args), max_tokens=args.max_tokens, verbose=args.verbose)
+    return EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     with _open_engine(args.workspace, args) as engine:
         bar = _ProgressBar(sys.stderr.isatty() and not args.json)
@@ -259,8 +297,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refresh_if_writable(engine, args: argparse.Namespace) -> None:
+    """Bring the index up to date before answering; a read-only or failing index
+    answers as it is (a warning says why)."""
+    from .store import StoreError
+
+    if engine.store.read_only:
+        return
+    try:
+        _refresh(engine, args)
+    except StoreError as exc:
+        print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
+
+
 def _refresh(engine, args: argparse.Namespace) -> None:
-    if args.mode == "lexical":
+    if getattr(args, "mode", "hybrid") == "lexical":
         engine.refresh_lexical()
         return
     bar = _ProgressBar(sys.stderr.isatty() and not args.json)
@@ -271,16 +322,10 @@ def _refresh(engine, args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .store import StoreError
-
     if args.limit < 1:
         raise UsageError("-k must be at least 1")
     with _open_engine(args.workspace, args) as engine:
-        if not engine.store.read_only:  # else answer from it as it is (a warning said why)
-            try:
-                _refresh(engine, args)
-            except StoreError as exc:
-                print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
+        _refresh_if_writable(engine, args)
         outcome = engine.search_outcome(args.query, limit=args.limit, mode=args.mode)
     if args.json:
         print(
@@ -295,17 +340,64 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    if not outcome.results:
-        print(
-            "no results: the index is empty or nothing matches; try other words or `kenning status`"
-        )
-        return EXIT_OK
-    for r in outcome.results:
+    _print_results(
+        outcome.results,
+        "no results: the index is empty or nothing matches; try other words or `kenning status`",
+    )
+    return EXIT_OK
+
+
+def _print_results(results, empty: str) -> None:
+    if not results:
+        print(empty)
+    for r in results:
         name = f"  {r.symbol}" if r.symbol else ""
         print(f"{r.path}:{r.start_line}-{r.end_line}{name}  ({r.score:.2f})")
         first = r.snippet.splitlines()[0] if r.snippet else ""
         print(f"    {first}")
+
+
+def cmd_related(args: argparse.Namespace) -> int:
+    file, sep, line = args.location.rpartition(":")
+    if not sep or not file or not line.isdigit():
+        raise UsageError(f"expected FILE:LINE, e.g. app/uploads.py:17, got {args.location!r}")
+    if args.limit < 1:
+        raise UsageError("-k must be at least 1")
+    with _open_engine(args.workspace, args) as engine:
+        rel = _workspace_relative(engine.root, file)
+        _refresh_if_writable(engine, args)
+        outcome = engine.related(rel, int(line), limit=args.limit)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "source": outcome.source.to_json(),
+                    "took_ms": round(outcome.took_ms, 2),
+                    "model": outcome.model,
+                    "generation": outcome.generation,
+                    "results": [r.to_json() for r in outcome.results],
+                    "notes": outcome.notes,
+                }
+            )
+        )
+        return EXIT_OK
+    s = outcome.source
+    print(
+        f"similar to {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.symbol}" if s.symbol else "")
+    )
+    _print_results(outcome.results, "nothing else in the index is close to this code")
     return EXIT_OK
+
+
+def _workspace_relative(root, file: str) -> str:
+    """FILE as given on the command line (relative to here, or absolute) made relative to
+    the workspace; UsageError when it is outside."""
+    path = os.path.abspath(file)
+    if not path.startswith(str(root) + os.sep):
+        path = os.path.realpath(path)
+    if not path.startswith(str(root) + os.sep):
+        raise UsageError(f"{file} is not inside the workspace {root}; use --workspace")
+    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -432,6 +524,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
+    "related": cmd_related,
     "index": cmd_index,
     "search": cmd_search,
     "train": cmd_train,

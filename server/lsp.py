@@ -178,9 +178,7 @@ class KenningLanguageServer(LanguageServer):
             folder.real, cli=self.overrides, init_options=options, client_source=source
         )
         index_dir = settings.resolved_index_dir(folder.real)
-        taken = {
-            s.engine.index_dir for uri, s in self.roots.services.items() if uri != folder.uri
-        }
+        taken = {s.engine.index_dir for uri, s in self.roots.services.items() if uri != folder.uri}
         if index_dir not in taken:
             return dict(self.overrides)
         return {

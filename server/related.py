@@ -28,7 +28,8 @@ _SKIPPED = {
     "too_large": "is larger than max_file_bytes, so it is not indexed",
     "ignored": "is left out of the index (.gitignore, `exclude` or a built-in folder)",
     "secret": "looks like a secret, so it is not indexed (`include` can bring it back)",
-    "generated": "looks generated, so it is not indexed (`include` can bring it back)",
+    "generated": "is of a kind left out of the index (generated, lock, media, archive or data "
+    "files); `include` can bring it back",
     "special": "is not a regular file",
     "unreadable": "cannot be read",
     "bad_name": "has a name Kenning cannot index (a newline or undecodable bytes)",
