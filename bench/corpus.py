@@ -607,9 +607,9 @@ def build(
         )
         entry = entries[name]
         print(
-            f"{name} {entry['version']}: {entry['files']} files, {entry['stats']['source_files']} source files, "
-            f"{entry['queries']}/{entry['queries_all']} queries, {len(entry['query_files'])} query files "
-            f"({time.perf_counter() - started:.1f}s)",
+            f"{name} {entry['version']}: {entry['files']} files, {entry['stats']['source_files']} "
+            f"source files, {entry['queries']}/{entry['queries_all']} queries, "
+            f"{len(entry['query_files'])} query files ({time.perf_counter() - started:.1f}s)",
             file=sys.stderr,
         )
         for problem in entry["stats"]["parse_errors"]:

@@ -111,8 +111,9 @@ def run_package(
         summary = engine.index()
         summary_json = asdict(summary) if is_dataclass(summary) else dict(vars(summary))
         print(
-            f"{pkg}: indexed {summary_json.get('files')} files, {summary_json.get('chunks')} chunks, "
-            f"embedded {summary_json.get('embedded')} in {summary_json.get('took_s', 0):.1f}s",
+            f"{pkg}: indexed {summary_json.get('files')} files, {summary_json.get('chunks')} "
+            f"chunks, embedded {summary_json.get('embedded')} in "
+            f"{summary_json.get('took_s', 0):.1f}s",
             file=sys.stderr,
         )
         timings = {}

@@ -4,7 +4,8 @@ Every method (Kenning's lexical/semantic/hybrid modes, peers such as semble or
 vectorcode) writes its answers to ``bench/results/<method>/<pkg>.jsonl``, one line
 per query, best result first, lines 1-based and inclusive::
 
-    {"id": "flask:12", "took_ms": 8.1, "results": [{"path": "src/flask/app.py", "start_line": 10, "end_line": 42}, ...]}
+    {"id": "flask:12", "took_ms": 8.1,
+     "results": [{"path": "src/flask/app.py", "start_line": 10, "end_line": 42}, ...]}
 
 A result is a *hit* when it is in the query function's file and its line range
 overlaps the function's span (see ``bench/corpus.py``). Per package we report

@@ -68,7 +68,10 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def _commit() -> str:
@@ -111,12 +114,13 @@ def quality_section() -> str:
     return (
         "## Quality: natural-language search over real packages\n\n"
         "CodeSearchNet method: a function whose docstring has at least six words becomes a query "
-        "(its first sentence); that docstring is removed from the workspace; a hit is a result in the "
-        "right file overlapping the function. Packages with `0/N` answered were not run for that method "
-        "(see the notes below the table). Latency columns are per query inside one process.\n\n"
-        "Command: `bench/run quality` (= `python -m bench.corpus && python -m bench.kenning_adapter && "
-        "bash bench/peers/setup.sh && bench/.venvs/*/bin/python bench/peers/*_run.py && "
-        "python -m bench.quality --plot`)\n\n"
+        "(its first sentence); that docstring is removed from the workspace; a hit is a result in "
+        "the right file overlapping the function. Packages with `0/N` answered were not run for "
+        "that method (see the notes below the table). Latency columns are per query inside one "
+        "process.\n\n"
+        "Command: `bench/run quality` (= `python -m bench.corpus && python -m "
+        "bench.kenning_adapter && bash bench/peers/setup.sh && bench/.venvs/*/bin/python "
+        "bench/peers/*_run.py && python -m bench.quality --plot`)\n\n"
         f"{markdown_table(scores)}{partial}\n\n![MRR@10 per package and method](quality.png)\n"
         f"{trained_quality(every)}{peer_index_times()}"
     )
@@ -133,10 +137,12 @@ def trained_quality(methods: list[str]) -> str:
         return ""
     return (
         "\n### After `kenning train` on the package\n\n"
-        "`@trained` rows search the index that `kenning train` (defaults, one seed) left behind: the promoted "
-        "model where the gate promoted one, otherwise the base model (see the training section for each "
-        "verdict). Training never sees the query functions' docstrings: they are removed from the workspace.\n\n"
-        "Command: `python -m bench.train_quality --packages PKGS --bench-queries && python -m bench.quality`\n\n"
+        "`@trained` rows search the index that `kenning train` (defaults, one seed) left behind: "
+        "the promoted model where the gate promoted one, otherwise the base model (see the "
+        "training section for each verdict). Training never sees the query functions' docstrings: "
+        "they are removed from the workspace.\n\n"
+        "Command: `python -m bench.train_quality --packages PKGS --bench-queries && python -m "
+        "bench.quality`\n\n"
         f"{markdown_table(score_all(pairs, done))}\n"
     )
 
@@ -171,11 +177,13 @@ def peer_index_times() -> str:
         rows.append(f"| {pkg} | " + " | ".join(cells) + " |")
     return (
         "\n### Index time on the same workspaces\n\n"
-        "Wall time from nothing to a searchable, fully embedded index, each tool through its own interface "
-        "(Kenning: `Engine.index()` in the benchmark process, model load included; where only a run with the "
-        "trained model embedded the whole workspace, that run is shown: same architecture and size). "
-        "semble embeds with a static model, which is why it takes seconds.\n\n"
-        "| package | Kenning (MiniLM, function-sized chunks) | VectorCode (MiniLM) | semble (static) |\n"
+        "Wall time from nothing to a searchable, fully embedded index, each tool through its own "
+        "interface (Kenning: `Engine.index()` in the benchmark process, model load included; "
+        "where only a run with the trained model embedded the whole workspace, that run is shown: "
+        "same architecture and size). semble embeds with a static model, which is why it takes "
+        "seconds.\n\n"
+        "| package | Kenning (MiniLM, function-sized chunks) | VectorCode (MiniLM) "
+        "| semble (static) |\n"
         "| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
     )
 
@@ -193,14 +201,15 @@ def index_section() -> str:
     rows = [
         (
             "repository",
-            f"{r['repo']}: {full['files']} files, {full['chunks']} chunks ({full['to_embed']} to embed)",
+            f"{r['repo']}: {full['files']} files, {full['chunks']} chunks ({full['to_embed']} to "
+            "embed)",
         ),
         ("first index, lexical-ready", f"{full['lexical_ready_s']} s"),
         ("first index, fully embedded", embedded),
         (
             "efficiency subset",
-            f"{eff['files']} files, {eff['embedded']} chunks embedded, "
-            f"median {eff['median_tokens']} tokens, {eff['over_limit_pct']}% over {eff['max_seq_length']}",
+            f"{eff['files']} files, {eff['embedded']} chunks embedded, median "
+            f"{eff['median_tokens']} tokens, {eff['over_limit_pct']}% over {eff['max_seq_length']}",
         ),
         ("pipeline (kenning index)", f"{eff['pipeline_chunks_per_s']} chunks/s"),
         ("raw SentenceTransformer.encode, same texts", f"{eff['raw_chunks_per_s']} chunks/s"),
@@ -208,7 +217,8 @@ def index_section() -> str:
         ("pipeline efficiency by CPU time", eff.get("efficiency_by_cpu_time", "not measured")),
         (
             "re-index after editing one function (target < 1 s)",
-            f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded per edit {re['embedded_per_edit']}",
+            f"median {re['median_s']} s, max {re['max_s']} s over {re['edits']} edits; embedded "
+            f"per edit {re['embedded_per_edit']}",
         ),
     ]
     command = r.get("command", "python -m bench.index_speed --quick")
@@ -229,7 +239,8 @@ def latency_section() -> str:
         rows.append(
             (
                 "index",
-                f"{i['chunks']} chunks from {i['files']} files, {i['bytes_per_chunk_on_disk']} bytes/chunk on disk",
+                f"{i['chunks']} chunks from {i['files']} files, {i['bytes_per_chunk_on_disk']} "
+                "bytes/chunk on disk",
             )
         )
     rows += [
@@ -241,7 +252,8 @@ def latency_section() -> str:
         ("index load (vector file + replay)", f"{s['index_load_s']} s"),
         (
             "RSS: start / model loaded / index loaded",
-            f"{s['rss_mb']['start']} / {s['rss_mb']['model_loaded']} / {s['rss_mb']['index_loaded']} MB",
+            f"{s['rss_mb']['start']} / {s['rss_mb']['model_loaded']} / "
+            f"{s['rss_mb']['index_loaded']} MB",
         ),
         (
             "index memory beyond the model (target < 1.5 KB/chunk)",
@@ -258,10 +270,11 @@ def latency_section() -> str:
         )
     return (
         "## Search latency and memory (100k chunks)\n\n"
-        "Real chunks of Django, SymPy and SQLAlchemy sdists; their vectors are random unit vectors (exact "
-        "search costs the same whatever the values; embedding 10^5 chunks takes about an hour on this CPU). "
-        "Every query is embedded by the real model.\n\n"
-        f"Command: `python -m bench.search_latency` ({r['date']}, {r['cpus']} CPUs)\n\n{_kv_table(rows)}\n"
+        "Real chunks of Django, SymPy and SQLAlchemy sdists; their vectors are random unit "
+        "vectors (exact search costs the same whatever the values; embedding 10^5 chunks takes "
+        "about an hour on this CPU). Every query is embedded by the real model.\n\n"
+        f"Command: `python -m bench.search_latency` ({r['date']}, {r['cpus']} CPUs)\n\n"
+        f"{_kv_table(rows)}\n"
     )
 
 
@@ -273,7 +286,8 @@ def lsp_section() -> str:
     rows = [
         (
             "workspace",
-            f"{Path(r['workspace']).parent.name}: {r['index']['files']} files, {r['index']['chunks']} chunks",
+            f"{Path(r['workspace']).parent.name}: {r['index']['files']} files, "
+            f"{r['index']['chunks']} chunks",
         ),
         (
             "start-up: initialize / first status / first results",
@@ -300,7 +314,10 @@ def lsp_section() -> str:
         ("idle RSS (target < 600 MB)", f"{r['idle_rss_mb']} MB"),
         ("load average while measuring", r.get("load_avg_1m")),
     ]
-    return f"## Language server\n\nCommand: `python -m bench.lsp_latency --json`\n\n{_kv_table(rows)}\n"
+    return (
+        "## Language server\n\nCommand: `python -m bench.lsp_latency --json`\n\n"
+        f"{_kv_table(rows)}\n"
+    )
 
 
 def lsp_scale_section() -> str:
@@ -323,7 +340,8 @@ def lsp_scale_section() -> str:
         (
             "background indexing: files / chunks added / settled",
             lambda x: (
-                f"{x['burst']['files']} / {x['burst']['chunks_added']} / {x['burst']['settled_s']} s"
+                f"{x['burst']['files']} / {x['burst']['chunks_added']} / "
+                f"{x['burst']['settled_s']} s"
             ),
         ),
         ("RSS idle / peak while indexing", lambda x: f"{x['idle_rss_mb']} / {x['peak_rss_mb']} MB"),
@@ -332,11 +350,12 @@ def lsp_scale_section() -> str:
         lines.append(f"| {label} | " + " | ".join(cell(x) for x in sizes) + " |")
     return (
         "## Language server at 10k and 100k chunks\n\n"
-        "`kenning/search` round trips through a real `kenning serve` over stdio, on the Django + SymPy + "
-        "SQLAlchemy workspace (100k) and a real subset of it (10k: `django/db`, SQLAlchemy's `orm` and `sql`). "
-        "Their vectors are random unit vectors, as in the section above; queries and the files added during "
-        "the run are embedded by the real model. *During background indexing* = werkzeug's sources are "
-        "copied into the workspace and searches run back to back until the server has embedded them.\n\n"
+        "`kenning/search` round trips through a real `kenning serve` over stdio, on the Django + "
+        "SymPy + SQLAlchemy workspace (100k) and a real subset of it (10k: `django/db`, "
+        "SQLAlchemy's `orm` and `sql`). Their vectors are random unit vectors, as in the section "
+        "above; queries and the files added during the run are embedded by the real model. "
+        "*During background indexing* = werkzeug's sources are copied into the workspace and "
+        "searches run back to back until the server has embedded them.\n\n"
         f"Command: `python -m bench.lsp_scale` ({r['date']}, {r['cpus']} CPUs, load average "
         f"{r.get('load_avg_1m')} at the end)\n\n" + "\n".join(lines) + "\n\n"
         "![Search round-trip distributions](latency.png)\n"
@@ -381,8 +400,8 @@ def training_section() -> str:
     if not runs:
         return "## Training\n\nNot run yet: `python -m bench.train_quality`.\n"
     lines = [
-        "| package | pairs found (doc/comment/module/signature/test/docs/commit) | train / held-out pairs | "
-        "held-out MRR@10 before -> after | verdict | steps, pairs/s | wall |",
+        "| package | pairs found (doc/comment/module/signature/test/docs/commit) | train / "
+        "held-out pairs | held-out MRR@10 before -> after | verdict | steps, pairs/s | wall |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
@@ -393,15 +412,21 @@ def training_section() -> str:
         )
         lines.append(
             f"| {r['package']} | {kinds} | {r['train_pairs']} / {r['heldout_pairs']} | "
-            f"{r['before']['mrr_at_10']:.3f} -> {r['after']['mrr_at_10']:.3f} | {r['status']}: {r['reason']} | "
-            f"{t['steps']} steps of {t['batch_size']} at {t['max_seq_length']} tokens on {t['device']}, "
-            f"{t['steps_per_s'] * t['batch_size']:.2f} pairs/s | {r['wall_s']:.0f} s |"
+            f"{r['before']['mrr_at_10']:.3f} -> {r['after']['mrr_at_10']:.3f} | {r['status']}: "
+            f"{r['reason']} | {t['steps']} steps of {t['batch_size']} at {t['max_seq_length']} "
+            f"tokens on {t['device']}, {t['steps_per_s'] * t['batch_size']:.2f} pairs/s | "
+            f"{r['wall_s']:.0f} s |"
         )
     return (
-        "## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality` "
-        "(one seed; `kenning train` defaults). What the benchmark's own queries gain is in the quality "
+        "## Training on the workspace's own code\n\nCommand: `python -m bench.train_quality` (one "
+        "seed; `kenning train` defaults). What the benchmark's own queries gain is in the quality "
         "section, under *After `kenning train`*.\n\n" + "\n".join(lines) + "\n"
     )
+
+
+def _p50_p95_n(stats: dict) -> str:
+    """One phase's search latency: `p50 / p95 ms (n=N)`."""
+    return f"{stats['p50_ms']} / {stats['p95_ms']} ms (n={stats['n']})"
 
 
 def swap_section() -> str:
@@ -416,25 +441,27 @@ def swap_section() -> str:
     if not runs:
         return "## Retraining in the daemon\n\nNot run yet: `bench/run swap`.\n"
     lines = [
-        "| run | workspace | run outcome | cycle (train starts / re-embed starts) | search p50/p95 idle | "
-        "while training | while re-embedding | after | swap p95 / idle p95 | failed / empty answers |",
+        "| run | workspace | run outcome | cycle (train starts / re-embed starts) | search "
+        "p50/p95 idle | while training | while re-embedding | after | swap p95 / idle p95 | "
+        "failed / empty answers |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, r in runs:
-        s_ = r["search"]
-        cell = lambda k: f"{s_[k]['p50_ms']} / {s_[k]['p95_ms']} ms (n={s_[k]['n']})"  # noqa: E731
+        cell = {
+            k: _p50_p95_n(r["search"][k]) for k in ("idle", "training", "re-embedding", "after")
+        }
         phases = r.get("phases_start_s", {})
         lines.append(
-            f"| {label} | {r['index']['files']} files, {r['index']['chunks']} chunks | {r['run']['status']}: "
-            f"{r['run']['reason']} | {r['cycle_s']} s ({phases.get('training', '-')} / "
-            f"{phases.get('re-embedding', '-')} s) | {cell('idle')} | {cell('training')} | "
-            f"{cell('re-embedding')} | {cell('after')} | {r['swap_p95_ratio']}x | "
-            f"{len(r['failures'])} / {r['empty_answers']} |"
+            f"| {label} | {r['index']['files']} files, {r['index']['chunks']} chunks | "
+            f"{r['run']['status']}: {r['run']['reason']} | {r['cycle_s']} s "
+            f"({phases.get('training', '-')} / {phases.get('re-embedding', '-')} s) | "
+            f"{cell['idle']} | {cell['training']} | {cell['re-embedding']} | {cell['after']} | "
+            f"{r['swap_p95_ratio']}x | {len(r['failures'])} / {r['empty_answers']} |"
         )
     command = runs[0][1].get("command", "python -m bench.swap_latency")
     return (
-        f"## Retraining in the daemon\n\nCommand: `{command}` (bundled model, CPU; target: swap p95 "
-        "under 2x idle)\n\n" + "\n".join(lines) + "\n"
+        f"## Retraining in the daemon\n\nCommand: `{command}` "
+        "(bundled model, CPU; target: swap p95 under 2x idle)\n\n" + "\n".join(lines) + "\n"
     )
 
 
@@ -445,8 +472,8 @@ def reliability_section() -> str:
         rows += [
             (
                 "kill -9 campaign: kills (full / incremental / switch)",
-                f"{kill['kills']} ({kill['by_phase'].get('full', 0)} / {kill['by_phase'].get('incremental', 0)} / "
-                f"{kill['by_phase'].get('switch', 0)})",
+                f"{kill['kills']} ({kill['by_phase'].get('full', 0)} / "
+                f"{kill['by_phase'].get('incremental', 0)} / {kill['by_phase'].get('switch', 0)})",
             ),
             ("consistency problems found after kills", len(kill["problems"])),
             (
@@ -519,10 +546,12 @@ def carry_over(section: str, when: str, earlier: dict[str, str]) -> str:
 def render(previous: str = "") -> str:
     head = (
         "# Kenning benchmark results\n\n"
-        f"Generated by `python -m bench.report` on {time.strftime('%Y-%m-%d')} at commit {_commit()}.\n\n"
+        f"Generated by `python -m bench.report` on {time.strftime('%Y-%m-%d')} at commit "
+        f"{_commit()}.\n\n"
         f"- machine: {_machine()}\n- versions: {_versions()}\n"
-        f"- load: the machine was shared while measuring (1-minute load average now {os.getloadavg()[0]:.1f}); "
-        "compare ratios within one run, not absolute times across runs.\n"
+        "- load: the machine was shared while measuring (1-minute load average now "
+        f"{os.getloadavg()[0]:.1f}); compare ratios within one run, not absolute times across "
+        "runs.\n"
     )
     plot_latency()
     when, earlier = previous_sections(previous)

@@ -142,9 +142,9 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
         else:
             mrr = r1 = r10 = paired = "-"
         lines.append(
-            f"| {r['package']} | {mined} | {r['train_pairs']} | {r['heldout_pairs']} | {mrr} | {r1} | {r10} | "
-            f"{paired} | {r['status']} | {training.get('steps', '-')} | {training.get('steps_per_s', '-')} | "
-            f"{r['wall_s']:.0f}s |"
+            f"| {r['package']} | {mined} | {r['train_pairs']} | {r['heldout_pairs']} | {mrr} | "
+            f"{r1} | {r10} | {paired} | {r['status']} | {training.get('steps', '-')} | "
+            f"{training.get('steps_per_s', '-')} | {r['wall_s']:.0f}s |"
         )
     return "\n".join(lines)
 

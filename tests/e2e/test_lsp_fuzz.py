@@ -97,9 +97,10 @@ MALFORMED = [
     # (An object as the id is left out: the server echoes it back, and the test
     # client, not the server, cannot file a response under an unhashable id.)
     b'{"jsonrpc": "2.0", "id": 9, "method": "kenning/search", "params": {"query": "\\ud800"}}',
-    '{"jsonrpc": "2.0", "id": 10, "method": "kenning/search", "params": {"query": "\u00e9\u00e8"}}'.encode(
-        "utf-8"
-    ),
+    (
+        '{"jsonrpc": "2.0", "id": 10, "method": "kenning/search", '
+        '"params": {"query": "\u00e9\u00e8"}}'
+    ).encode("utf-8"),
     b"\xff\xfe\x00garbage bytes",
     b'{"jsonrpc": "2.0", "method": "textDocument/didSave", "params": {"textDocument": 5}}',
 ]

@@ -54,8 +54,8 @@ async def test_a_thousand_concurrent_searches_with_cancellations(tmp_path):
 
     print(
         f"2 x {REQUESTS} requests: {first} then {second}; RSS {rss_before // 1024} -> "
-        f"{rss_first // 1024} -> {rss_after // 1024} MiB, threads {threads_before} -> {threads_first} "
-        f"-> {threads_after}"
+        f"{rss_first // 1024} -> {rss_after // 1024} MiB, threads {threads_before} -> "
+        f"{threads_first} -> {threads_after}"
     )
     for answered, was_cancelled, errors in (first, second):
         assert errors == []

@@ -209,22 +209,26 @@ def big_workspace(shopcart: Path, modules: int = 60, functions: int = 50) -> int
     gen = shopcart / "generated"
     gen.mkdir()
     for m in range(modules):
-        body = "\n\n".join(
-            textwrap.dedent(f'''\
-                def rule_{m}_{f}(order):
-                    """Discount rule {f} of table {m}: orders over {m * 7 + f} get {f % 9} percent off."""
-                    return order.total * {(f % 9) / 100!r} if order.total > {m * 7 + f} else 0
-                ''')
-            for f in range(functions)
-        )
+        body = "\n\n".join(discount_rule(m, f) for f in range(functions))
         (gen / f"rules_{m:03d}.py").write_text(body)
     return modules * functions
+
+
+def discount_rule(m: int, f: int) -> str:
+    """Source of rule `f` of generated module `m`: a function with a docstring of its own."""
+    doc = f"Discount rule {f} of table {m}: orders over {m * 7 + f} get {f % 9} percent off."
+    return textwrap.dedent(f'''\
+        def rule_{m}_{f}(order):
+            """{doc}"""
+            return order.total * {(f % 9) / 100!r} if order.total > {m * 7 + f} else 0
+        ''')
 
 
 def generation_rows(index_dir: Path) -> dict[int, tuple[str, int]]:
     with sqlite3.connect(index_dir / "index.sqlite") as db:
         rows = db.execute(
-            "SELECT g.id, g.state, (SELECT COUNT(*) FROM embeddings e WHERE e.gen = g.id) FROM generations g"
+            "SELECT g.id, g.state, (SELECT COUNT(*) FROM embeddings e WHERE e.gen = g.id) "
+            "FROM generations g"
         ).fetchall()
     return {gid: (state, n) for gid, state, n in rows}
 
@@ -235,7 +239,6 @@ async def test_a_server_killed_while_re_embedding_comes_back_serving_a_complete_
     big_workspace(shopcart)
     index_dir = tmp_path / "index"
     options = settings(tiny_model)
-    reports: list[str] = []
 
     async with kenning_server(shopcart, index_dir, options=options) as first:
         before = await first.settled()
