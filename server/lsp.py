@@ -271,7 +271,11 @@ class KenningLanguageServer(LanguageServer):
         except Exception as exc:  # noqa: BLE001 - a client that cannot answer pushes instead
             log.info("workspace/configuration failed (%s); using the pushed settings", exc)
             return None
-        return list(answer) if isinstance(answer, list) and len(answer) == len(folders) else None
+        # One answer per item; lsprotocol structures the list as a tuple.
+        if isinstance(answer, (list, tuple)) and len(answer) == len(folders):
+            return list(answer)
+        log.info("workspace/configuration answered %r; using the pushed settings", answer)
+        return None
 
     def _apply_settings(self, folder: Folder, service: WorkspaceService) -> bool:
         """Apply the client's new settings to one folder (on the admin thread); True when
