@@ -390,14 +390,18 @@ def cmd_related(args: argparse.Namespace) -> int:
 
 
 def _workspace_relative(root, file: str) -> str:
-    """FILE as given on the command line (relative to here, or absolute) made relative to
-    the workspace; UsageError when it is outside."""
-    path = os.path.abspath(file)
-    if not path.startswith(str(root) + os.sep):
-        path = os.path.realpath(path)
-    if not path.startswith(str(root) + os.sep):
-        raise UsageError(f"{file} is not inside the workspace {root}; use --workspace")
-    return os.path.relpath(path, root).replace(os.sep, "/")
+    """FILE as given on the command line made relative to the workspace: absolute, relative
+    to here when that is inside the workspace, else relative to the workspace itself.
+    UsageError when it is outside."""
+    inside = str(root) + os.sep
+    candidates = [os.path.abspath(file)]
+    if not os.path.isabs(file):
+        candidates.append(os.path.normpath(os.path.join(root, file)))
+    for path in candidates:
+        for form in (path, os.path.realpath(path)):
+            if form.startswith(inside):
+                return os.path.relpath(form, root).replace(os.sep, "/")
+    raise UsageError(f"{file} is not inside the workspace {root}; use --workspace")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
