@@ -246,7 +246,7 @@ class KenningLanguageServer(LanguageServer):
             reopen = []
             for i, (folder, service) in enumerate(running):
                 raw = pulled[i] if pulled is not None else pushed
-                if not raw:
+                if raw is None:
                     continue  # nothing sent for this folder: its settings stay
                 self.client_settings[folder.uri] = raw
                 loop = asyncio.get_running_loop()

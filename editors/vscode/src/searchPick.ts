@@ -11,7 +11,7 @@ import { LatestOnly } from './core/debounce';
 import { coveredLines, mergeAnswers, searchParams, type FolderAnswer, type MergedAnswer, type ResultRow } from './core/search';
 import type { KenningSettings } from './core/settings';
 
-interface ResultItem extends vscode.QuickPickItem {
+export interface ResultItem extends vscode.QuickPickItem {
   row?: ResultRow;
 }
 
@@ -32,13 +32,6 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
   pick.matchOnDescription = false;
   pick.matchOnDetail = false;
   pick.ignoreFocusOut = false;
-
-  const original = vscode.window.activeTextEditor;
-  const originalSelection = original?.selection;
-  const openBefore = new Set(
-    vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => tabUri(t)).filter((u): u is string => u !== undefined),
-  );
-  let accepted = false;
 
   const search = new LatestOnly<MergedAnswer>(
     async (query, token) => {
@@ -68,6 +61,27 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
   );
 
   pick.onDidChangeValue((value) => search.update(value));
+  followSelection(pick, () => search.dispose());
+
+  const initial = selectedText();
+  pick.show();
+  if (initial) {
+    pick.value = initial;
+    search.now(initial);
+  }
+}
+
+/**
+ * Preview the row under the cursor, open the accepted one at its range, and when
+ * the box is dismissed go back to where the user was (closing the previews it opened).
+ */
+export function followSelection(pick: vscode.QuickPick<ResultItem>, onHide?: () => void): void {
+  const original = vscode.window.activeTextEditor;
+  const originalSelection = original?.selection;
+  const openBefore = new Set(
+    vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => tabUri(t)).filter((u): u is string => u !== undefined),
+  );
+  let accepted = false;
   pick.onDidChangeActive(([item]) => {
     if (item?.row) void reveal(item.row, { preview: true });
   });
@@ -79,21 +93,14 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
     void reveal(row, { preview: false });
   });
   pick.onDidHide(() => {
-    search.dispose();
+    onHide?.();
     pick.dispose();
     if (!accepted) void restore(original, originalSelection, openBefore);
     else setTimeout(clearHighlight, 1500);
   });
-
-  const initial = selectedText();
-  pick.show();
-  if (initial) {
-    pick.value = initial;
-    search.now(initial);
-  }
 }
 
-function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefined): void {
+export function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefined): void {
   if (answer === undefined) {
     pick.title = 'Kenning: Semantic Search';
     pick.items = [];
@@ -116,7 +123,7 @@ function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefin
 }
 
 /** Show a result: `preview` keeps focus in the box and reuses the preview tab. */
-async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> {
+export async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> {
   const uri = vscode.Uri.parse(row.uri);
   const { first, last } = coveredLines(row.range);
   let editor: vscode.TextEditor;
@@ -139,12 +146,12 @@ async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> 
   editor.revealRange(span, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
 }
 
-function clearHighlight(): void {
+export function clearHighlight(): void {
   for (const editor of vscode.window.visibleTextEditors) editor.setDecorations(highlight, []);
 }
 
 /** Cancelled: close the preview tabs the box opened and return to where the user was. */
-async function restore(
+export async function restore(
   original: vscode.TextEditor | undefined,
   selection: vscode.Selection | undefined,
   openBefore: Set<string>,
@@ -163,7 +170,7 @@ async function restore(
   }
 }
 
-function tabUri(tab: vscode.Tab): string | undefined {
+export function tabUri(tab: vscode.Tab): string | undefined {
   return tab.input instanceof vscode.TabInputText ? tab.input.uri.toString() : undefined;
 }
 
@@ -179,6 +186,6 @@ function notRunning(clients: FolderClient[]): string {
   return `Kenning is not running (${clients.map((c) => c.name).join(', ')}): see "Kenning: Show Status".`;
 }
 
-function messageOf(error: unknown): string {
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -4,7 +4,7 @@
  * QuickPick items and opens them.
  */
 
-import type { Range, SearchHit, SearchMode, SearchParams, SearchResponse } from './protocol';
+import type { Range, RelatedResponse, SearchHit, SearchMode, SearchParams, SearchResponse } from './protocol';
 
 /** Queries shorter than this are not sent: one or two letters match everything. */
 export const MIN_QUERY_LENGTH = 2;
@@ -122,4 +122,24 @@ export function coveredLines(range: Range): { first: number; last: number } {
   let last = range.end.line;
   if (range.end.character === 0 && last > first) last -= 1;
   return { first, last: Math.max(first, last) };
+}
+
+/**
+ * The search box's rows for a `kenning/related` answer, and its title: what the
+ * results are similar to (`invoice_total · billing/invoice.py:13`).
+ */
+export function relatedAnswer(
+  response: RelatedResponse,
+  folder: { name: string; uri: string },
+  limit: number,
+): MergedAnswer & { title: string } {
+  const merged = mergeAnswers(
+    [{ folder, response: { results: response.results, took_ms: response.took_ms, model: response.model,
+      generation: response.generation, notes: response.notes } }],
+    limit,
+  );
+  const src = response.source;
+  const where = `${hitPath(src, folder.uri)}:${src.range.start.line + 1}`;
+  const what = src.symbol ? `${src.symbol} · ${where}` : where;
+  return { ...merged, title: `Similar to ${what}` };
 }
