@@ -1,0 +1,183 @@
+"""The MCP server for agents: `search_code` latency on a warm 10k-chunk index, and the
+token budget over every query of the bench corpus.
+
+* **latency**: a real `kenning mcp` process on the 10k-chunk workspace of
+  `bench.lsp_scale` (real files, chunks and full-text rows, random vectors; queries
+  embedded by the real model), driven over stdio by the MCP SDK's own client.
+  After a warm-up, `search_code` is called back to back; the bench records the
+  round trip the agent sees and the search time the server reports, p50/p95.
+* **budget**: for each bench package (its prebuilt index with the bundled model's
+  real vectors, copied), every query of its `queries.jsonl` goes through the same
+  tool code in-process (`Tools.search_code`, default limit and budget); the bench
+  records each answer's tokens by the bundled tokenizer (what the budget counts)
+  and by the chars/4 estimate, and how often snippets were cut or results dropped.
+  The budget holds when no answer exceeds it.
+
+Run: `python -m bench.mcp_bench [--parts latency,budget] [--queries 200]`;
+results in bench/results/mcp.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "results" / "mcp.json"
+PACKAGES = ["flask", "werkzeug", "marshmallow", "more-itertools", "tqdm", "sqlalchemy"]
+PREBUILT = [BENCH / ".work" / "index", Path("/work/main/bench/.work/index")]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": pct(values, 0.5), "p95": pct(values, 0.95), "n": len(values)}
+
+
+async def latency(n_queries: int) -> dict[str, Any]:
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    from bench.lsp_scale import workspace_and_index
+    from bench.search_latency import queries
+
+    ws, prebuilt = workspace_and_index("10k")
+    tmp = Path(tempfile.mkdtemp(prefix="kenning-mcp-bench-"))
+    try:
+        shutil.copytree(prebuilt, tmp / "index")
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "kenning.server.cli", "mcp", "--workspace", str(ws)],
+            env={"KENNING_INDEX_DIR": str(tmp / "index"), "HF_HUB_OFFLINE": "1"},
+        )
+        async with Client(params, read_timeout_seconds=600) as client:
+
+            async def call(name: str, args: dict[str, Any]) -> str:
+                result = await client.call_tool(name, args)
+                text = "\n".join(getattr(c, "text", "") for c in result.content)
+                if result.is_error:
+                    raise RuntimeError(text)
+                return text
+
+            deadline = time.monotonic() + 1800
+            while True:
+                status = await call("index_status", {})
+                if "state: idle" in status and "waiting for a vector: 0," in status:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the index did not settle: {status}")
+                await asyncio.sleep(1)
+            chunks = int(status.split("chunks: ")[1].split(",")[0])
+            for _ in range(5):
+                await call("search_code", {"query": "warm up the query path"})
+            round_trip: list[float] = []
+            in_server: list[float] = []
+            tokens: list[int] = []
+            from kenning.server.budget import count_tokens
+
+            for query in queries(n_queries):
+                start = time.perf_counter()
+                text = await call("search_code", {"query": query})
+                round_trip.append((time.perf_counter() - start) * 1000)
+                in_server.append(float(text.splitlines()[0].split(", ")[1].split(" ms")[0]))
+                tokens.append(count_tokens(text))
+        return {
+            "workspace": str(ws),
+            "chunks": chunks,
+            "round_trip_ms": summary(round_trip),
+            "in_server_ms": summary(in_server),
+            "tokens": {"max": max(tokens), "mean": round(statistics.mean(tokens), 1)},
+            "load_average": os.getloadavg()[0],
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def budget(packages: list[str], max_queries: int | None) -> dict[str, Any]:
+    from kenning.server.budget import count_tokens, estimate_tokens
+    from kenning.server.mcp_server import DEFAULT_MAX_TOKENS, Tools
+    from kenning.server.workspace_service import LogListener, WorkspaceService
+
+    out: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, "packages": {}}
+    for pkg in packages:
+        root = BENCH / ".corpus" / pkg
+        prebuilt = next((p / pkg for p in PREBUILT if (p / pkg / "index.sqlite").exists()), None)
+        if prebuilt is None:
+            print(f"{pkg}: no prebuilt index; run python -m bench.kenning_adapter", flush=True)
+            continue
+        lines = (root / "queries.jsonl").read_text().splitlines()
+        qs = [json.loads(line)["query"] for line in lines][:max_queries]
+        tmp = Path(tempfile.mkdtemp(prefix=f"kenning-budget-{pkg}-"))
+        try:
+            shutil.copytree(prebuilt, tmp / "index")
+            service = WorkspaceService.open(
+                root / "workspace",
+                {"index_dir": str(tmp / "index")},
+                listener=LogListener(),
+                label="bench",
+            )
+            service.start()
+            assert service.worker is not None
+            service.worker.first_index_done.wait(1800)
+            while not service.engine.model_loaded:
+                time.sleep(0.2)
+            tools = Tools(DEFAULT_MAX_TOKENS)
+            tools.service = service
+            counted, estimated, cut, dropped = [], [], 0, 0
+            for query in qs:
+                text = tools.search_code(query)
+                counted.append(count_tokens(text))
+                estimated.append(estimate_tokens(text))
+                tail = text.splitlines()[-1]
+                cut += tail.startswith("(snippets cut")
+                dropped += "left out to stay within" in tail
+            service.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        out["packages"][pkg] = {
+            "queries": len(qs),
+            "tokens_max": max(counted),
+            "tokens_mean": round(statistics.mean(counted), 1),
+            "chars_over_4_max": max(estimated),
+            "chars_over_4_mean": round(statistics.mean(estimated), 1),
+            "snippets_cut": cut,
+            "results_dropped": dropped,
+            "over_budget": sum(t > DEFAULT_MAX_TOKENS for t in counted),
+        }
+        print(f"{pkg}: {out['packages'][pkg]}", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="latency,budget")
+    parser.add_argument("--queries", type=int, default=200, help="latency queries")
+    parser.add_argument("--packages", default=",".join(PACKAGES))
+    parser.add_argument("--max-queries", type=int, default=None, help="budget queries a package")
+    args = parser.parse_args()
+    result: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
+    parts = args.parts.split(",")
+    if "latency" in parts:
+        result["latency"] = asyncio.run(latency(args.queries))
+        print(json.dumps(result["latency"]), flush=True)
+    if "budget" in parts:
+        result["budget"] = budget(args.packages.split(","), args.max_queries)
+    result["date"] = time.strftime("%Y-%m-%d")
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
