@@ -23,7 +23,7 @@ from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .models import ModelRef, read_history, target_model
 from .related import FileContext, RelatedOutcome, find_related
 from .search import SearchOutcome, SearchResult, search
-from .settings import Settings, load_settings, resolve_workspace
+from .settings import Settings, claim_index_dir, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class Engine:
         self.settings = settings
         self.index_dir = settings.resolved_index_dir(root)
         self.store = Store.open(self.index_dir)
+        if not self.store.read_only:
+            claim_index_dir(self.index_dir, root)
         self.store.cleanup_leftovers()
         self.filter = FileFilter(root, settings.include, settings.exclude)
         self.indexer = Indexer(root, self.store, self.filter, settings.max_file_bytes)

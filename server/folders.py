@@ -85,6 +85,8 @@ class FolderMap(Generic[S]):
     """By the URI of the indexed folder."""
     failures: dict[str, str] = field(default_factory=dict)
     """Why an indexed folder has no service, by its URI."""
+    closing: set[str] = field(default_factory=set)
+    """Indexed folders being removed: their index is closing (no longer searched)."""
 
     def indexed(self) -> list[Folder]:
         return indexed_folders(self.folders)

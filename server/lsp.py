@@ -40,7 +40,7 @@ from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInval
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from .folders import Folder, FolderError, FolderMap
+from .folders import Folder, FolderError, FolderMap, indexed_folders
 from .live_settings import apply_settings
 from .lsp_answers import (
     answer_related,
@@ -74,7 +74,7 @@ from .protocol import (
 )
 from .related import RelatedError
 from .search import SearchError, SemanticUnavailable
-from .settings import SettingsError, load_settings, options_for_workspace, workspace_key
+from .settings import SettingsError, load_settings, options_for_workspace
 from .workspace_service import NotTheWriter, WorkspaceService
 
 log = logging.getLogger(__name__)
@@ -172,34 +172,20 @@ class KenningLanguageServer(LanguageServer):
             return options_for_workspace(raw, folder.real), "client settings"
         return options_for_workspace(self.init_options, folder.real), "initializationOptions"
 
-    def _overrides_for(self, folder: Folder, options: Mapping[str, Any], source: str) -> dict:
-        """The command-line overrides, plus an index folder of its own when `index_dir`
-        is set once for several workspace folders (each folder needs its own index)."""
-        settings = load_settings(
-            folder.real, cli=self.overrides, init_options=options, client_source=source
-        )
-        index_dir = settings.resolved_index_dir(folder.real)
-        taken = {s.engine.index_dir for uri, s in self.roots.services.items() if uri != folder.uri}
-        if index_dir not in taken:
-            return dict(self.overrides)
-        return {
-            **self.overrides,
-            "index_dir": str(index_dir / "folders" / workspace_key(folder.real)),
-        }
-
     def _open_service(self, folder: Folder, listener: ClientListener) -> WorkspaceService:
         """WorkspaceService.open with the client's settings; bad ones are reported and skipped."""
         try:
             options, source = self._options_for(folder)
-            overrides = self._overrides_for(folder, options, source)
+            load_settings(
+                folder.real, cli=self.overrides, init_options=options, client_source=source
+            )
         except SettingsError as exc:
             self.show(
                 f"Kenning: {exc}; using the other settings sources instead", types.MessageType.Error
             )
             options = {}
-            overrides = self._overrides_for(folder, options, "initializationOptions")
         return WorkspaceService.open(
-            folder.path, overrides, listener=listener, label=LOCK_LABEL, init_options=options
+            folder.path, self.overrides, listener=listener, label=LOCK_LABEL, init_options=options
         )
 
     def stop_indexing(self) -> None:
@@ -224,15 +210,21 @@ class KenningLanguageServer(LanguageServer):
         async with self._changing:
             before = {f.uri for f in self.roots.indexed()}
             known = {f.uri for f in self.roots.folders}
-            self.roots.folders = [f for f in self.roots.folders if f.uri not in removed]
-            self.roots.folders += [f for f in added if f.uri not in known]
-            now = self.roots.indexed()
+            folders = [f for f in self.roots.folders if f.uri not in removed]
+            folders += [f for f in added if f.uri not in known]
+            now = indexed_folders(folders)
+            # A closing folder stays listed (state `stopping`) until its index is closed.
             for uri in before - {f.uri for f in now}:
-                self.roots.failures.pop(uri, None)
                 service = self.roots.services.pop(uri, None)
+                self.roots.failures.pop(uri, None)
                 if service is not None:
                     log.info("closing the index of %s", service.root)
-                    await asyncio.get_running_loop().run_in_executor(self.admin, service.stop)
+                    self.roots.closing.add(uri)
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(self.admin, service.stop)
+                    finally:
+                        self.roots.closing.discard(uri)
+            self.roots.folders = folders
             await self.open_folders([f for f in now if f.uri not in before])
 
     async def settings_changed(self, pushed: Any) -> None:
@@ -282,9 +274,8 @@ class KenningLanguageServer(LanguageServer):
         its index must be reopened elsewhere. Bad settings: one message, nothing changes."""
         try:
             options, source = self._options_for(folder)
-            overrides = self._overrides_for(folder, options, source)
             settings = load_settings(
-                service.root, cli=overrides, init_options=options, client_source=source
+                service.root, cli=self.overrides, init_options=options, client_source=source
             )
             change = apply_settings(service, settings)
         except (SettingsError, ModelError) as exc:

@@ -10,7 +10,7 @@ answer a single-folder server gave.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
@@ -102,11 +102,16 @@ def _model(label: str) -> ModelInfo:
 
 
 def folder_status(
-    folder: Folder, home: Folder, status: ServiceStatus | None, error: str | None
+    folder: Folder,
+    home: Folder,
+    status: ServiceStatus | None,
+    error: str | None,
+    closing: bool = False,
 ) -> FolderStatus:
-    if status is None:
+    if status is None:  # failed to open, still opening, or closing
+        state: Any = "failed" if error else "stopping" if closing else "starting"
         return FolderStatus(
-            name=folder.name, uri=folder.uri, indexed_in=home.uri, state="failed", error=error
+            name=folder.name, uri=folder.uri, indexed_in=home.uri, state=state, error=error
         )
     return FolderStatus(
         name=folder.name,
@@ -132,7 +137,13 @@ def answer_status(folders: Folders, statuses: dict[str, ServiceStatus]) -> Statu
     for folder in folders.folders:
         home = folders.home(folder)
         per_folder.append(
-            folder_status(folder, home, statuses.get(home.uri), folders.failures.get(home.uri))
+            folder_status(
+                folder,
+                home,
+                statuses.get(home.uri),
+                folders.failures.get(home.uri),
+                closing=home.uri in folders.closing,
+            )
         )
     return StatusResponse(
         state=first.state,

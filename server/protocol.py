@@ -197,7 +197,7 @@ class FolderStatus:
     uri: str
     indexed_in: str
     """URI of the folder whose index holds this one: itself, or the folder it lies inside."""
-    state: ServerState | Literal["failed"]
+    state: ServerState | Literal["failed", "stopping"]
     files: int = 0
     chunks: int = 0
     pending: int = 0

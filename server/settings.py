@@ -92,12 +92,44 @@ class Settings:
     def resolved_index_dir(self, workspace: Path) -> Path:
         """The folder for this workspace's index: the setting, or one per workspace
         under the user's cache dir (named after the folder plus a hash of its path,
-        so two checkouts called `app` never share an index)."""
-        if self.index_dir:
-            return Path(self.index_dir).expanduser().resolve()
-        from platformdirs import user_cache_dir
+        so two checkouts called `app` never share an index).
 
-        return Path(user_cache_dir("kenning")) / workspace_key(workspace)
+        One index folder holds one workspace's index: when the `index_dir` setting
+        names a folder that already holds another workspace's (its owner file says
+        whose), this workspace's index goes to `<index_dir>/folders/<key>` inside it.
+        So one setting for several workspaces, or for every folder of a multi-root
+        workspace, gives each its own index."""
+        if not self.index_dir:
+            from platformdirs import user_cache_dir
+
+            return Path(user_cache_dir("kenning")) / workspace_key(workspace)
+        chosen = Path(self.index_dir).expanduser().resolve()
+        owner = index_owner(chosen)
+        if owner is None or owner == workspace.resolve():
+            return chosen
+        return chosen / "folders" / workspace_key(workspace)
+
+
+OWNER_FILE = "workspace.path"
+"""In an index folder: the absolute path of the workspace whose index it holds."""
+
+
+def index_owner(index_dir: Path) -> Path | None:
+    """The workspace whose index `index_dir` holds, as its owner file says; None when unsaid."""
+    try:
+        text = (index_dir / OWNER_FILE).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text else None
+
+
+def claim_index_dir(index_dir: Path, workspace: Path) -> None:
+    """Record that `index_dir` holds `workspace`'s index (once; it is never reassigned)."""
+    if index_owner(index_dir) is None:
+        try:
+            (index_dir / OWNER_FILE).write_text(str(workspace.resolve()) + "\n", "utf-8")
+        except OSError:
+            pass  # a read-only index folder: nothing else will be written there either
 
 
 def workspace_key(workspace: Path) -> str:

@@ -110,9 +110,12 @@ async def test_folders_come_and_go_and_a_nested_folder_is_indexed_once(tmp_path)
 
         # A folder removed while it is still being indexed stops cleanly.
         change_folders(ls, added=[big])
-        opened = await ls.eventually(lambda: folder_named(ls, "big"), what="the big folder")
+        async def indexing():
+            folder = await folder_named(ls, "big")
+            return folder if folder is not None and folder.state == "indexing" else None
+
+        await ls.eventually(indexing, what="the big folder to be indexing", timeout=60)
         change_folders(ls, removed=[big])
-        assert opened.state == "indexing"
 
         async def gone():
             return await folder_named(ls, "big") is None

@@ -83,7 +83,7 @@ export interface FolderStatus {
   uri: string;
   /** URI of the folder whose index holds this one (itself, or the folder it lies in). */
   indexed_in: string;
-  state: ServerState | 'failed';
+  state: ServerState | 'failed' | 'stopping';
   files: number;
   chunks: number;
   pending: number;
