@@ -110,6 +110,7 @@ async def test_folders_come_and_go_and_a_nested_folder_is_indexed_once(tmp_path)
 
         # A folder removed while it is still being indexed stops cleanly.
         change_folders(ls, added=[big])
+
         async def indexing():
             folder = await folder_named(ls, "big")
             return folder if folder is not None and folder.state == "indexing" else None
