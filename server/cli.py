@@ -36,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def verbose_after_command(p: argparse.ArgumentParser) -> None:
+        # Editors and agents put flags after the subcommand; SUPPRESS keeps a global -v intact.
+        p.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="log details to stderr",
+        )
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="sentence-transformers model id or local directory")
         p.add_argument("--index-dir", help="where the index lives (default: per-user cache dir)")
@@ -49,14 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument(
         "--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT"
     )
-    # Editors put flags after the subcommand; SUPPRESS keeps a global -v intact.
-    p.add_argument(
-        "--verbose",
-        "-v",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="log details to stderr",
-    )
+    verbose_after_command(p)
     common(p)
 
     p = sub.add_parser("mcp", help="serve the workspace to coding agents over MCP (stdio)")
@@ -67,13 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="default token budget of a search_code or find_related answer (default 2000)",
     )
-    p.add_argument(
-        "--verbose",
-        "-v",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="log details to stderr",
-    )
+    verbose_after_command(p)
     common(p)
 
     p = sub.add_parser("related", help="code similar to the definition at FILE:LINE")

@@ -101,6 +101,22 @@ def _model(label: str) -> ModelInfo:
     return ModelInfo(name=name, version=version or "base")
 
 
+def _figures(status: ServiceStatus) -> dict[str, Any]:
+    """What a folder's entry and the top level of `kenning/status` have in common."""
+    index = status.index
+    return {
+        "state": status.state,
+        "files": index.files,
+        "chunks": index.chunks,
+        "pending": index.pending,
+        "queued": status.queued,
+        "model": _model(index.model),
+        "generation": index.generation,
+        "index_dir": index.index_dir,
+        "writer": status.writer,
+    }
+
+
 def folder_status(
     folder: Folder,
     home: Folder,
@@ -108,59 +124,36 @@ def folder_status(
     error: str | None,
     closing: bool = False,
 ) -> FolderStatus:
+    names: dict[str, Any] = {"name": folder.name, "uri": folder.uri, "indexed_in": home.uri}
     if status is None:  # failed to open, still opening, or closing
         state: Any = "failed" if error else "stopping" if closing else "starting"
-        return FolderStatus(
-            name=folder.name, uri=folder.uri, indexed_in=home.uri, state=state, error=error
-        )
-    return FolderStatus(
-        name=folder.name,
-        uri=folder.uri,
-        indexed_in=home.uri,
-        state=status.state,
-        files=status.files,
-        chunks=status.chunks,
-        pending=status.pending,
-        queued=status.queued,
-        model=_model(status.model),
-        generation=status.generation,
-        index_dir=status.index_dir,
-        writer=status.writer,
-    )
+        return FolderStatus(**names, state=state, error=error)
+    return FolderStatus(**names, **_figures(status))
 
 
 def answer_status(folders: Folders, statuses: dict[str, ServiceStatus]) -> StatusResponse:
     """The first indexed folder's status at the top level (what single-folder clients
     read), and every folder's in `folders`; `statuses` are by indexed folder URI."""
     first = statuses[folders.running()[0][0].uri]
-    per_folder = []
-    for folder in folders.folders:
-        home = folders.home(folder)
-        per_folder.append(
-            folder_status(
-                folder,
-                home,
-                statuses.get(home.uri),
-                folders.failures.get(home.uri),
-                closing=home.uri in folders.closing,
-            )
+    per_folder = [
+        folder_status(
+            folder,
+            home,
+            statuses.get(home.uri),
+            folders.failures.get(home.uri),
+            closing=home.uri in folders.closing,
         )
+        for folder in folders.folders
+        for home in [folders.home(folder)]
+    ]
     return StatusResponse(
-        state=first.state,
-        files=first.files,
-        chunks=first.chunks,
-        pending=first.pending,
-        model=_model(first.model),
-        workspace=first.workspace,
-        index_dir=first.index_dir,
-        generation=first.generation,
-        queued=first.queued,
+        **_figures(first),
+        workspace=first.index.workspace,
         embedded_since_start=first.embedded_since_start,
-        index_bytes=first.index_bytes,
-        warnings=first.warnings,
+        index_bytes=first.index.index_bytes,
+        warnings=first.index.warnings,
         last_training=first.last_training,
         training=first.training,
-        writer=first.writer,
         folders=per_folder,
     )
 

@@ -190,17 +190,18 @@ class Tools:
 
 
 def describe_status(s: ServiceStatus) -> str:
+    index = s.index
     lines = [
         f"state: {s.state}",
-        f"workspace: {s.workspace}",
-        f"files: {s.files}, chunks: {s.chunks}, waiting for a vector: {s.pending}, "
+        f"workspace: {index.workspace}",
+        f"files: {index.files}, chunks: {index.chunks}, waiting for a vector: {index.pending}, "
         f"changes queued: {s.queued}",
-        f"model: {s.model} (generation {s.generation})",
+        f"model: {index.model} (generation {index.generation})",
         "writer: this server" if s.writer else "writer: another Kenning process (see warnings)",
     ]
     if s.training:
         lines.append(f"training: {s.training.get('phase')}: {s.training.get('message', '')}")
-    lines += [f"warning: {w}" for w in s.warnings]
+    lines += [f"warning: {w}" for w in index.warnings]
     return "\n".join(lines)
 
 

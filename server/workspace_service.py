@@ -24,11 +24,11 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from .engine import Engine
+from .engine import Engine, Status
 from .protocol import ServerState
 from .related import RelatedOutcome
 from .scheduler import Scheduler, SchedulerListener
@@ -86,25 +86,21 @@ class NotTheWriter(RuntimeError):
 
 @dataclass
 class ServiceStatus:
-    """One workspace's status: the engine's, and the service's own state."""
+    """One workspace's status: the engine's figures, and the service's own state."""
 
+    index: Status
+    """Files, chunks, pending vectors, model, generation, size, warnings, training history."""
     state: ServerState
-    workspace: str
-    index_dir: str
-    files: int
-    chunks: int
-    pending: int
-    model: str
-    generation: int | None
-    index_bytes: int
     queued: int
     embedded_since_start: int
     writer: bool
     """Whether this process writes the index (else another Kenning process does)."""
-    warnings: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None
     """The run in progress (phase, message, step/steps), or None."""
-    last_training: dict[str, Any] | None = None
+
+    @property
+    def last_training(self) -> dict[str, Any] | None:
+        return self.index.training[-1] if self.index.training else None
 
 
 class WorkspaceService:
@@ -322,27 +318,19 @@ class WorkspaceService:
         return outcome
 
     def status(self) -> ServiceStatus:
-        status = self.engine.status()
+        index = self.engine.status()
         current = self.scheduler.current if self.scheduler else None
-        warnings = list(status.warnings)
         if not self.writing and self._follower is not None:
-            warnings.append(f"{self.lock.holder()} writes this index; this process answers from it")
+            index.warnings.append(
+                f"{self.lock.holder()} writes this index; this process answers from it"
+            )
         return ServiceStatus(
+            index=index,
             state=self.state,
-            workspace=status.workspace,
-            index_dir=status.index_dir,
-            files=status.files,
-            chunks=status.chunks,
-            pending=status.pending,
-            model=status.model,
-            generation=status.generation,
-            index_bytes=status.index_bytes,
             queued=self.changes.waiting(),
             embedded_since_start=self.worker.embedded if self.worker else 0,
             writer=self.writing,
-            warnings=warnings,
             training=current.to_json() if current else None,
-            last_training=status.training[-1] if status.training else None,
         )
 
     # -- requests that change things -----------------------------------------------------

@@ -65,14 +65,17 @@ try {
 
   step = 'running "Kenning: Semantic Search" from the command palette';
   await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => {});
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input[type="text"], .quick-input-widget input.input').first();
-  await input.waitFor({ state: 'visible', timeout: 30_000 });
-  await input.fill('>Kenning: Semantic Search');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
-    .waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  const openSearchBox = async () => {
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 30_000 });
+    await input.fill('>Kenning: Semantic Search');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
+      .waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  };
+  await openSearchBox();
   log('search box open');
 
   step = `typing "${QUERY}"`;
@@ -125,13 +128,7 @@ try {
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
 
   step = `searching the second folder for "${SECOND.query}"`;
-  await page.keyboard.press('F1');
-  await input.waitFor({ state: 'visible', timeout: 30_000 });
-  await input.fill('>Kenning: Semantic Search');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
-    .waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  await openSearchBox();
   await input.pressSequentially(SECOND.query, { delay: 20 });
   await page.locator('.quick-input-list .monaco-list-row', { hasText: SECOND.symbol }).first().waitFor({ timeout: 60_000 });
   const second = (await page.locator('.quick-input-list .monaco-list-row').first().getAttribute('aria-label')) ?? '';
