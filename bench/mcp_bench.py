@@ -33,7 +33,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "results" / "mcp.json"
-PACKAGES = ["flask", "werkzeug", "marshmallow", "more-itertools", "tqdm", "sqlalchemy"]
+PACKAGES = ["flask", "marshmallow", "more-itertools", "tqdm", "werkzeug", "sqlalchemy"]
 PREBUILT = [BENCH / ".work" / "index", Path("/work/main/bench/.work/index")]
 
 
@@ -105,7 +105,9 @@ async def latency(n_queries: int) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def budget(packages: list[str], max_queries: int | None) -> dict[str, Any]:
+def budget(
+    packages: list[str], max_queries: int | None, save: Any = lambda _: None
+) -> dict[str, Any]:
     from kenning.server.budget import count_tokens, estimate_tokens
     from kenning.server.mcp_server import DEFAULT_MAX_TOKENS, Tools
     from kenning.server.workspace_service import LogListener, WorkspaceService
@@ -157,6 +159,7 @@ def budget(packages: list[str], max_queries: int | None) -> dict[str, Any]:
             "over_budget": sum(t > DEFAULT_MAX_TOKENS for t in counted),
         }
         print(f"{pkg}: {out['packages'][pkg]}", flush=True)
+        save(out)  # a long run keeps each package's figures as it goes
     return out
 
 
@@ -172,8 +175,14 @@ def main() -> int:
     if "latency" in parts:
         result["latency"] = asyncio.run(latency(args.queries))
         print(json.dumps(result["latency"]), flush=True)
+
+    def save(part: dict[str, Any]) -> None:
+        result["budget"] = part
+        result["date"] = time.strftime("%Y-%m-%d")
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+
     if "budget" in parts:
-        result["budget"] = budget(args.packages.split(","), args.max_queries)
+        save(budget(args.packages.split(","), args.max_queries, save))
     result["date"] = time.strftime("%Y-%m-%d")
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     return 0
