@@ -3,7 +3,8 @@ token budget over every query of the bench corpus.
 
 * **latency**: a real `kenning mcp` process on the 10k-chunk workspace of
   `bench.lsp_scale` (real files, chunks and full-text rows, random vectors; queries
-  embedded by the real model), driven over stdio by the MCP SDK's own client.
+  embedded by the real model), or with `--latency-package` on a bench package's
+  own index (real vectors), driven over stdio by the MCP SDK's own client.
   After a warm-up, `search_code` is called back to back; the bench records the
   round trip the agent sees and the search time the server reports, p50/p95.
 * **budget**: for each bench package (its prebuilt index with the bundled model's
@@ -46,14 +47,28 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50": pct(values, 0.5), "p95": pct(values, 0.95), "n": len(values)}
 
 
-async def latency(n_queries: int) -> dict[str, Any]:
+def prebuilt_index(pkg: str) -> Path | None:
+    """A bench package's index built with the bundled model (bench.kenning_adapter)."""
+    return next((p / pkg for p in PREBUILT if (p / pkg / "index.sqlite").exists()), None)
+
+
+async def latency(n_queries: int, package: str | None = None) -> dict[str, Any]:
+    """`search_code` round trips; on the 10k-chunk workspace, or on a bench package's own
+    index (real vectors) when `package` is given."""
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
-    from bench.lsp_scale import workspace_and_index
     from bench.search_latency import queries
 
-    ws, prebuilt = workspace_and_index("10k")
+    if package is None:
+        from bench.lsp_scale import workspace_and_index
+
+        ws, prebuilt = workspace_and_index("10k")
+    else:
+        found = prebuilt_index(package)
+        if found is None:
+            raise SystemExit(f"no prebuilt index of {package}; run python -m bench.kenning_adapter")
+        ws, prebuilt = BENCH / ".corpus" / package / "workspace", found
     tmp = Path(tempfile.mkdtemp(prefix="kenning-mcp-bench-"))
     try:
         shutil.copytree(prebuilt, tmp / "index")
@@ -95,6 +110,7 @@ async def latency(n_queries: int) -> dict[str, Any]:
                 tokens.append(count_tokens(text))
         return {
             "workspace": str(ws),
+            "vectors": "random" if package is None else "bundled model",
             "chunks": chunks,
             "round_trip_ms": summary(round_trip),
             "in_server_ms": summary(in_server),
@@ -115,7 +131,7 @@ def budget(
     out: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, "packages": {}}
     for pkg in packages:
         root = BENCH / ".corpus" / pkg
-        prebuilt = next((p / pkg for p in PREBUILT if (p / pkg / "index.sqlite").exists()), None)
+        prebuilt = prebuilt_index(pkg)
         if prebuilt is None:
             print(f"{pkg}: no prebuilt index; run python -m bench.kenning_adapter", flush=True)
             continue
@@ -167,24 +183,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="latency,budget")
     parser.add_argument("--queries", type=int, default=200, help="latency queries")
+    parser.add_argument(
+        "--latency-package",
+        default=None,
+        help="measure latency on this bench package's index instead of the 10k workspace",
+    )
     parser.add_argument("--packages", default=",".join(PACKAGES))
     parser.add_argument("--max-queries", type=int, default=None, help="budget queries a package")
     args = parser.parse_args()
-    result: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
     parts = args.parts.split(",")
-    if "latency" in parts:
-        result["latency"] = asyncio.run(latency(args.queries))
-        print(json.dumps(result["latency"]), flush=True)
 
-    def save(part: dict[str, Any]) -> None:
-        result["budget"] = part
+    def save(key: str, part: dict[str, Any]) -> None:
+        """Merge one part into the results file as it is now (another part may be running)."""
+        result: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
+        if key == "budget" and "budget" in result:
+            part = {**part, "packages": {**result["budget"]["packages"], **part["packages"]}}
+        result[key] = part
         result["date"] = time.strftime("%Y-%m-%d")
         OUT.write_text(json.dumps(result, indent=2) + "\n")
 
+    if "latency" in parts:
+        measured = asyncio.run(latency(args.queries, args.latency_package))
+        print(json.dumps(measured), flush=True)
+        save("latency", measured)
     if "budget" in parts:
-        save(budget(args.packages.split(","), args.max_queries, save))
-    result["date"] = time.strftime("%Y-%m-%d")
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+        save(
+            "budget",
+            budget(args.packages.split(","), args.max_queries, lambda b: save("budget", b)),
+        )
     return 0
 
 

@@ -373,10 +373,16 @@ def mcp_section() -> str:
         ms = lambda x: f"p50 {x['p50']} / p95 {x['p95']} ms (n={x['n']})"  # noqa: E731
         parts.append(
             "`search_code` (hybrid, limit 10, default budget) through a real `kenning mcp` over "
-            "stdio, driven by the MCP SDK's own client, on the 10k-chunk workspace of the section "
-            "above (real files, chunks and full-text rows; random vectors; every query embedded "
-            f"by the real model); warm: after 5 calls. Load average {lat['load_average']} at the "
-            "end.\n\n"
+            "stdio, driven by the MCP SDK's own client, on "
+            + (
+                "the 10k-chunk workspace of the section above (real files, chunks and full-text "
+                "rows; random vectors)"
+                if lat.get("vectors", "random") == "random"
+                else f"`{lat['workspace'].split('/.corpus/')[-1]}` with the bundled model's real "
+                "vectors"
+            )
+            + "; every query embedded by the real model; warm: after 5 calls. Load average "
+            f"{lat['load_average']} at the end.\n\n"
             f"| measure | {lat['chunks']} chunks |\n| --- | --- |\n"
             f"| round trip the agent sees | {ms(lat['round_trip_ms'])} |\n"
             f"| search time reported by the server | {ms(lat['in_server_ms'])} |\n"
