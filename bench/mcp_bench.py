@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -47,14 +48,28 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50": pct(values, 0.5), "p95": pct(values, 0.95), "n": len(values)}
 
 
+def built_with(index_dir: Path) -> str | None:
+    """The model folder the index's active vectors were made with, when it is on this
+    machine: serving with it keeps the copied index as it is (the index knows its model by
+    location, so the bundled model of another virtual environment would re-embed it all)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{index_dir / 'index.sqlite'}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT location FROM generations WHERE state = 'active'").fetchone()
+    return row[0] if row and Path(row[0]).is_dir() else None
+
+
 def prebuilt_index(pkg: str) -> Path | None:
     """A bench package's index built with the bundled model (bench.kenning_adapter)."""
     return next((p / pkg for p in PREBUILT if (p / pkg / "index.sqlite").exists()), None)
 
 
-async def latency(n_queries: int, package: str | None = None) -> dict[str, Any]:
+async def latency(
+    n_queries: int, package: str | None = None, subset: list[str] | None = None
+) -> dict[str, Any]:
     """`search_code` round trips; on the 10k-chunk workspace, or on a bench package's own
-    index (real vectors) when `package` is given."""
+    index (real vectors) when `package` is given, cut down to the folders `subset` (the
+    index copy drops the rest at start, keeping the vectors of what stays)."""
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
@@ -72,9 +87,22 @@ async def latency(n_queries: int, package: str | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="kenning-mcp-bench-"))
     try:
         shutil.copytree(prebuilt, tmp / "index")
+        if subset:
+            for rel in subset:  # copy2 keeps mtimes: the start-up scan reads none of them
+                shutil.copytree(ws / rel, tmp / "ws" / rel)
+            ws = tmp / "ws"
+            (tmp / "index" / "workspace.path").unlink(missing_ok=True)  # the copy is this one's
+        model = built_with(tmp / "index")
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "kenning.server.cli", "mcp", "--workspace", str(ws)],
+            args=[
+                "-m",
+                "kenning.server.cli",
+                "mcp",
+                "--workspace",
+                str(ws),
+                *(["--model", model] if model else []),
+            ],
             env={"KENNING_INDEX_DIR": str(tmp / "index"), "HF_HUB_OFFLINE": "1"},
         )
         async with Client(params, read_timeout_seconds=600) as client:
@@ -106,11 +134,13 @@ async def latency(n_queries: int, package: str | None = None) -> dict[str, Any]:
                 start = time.perf_counter()
                 text = await call("search_code", {"query": query})
                 round_trip.append((time.perf_counter() - start) * 1000)
-                in_server.append(float(text.splitlines()[0].split(", ")[1].split(" ms")[0]))
+                took = re.findall(r"\((?:hybrid|semantic|lexical), ([\d.]+) ms, model ", text)
+                in_server.append(float(took[-1]))
                 tokens.append(count_tokens(text))
         return {
             "workspace": str(ws),
             "vectors": "random" if package is None else "bundled model",
+            "subset": subset or [],
             "chunks": chunks,
             "round_trip_ms": summary(round_trip),
             "in_server_ms": summary(in_server),
@@ -140,9 +170,10 @@ def budget(
         tmp = Path(tempfile.mkdtemp(prefix=f"kenning-budget-{pkg}-"))
         try:
             shutil.copytree(prebuilt, tmp / "index")
+            model = built_with(tmp / "index")
             service = WorkspaceService.open(
                 root / "workspace",
-                {"index_dir": str(tmp / "index")},
+                {"index_dir": str(tmp / "index"), **({"model": model} if model else {})},
                 listener=LogListener(),
                 label="bench",
             )
@@ -184,6 +215,11 @@ def main() -> int:
     parser.add_argument("--parts", default="latency,budget")
     parser.add_argument("--queries", type=int, default=200, help="latency queries")
     parser.add_argument(
+        "--latency-subset",
+        default="",
+        help="comma-separated folders of --latency-package to keep (a smaller index)",
+    )
+    parser.add_argument(
         "--latency-package",
         default=None,
         help="measure latency on this bench package's index instead of the 10k workspace",
@@ -203,7 +239,8 @@ def main() -> int:
         OUT.write_text(json.dumps(result, indent=2) + "\n")
 
     if "latency" in parts:
-        measured = asyncio.run(latency(args.queries, args.latency_package))
+        subset = [p for p in args.latency_subset.split(",") if p]
+        measured = asyncio.run(latency(args.queries, args.latency_package, subset))
         print(json.dumps(measured), flush=True)
         save("latency", measured)
     if "budget" in parts:

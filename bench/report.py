@@ -368,21 +368,24 @@ def mcp_section() -> str:
     if not r:
         return title + "Not run yet: `bench/run mcp`.\n"
     parts = [title]
-    lat = r.get("latency")
-    if lat:
+    for key in sorted(k for k in r if k.startswith("latency")):
+        lat = r[key]
         ms = lambda x: f"p50 {x['p50']} / p95 {x['p95']} ms (n={x['n']})"  # noqa: E731
-        parts.append(
-            "`search_code` (hybrid, limit 10, default budget) through a real `kenning mcp` over "
-            "stdio, driven by the MCP SDK's own client, on "
-            + (
+        if lat.get("vectors", "random") == "random":
+            where = (
                 "the 10k-chunk workspace of the section above (real files, chunks and full-text "
                 "rows; random vectors)"
-                if lat.get("vectors", "random") == "random"
-                else f"`{lat['workspace'].split('/.corpus/')[-1]}` with the bundled model's real "
-                "vectors"
             )
-            + "; every query embedded by the real model; warm: after 5 calls. Load average "
-            f"{lat['load_average']} at the end.\n\n"
+        else:
+            pkg = lat["workspace"].split("/.corpus/")[-1].split("/")[0]
+            kept = ", ".join(f"`{p}`" for p in lat.get("subset") or [])
+            where = f"{pkg} ({kept} only)" if kept else pkg
+            where += " with the bundled model's real vectors"
+        parts.append(
+            "`search_code` (hybrid, limit 10, default budget) through a real `kenning mcp` over "
+            f"stdio, driven by the MCP SDK's own client, on {where}; every query embedded by the "
+            f"real model; warm: after 5 calls. Load average {lat['load_average']:.1f} at the "
+            "end.\n\n"
             f"| measure | {lat['chunks']} chunks |\n| --- | --- |\n"
             f"| round trip the agent sees | {ms(lat['round_trip_ms'])} |\n"
             f"| search time reported by the server | {ms(lat['in_server_ms'])} |\n"
