@@ -157,6 +157,7 @@ def budget(
     from kenning.server.budget import count_tokens, estimate_tokens
     from kenning.server.mcp_server import DEFAULT_MAX_TOKENS, Tools
     from kenning.server.workspace_service import LogListener, WorkspaceService
+    from kenning.server.writer_lock import MCP
 
     out: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, "packages": {}}
     for pkg in packages:
@@ -175,7 +176,7 @@ def budget(
                 root / "workspace",
                 {"index_dir": str(tmp / "index"), **({"model": model} if model else {})},
                 listener=LogListener(),
-                label="bench",
+                role=MCP,
             )
             service.start()
             assert service.worker is not None

@@ -278,6 +278,89 @@ def latency_section() -> str:
     )
 
 
+def cli_section() -> str:
+    r, b = _load("cli_latency.json"), _load("build_check.json")
+    if not r and not b:
+        return "## Command line\n\nNot run yet: `bench/run cli build`.\n"
+    parts = ["## Command line outside the editor\n"]
+    if r:
+
+        def med(x: dict) -> str:
+            return (
+                f"{x['median_s']} s median (min {x['min_s']}, max {x['max_s']}, n={x['runs']}); "
+                f"`python -c pass` beside it {x['python_c_pass_median_s']} s"
+            )
+
+        rows = [
+            ("workspace", f"{r['package']}: {r['index']['chunks']} chunks, index up to date"),
+            ("`kenning search` with a daemon serving (target <= 150 ms)", med(r["daemon_search"])),
+            (
+                "`kenning search` in a fresh process, no daemon (target <= 1.5 s, <= 400 MB)",
+                f"{med(r['fresh_search'])}; peak RSS {r['fresh_search']['peak_rss_mb']} MB",
+            ),
+            (
+                "first fresh search (exports the model for the light path)",
+                f"{r['first_fresh_search_s']} s",
+            ),
+        ]
+        for name, p in r["cold_probes"].items():
+            rows.append(
+                (f"cold probe: one query via {name}", f"{med(p)}; peak RSS {p['peak_rss_mb']} MB")
+            )
+        rss, ix = r["daemon_rss_mb"], r["daemon_indexing"]
+        rows += [
+            (
+                "daemon RSS: idle / peak while embedding / idle after (target idle <= 600 MB)",
+                f"{rss['idle']} / {rss['peak_while_indexing']} / {rss['idle_after']} MB "
+                f"({rss['chunks_after']} chunks after {ix['chunks_added']} were added and embedded "
+                f"in {ix['settled_s']} s)",
+            ),
+            (
+                "load average (1, 5, 15 min) at start / end",
+                f"{r['load_avg']['start']} / {r['load_avg']['end']}",
+            ),
+        ]
+        parts.append(
+            f"Command: `{r['command'].strip()}` ({r['date']}, {r['cpus']} CPUs). Medians of fresh "
+            "processes, each beside `python -c pass` in the same loop; compare the two, since the "
+            f"machine was shared.\n\n{_kv_table(rows)}\n"
+        )
+    if b:
+        w, s = b["wheel_install"], b["sdist_install"]
+        rows = [
+            (
+                "`python -m build` (sdist + wheel)",
+                f"{b['build_s']} s: "
+                + ", ".join(f"{n} ({size / 1e6:.2f} MB)" for n, size in b["artifacts"].items()),
+            ),
+            (
+                "fresh venv + `pip install torch==2.13.0` + the wheel",
+                f"{w['venv_s']} + {w['torch_s']} + {w['kenning_s']} s",
+            ),
+            (
+                "fresh venv + `pip install torch==2.13.0` + the sdist",
+                f"{s['venv_s']} + {s['torch_s']} + {s['kenning_s']} s",
+            ),
+            (
+                f"first answer on a fresh workspace ({b.get('workspace_parts', 'repository')}: "
+                "read, embed, search)",
+                f"{b['first_answer']['wall_s']} s for {b['workspace']['files']} files, "
+                f"{b['workspace']['chunks']} chunks; top result {b['first_answer']['top']}; "
+                f"{b['first_answer']['progress_lines']} progress lines on stderr",
+            ),
+            ("the same search again (index up to date)", f"{b['second_answer_s']} s"),
+            (
+                "load average (1, 5, 15 min) at start / end",
+                f"{b['load_avg_start']} / {b['load_avg_end']}",
+            ),
+        ]
+        parts.append(
+            f"Install and first answer: `python -m bench.build_check` ({b['date']}; pip's cache "
+            f"as this machine had it)\n\n{_kv_table(rows)}\n"
+        )
+    return "\n".join(parts)
+
+
 def lsp_section() -> str:
     r = _load("lsp_latency.json")
     if not r:
@@ -612,6 +695,7 @@ def render(previous: str = "") -> str:
         quality_section(),
         index_section(),
         latency_section(),
+        cli_section(),
         lsp_section(),
         lsp_scale_section(),
         mcp_section(),

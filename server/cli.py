@@ -16,7 +16,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
+
+from . import cli_agents
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -25,33 +27,54 @@ class UsageError(Exception):
     """Bad flags or arguments: exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with an error that becomes one line on stderr (exit code 2) instead of a
+    usage block: the help is one `--help` away."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# Flags every command takes, before or after the command's name (`kenning -v search ...`
+# and `kenning search ... -v`). The copies under each command default to SUPPRESS, so
+# one given before the command is not overwritten by the command's default.
+_SHARED: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--verbose", "-v"), {"action": "store_true", "help": "log details and show tracebacks"}),
+    (("--quiet", "-q"), {"action": "store_true", "help": "no progress lines on stderr"}),
+    (("--model",), {"help": "sentence-transformers model id or local directory"}),
+    (("--index-dir",), {"help": "where the index lives (default: per-user cache dir)"}),
+    (("--device",), {"help": "auto, cpu, cuda, cuda:N or mps"}),
+    (("--workspace",), {"metavar": "DIR", "help": "the workspace folder (default: .)"}),
+)
+
+
+def _shared(p: argparse.ArgumentParser, *, top: bool) -> None:
+    for flags, options in _SHARED:
+        extra: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+        if top and options.get("action") != "store_true":
+            extra["default"] = None
+        p.add_argument(*flags, **options, **extra)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kenning.trainer.options import TrainOptions
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kenning", description="Local natural-language code search that learns your codebase."
     )
-    parser.add_argument(
-        "--verbose", "-v", action="store_true", help="log details and show tracebacks"
-    )
+    _shared(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def verbose_after_command(p: argparse.ArgumentParser) -> None:
-        # Editors and agents put flags after the subcommand; SUPPRESS keeps a global -v intact.
-        p.add_argument(
-            "--verbose",
-            "-v",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="log details to stderr",
-        )
+    def command(name: str, help: str, *, positional_workspace: bool = True) -> _Parser:
+        p = sub.add_parser(name, help=help)
+        if positional_workspace:
+            p.add_argument(
+                "workspace_arg", nargs="?", metavar="WORKSPACE", help="same as --workspace"
+            )
+        _shared(p, top=False)
+        return p
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", help="sentence-transformers model id or local directory")
-        p.add_argument("--index-dir", help="where the index lives (default: per-user cache dir)")
-        p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-
-    p = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    p = command("serve", "run the language server (stdio unless --tcp)", positional_workspace=False)
     transport = p.add_mutually_exclusive_group()
     transport.add_argument(
         "--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)"
@@ -59,42 +82,44 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument(
         "--tcp", metavar="HOST:PORT", type=_host_port, help="listen for one client on HOST:PORT"
     )
-    verbose_after_command(p)
-    common(p)
+    transport.add_argument(
+        "--background",
+        action="store_true",
+        help="start a detached daemon for the workspace that answers `kenning search` and "
+        "`kenning status`, and return",
+    )
+    transport.add_argument("--background-child", action="store_true", help=argparse.SUPPRESS)
 
-    p = sub.add_parser("mcp", help="serve the workspace to coding agents over MCP (stdio)")
-    p.add_argument("--workspace", default=".", help="the workspace to serve (default: here)")
+    p = command(
+        "mcp", "serve the workspace to coding agents over MCP (stdio)", positional_workspace=False
+    )
     p.add_argument(
         "--max-tokens",
         type=int,
         default=2000,
         help="default token budget of a search_code or find_related answer (default 2000)",
     )
-    verbose_after_command(p)
-    common(p)
 
-    p = sub.add_parser("related", help="code similar to the definition at FILE:LINE")
+    p = command(
+        "related", "code similar to the definition at FILE:LINE", positional_workspace=False
+    )
     p.add_argument("location", metavar="FILE:LINE", help="a file and a line in it (1-based)")
-    p.add_argument("--workspace", default=".")
     p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    common(p)
 
-    p = sub.add_parser("index", help="build or update the index, then print a summary")
-    p.add_argument("workspace", nargs="?", default=".")
+    p = command("index", "build or update the index, then print a summary")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    common(p)
 
-    p = sub.add_parser("search", help="search the workspace in natural language")
+    p = command("search", "search the workspace in natural language", positional_workspace=False)
     p.add_argument("query")
-    p.add_argument("--workspace", default=".")
     p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=("hybrid", "semantic", "lexical"), default="hybrid")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    common(p)
+    p.add_argument(
+        "--no-daemon", action="store_true", help="work in-process even if a daemon is running"
+    )
 
-    p = sub.add_parser("train", help="fine-tune the model on the workspace's own code")
-    p.add_argument("workspace", nargs="?", default=".")
+    p = command("train", "fine-tune the model on the workspace's own code")
     run = TrainOptions()
     p.add_argument(
         "--epochs",
@@ -135,10 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume", action="store_true", help="start over instead of resuming an interrupted run"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    common(p)
 
-    p = sub.add_parser("eval", help="retrieval quality on the workspace's own held-out pairs")
-    p.add_argument("workspace", nargs="?", default=".")
+    p = command("eval", "retrieval quality on the workspace's own held-out pairs")
     p.add_argument(
         "--seed",
         type=int,
@@ -146,12 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seed of the train/held-out split (default {run.seed})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    common(p)
 
-    p = sub.add_parser("status", help="index size, model in use, training history")
-    p.add_argument("workspace", nargs="?", default=".")
-    p.add_argument("--json", action="store_true")
-    common(p)
+    p = command("status", "index size, model in use, training history")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--no-daemon", action="store_true", help="read the index in-process even if a daemon runs"
+    )
+
+    command("stop", "stop the background daemon of the workspace (`kenning serve --background`)")
     return parser
 
 
@@ -166,13 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # --help (or --version) printed what was asked
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="kenning: %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    except UsageError as exc:
+        print(f"kenning: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevel("kenning: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -185,23 +211,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if _is_usage_error(exc) else EXIT_ERROR
 
 
-def _is_usage_error(exc: Exception) -> bool:
-    from kenning.trainer.run import DeviceUnavailable
+class _LowerLevel(logging.Formatter):
+    """`kenning: warning: ...`, as the command line's own warnings read."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname = record.levelname.lower()
+        return super().format(record)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    from .models import ModelSettingError
     from .related import RelatedError
     from .search import SearchError
     from .settings import SettingsError, WorkspaceError
+    from .socket_client import DaemonError
 
+    if isinstance(exc, DaemonError):
+        return exc.usage
     if isinstance(exc, RelatedError):
         return not exc.retry  # a bad FILE:LINE is usage; "not indexed yet" is not
-    return isinstance(
-        exc, (UsageError, WorkspaceError, SettingsError, SearchError, DeviceUnavailable)
+    usage: tuple[type[Exception], ...] = (
+        UsageError,
+        WorkspaceError,
+        SettingsError,
+        SearchError,
+        ModelSettingError,
     )
+    run = sys.modules.get("kenning.trainer.run")  # only loaded by train and eval
+    if run is not None:
+        usage += (run.DeviceUnavailable,)
+    return isinstance(exc, usage)
 
 
 def _one_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _workspace(args: argparse.Namespace) -> str:
+    """`--workspace DIR` or the positional WORKSPACE (the same when both are given)."""
+    flag, positional = args.workspace, getattr(args, "workspace_arg", None)
+    if flag is not None and positional is not None and flag != positional:
+        raise UsageError(f"two workspaces given: {positional} and --workspace {flag}")
+    return flag or positional or "."
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -213,74 +265,88 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _open_engine(workspace: str, args: argparse.Namespace):
+def _forwarded_flags(args: argparse.Namespace) -> list[str]:
+    """The shared flags again, for a process this one starts."""
+    flags = ["--workspace", str(_setup(args)[0])]
+    for key, value in _overrides(args).items():
+        flags += [f"--{key.replace('_', '-')}", value]
+    return flags + (["-v"] if args.verbose else [])
+
+
+def _setup(args: argparse.Namespace):
+    """The workspace folder and its settings, without opening the index."""
+    from .settings import load_settings, resolve_workspace
+
+    root = resolve_workspace(_workspace(args))
+    return root, load_settings(root, cli=_overrides(args))
+
+
+def _open_engine(root, settings):
     from .engine import Engine
 
-    engine = Engine.open(workspace, _overrides(args))
+    engine = Engine(root, settings)
     for warning in engine.store.warnings:
         print(f"kenning: warning: {warning}", file=sys.stderr)
     return engine
 
 
-class _ProgressBar:
-    """tqdm on a terminal, silence when piped."""
+def _progress(args: argparse.Namespace):
+    from .progress import Progress
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar: Any = None  # a tqdm bar, created on the first report
-        self.phase: str | None = None
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if phase != self.phase:
-            self.close()
-            from tqdm import tqdm
-
-            label = {"scan": "reading files", "embed": "embedding chunks"}.get(phase, phase)
-            self.bar = tqdm(
-                total=total,
-                desc=label,
-                unit="chunk" if phase == "embed" else "file",
-                file=sys.stderr,
-                leave=False,
-            )
-            self.phase = phase
-        self.bar.total = max(total, done)
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    return Progress(quiet=args.quiet)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.background or args.background_child:
+        return _serve_background(args)
     from .lsp import serve
 
-    serve(_overrides(args), tcp=args.tcp, verbose=args.verbose)
+    workspace = _workspace(args) if args.workspace else None
+    serve(_overrides(args), tcp=args.tcp, verbose=args.verbose, workspace=workspace)
     return EXIT_OK
 
 
-def cmd_mcp(args: argparse.Namespace) -> int:
-    from .mcp_server import MAX_MAX_TOKENS, MIN_MAX_TOKENS, serve_mcp
-    from .settings import resolve_workspace
+def _serve_background(args: argparse.Namespace) -> int:
+    from .daemon import run_background, start_background
 
-    if not MIN_MAX_TOKENS <= args.max_tokens <= MAX_MAX_TOKENS:
-        raise UsageError(f"--max-tokens must be between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS}")
-    root = resolve_workspace(args.workspace)
-    serve_mcp(root, _overrides(args), max_tokens=args.max_tokens, verbose=args.verbose)
+    root, settings = _setup(args)
+    if args.background_child:
+        logging.getLogger("kenning").setLevel(logging.INFO)  # stderr is the daemon's log
+        return run_background(root, _overrides(args))
+    index_dir = settings.resolved_index_dir(root)
+    pid, already = start_background(root, index_dir, settings.model, _forwarded_flags(args))
+    verb = "is already running" if already else "started"
+    print(f"kenning: daemon {verb} for {root} (pid {pid}); `kenning stop` ends it", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .daemon import stop_background
+
+    root, settings = _setup(args)
+    pid = stop_background(settings.resolved_index_dir(root))
+    if pid is None:
+        print(f"no daemon is running for {root}")
+    else:
+        print(f"stopped the daemon for {root} (pid {pid})")
     return EXIT_OK
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    with _open_engine(args.workspace, args) as engine:
-        bar = _ProgressBar(sys.stderr.isatty() and not args.json)
+    from .writer_lock import ONE_SHOT, WriterLock
+
+    root, settings = _setup(args)
+    with _open_engine(root, settings) as engine:
+        lock = WriterLock(engine.index_dir)
+        if not engine.store.read_only and not lock.try_acquire(ONE_SHOT, str(root)):
+            return _forward_index(engine.index_dir, lock, args)
+        progress = _progress(args)
         try:
-            summary = engine.index(progress=bar)
+            summary = engine.index(progress=progress)
+            engine.prepare_light_path()
         finally:
-            bar.close()
+            progress.stop()
+            lock.release()
     if args.json:
         print(json.dumps(summary.to_json()))
     else:
@@ -294,139 +360,167 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _refresh_if_writable(engine, args: argparse.Namespace) -> None:
-    """Bring the index up to date before answering; a read-only or failing index
-    answers as it is (a warning says why)."""
-    from .store import StoreError
+def _forward_index(index_dir, lock, args: argparse.Namespace) -> int:
+    """Another server keeps this index: ask it to rescan rather than write beside it."""
+    from .socket_client import ask
 
-    if engine.store.read_only:
-        return
-    try:
-        _refresh(engine, args)
-    except StoreError as exc:
-        print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
+    holder = lock.holder()
+    who = f"pid {holder.pid}, {holder.role}" if holder else "another process"
+    answer = ask(index_dir, {"op": "reindex"})
+    if answer is None:
+        raise RuntimeError(
+            f"the index is being written by {who} and it does not answer; "
+            "try again when it has finished"
+        )
+    if args.json:
+        print(json.dumps({"forwarded_to": holder.__dict__ if holder else None, **answer}))
+    else:
+        print(
+            f"a running server ({who}) keeps this index up to date; it is re-indexing "
+            f"{answer['queued']} files now (`kenning status` shows its progress)"
+        )
+    return EXIT_OK
 
 
-def _refresh(engine, args: argparse.Namespace) -> None:
-    if getattr(args, "mode", "hybrid") == "lexical":
-        engine.refresh_lexical()
-        return
-    bar = _ProgressBar(sys.stderr.isatty() and not args.json)
-    try:
-        engine.index(progress=bar)
-    finally:
-        bar.close()
+def _ask_daemon(args: argparse.Namespace, root, settings, request: dict[str, Any]):
+    """The daemon's answer to `request`, starting one first when `daemon.auto_start` says
+    so; None when the command should work in-process."""
+    if args.no_daemon:
+        return None
+    from .socket_client import ask
+
+    index_dir = settings.resolved_index_dir(root)
+    request = {**request, "workspace": str(root), "model": settings.model}
+    answer = ask(index_dir, request)
+    if answer is None and settings.daemon.auto_start:
+        from .daemon import start_background
+
+        pid, _ = start_background(root, index_dir, settings.model, _forwarded_flags(args))
+        print(f"kenning: started a daemon for {root} (pid {pid})", file=sys.stderr)
+        answer = ask(index_dir, request)
+    return answer
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("-k must be at least 1")
-    with _open_engine(args.workspace, args) as engine:
-        _refresh_if_writable(engine, args)
-        outcome = engine.search_outcome(args.query, limit=args.limit, mode=args.mode)
+    root, settings = _setup(args)
+    request = {"op": "search", "query": args.query, "limit": args.limit, "mode": args.mode}
+    data = _ask_daemon(args, root, settings, request)
+    if data is None:
+        data = _search_in_process(args, root, settings)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "query": outcome.query,
-                    "took_ms": round(outcome.took_ms, 2),
-                    "model": outcome.model,
-                    "generation": outcome.generation,
-                    "results": [r.to_json() for r in outcome.results],
-                }
-            )
-        )
+        print(json.dumps(data))
         return EXIT_OK
-    _print_results(
-        outcome.results,
+    for note in data["notes"]:
+        print(f"kenning: {note}", file=sys.stderr)
+    print_results(
+        data["results"],
         "no results: the index is empty or nothing matches; try other words or `kenning status`",
     )
     return EXIT_OK
 
 
-def _print_results(results, empty: str) -> None:
+def print_results(results: list[dict[str, Any]], empty: str) -> None:
+    """Results as `kenning search` prints them (`to_json` objects), `empty` when none."""
     if not results:
         print(empty)
     for r in results:
-        name = f"  {r.symbol}" if r.symbol else ""
-        print(f"{r.path}:{r.start_line}-{r.end_line}{name}  ({r.score:.2f})")
-        first = r.snippet.splitlines()[0] if r.snippet else ""
+        name = f"  {r['symbol']}" if r["symbol"] else ""
+        print(f"{r['path']}:{r['start_line']}-{r['end_line']}{name}  ({r['score']:.2f})")
+        first = r["snippet"].splitlines()[0] if r["snippet"] else ""
         print(f"    {first}")
 
 
-def cmd_related(args: argparse.Namespace) -> int:
-    file, sep, line = args.location.rpartition(":")
-    if not sep or not file or not line.isdigit():
-        raise UsageError(f"expected FILE:LINE, e.g. app/uploads.py:17, got {args.location!r}")
-    if args.limit < 1:
-        raise UsageError("-k must be at least 1")
-    with _open_engine(args.workspace, args) as engine:
-        rel = _workspace_relative(engine.root, file)
-        _refresh_if_writable(engine, args)
-        outcome = engine.related(rel, int(line), limit=args.limit)
-    if args.json:
+def refresh_under_lock(engine, args: argparse.Namespace) -> None:
+    """Bring the index up to date before answering, holding the writer lock for the write;
+    an index another process writes, or a read-only one, answers as it is."""
+    from .store import StoreError
+    from .writer_lock import ONE_SHOT, WriterLock
+
+    lock = WriterLock(engine.index_dir)
+    if engine.store.read_only:
+        return  # answer from it as it is (a warning said why)
+    if not lock.try_acquire(ONE_SHOT, str(engine.root)):
+        holder = lock.holder()
+        who = holder.describe() if holder else "another Kenning process"
         print(
-            json.dumps(
-                {
-                    "source": outcome.source.to_json(),
-                    "took_ms": round(outcome.took_ms, 2),
-                    "model": outcome.model,
-                    "generation": outcome.generation,
-                    "results": [r.to_json() for r in outcome.results],
-                    "notes": outcome.notes,
-                }
-            )
+            f"kenning: warning: {who} is writing this index; answering from it as it is",
+            file=sys.stderr,
         )
-        return EXIT_OK
-    s = outcome.source
-    print(
-        f"similar to {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.symbol}" if s.symbol else "")
-    )
-    _print_results(outcome.results, "nothing else in the index is close to this code")
-    return EXIT_OK
+        return
+    try:
+        _refresh(engine, args)
+    except StoreError as exc:
+        print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
+    finally:
+        lock.release()
 
 
-def _workspace_relative(root, file: str) -> str:
-    """FILE as given on the command line made relative to the workspace: absolute, relative
-    to here when that is inside the workspace, else relative to the workspace itself.
-    UsageError when it is outside."""
-    inside = str(root) + os.sep
-    candidates = [os.path.abspath(file)]
-    if not os.path.isabs(file):
-        candidates.append(os.path.normpath(os.path.join(root, file)))
-    for path in candidates:
-        for form in (path, os.path.realpath(path)):
-            if form.startswith(inside):
-                return os.path.relpath(form, root).replace(os.sep, "/")
-    raise UsageError(f"{file} is not inside the workspace {root}; use --workspace")
+def _search_in_process(args: argparse.Namespace, root, settings) -> dict[str, Any]:
+    from .answers import IndexView, answer_search, search_json
+
+    with _open_engine(root, settings) as engine:
+        engine.light_queries = True
+        refresh_under_lock(engine, args)
+        outcome = answer_search(
+            engine,
+            args.query,
+            limit=args.limit,
+            mode=args.mode,
+            view=IndexView(load_if_needed=True),
+        )
+        return search_json(outcome)
+
+
+def _refresh(engine, args: argparse.Namespace) -> None:
+    """Bring the index up to date before searching it. With nothing changed this reads
+    the folder's metadata and loads no model."""
+    if getattr(args, "mode", "hybrid") == "lexical":
+        engine.refresh_lexical()
+        return
+    progress = _progress(args)
+    try:
+        engine.index(progress=progress)
+        engine.prepare_light_path()  # while the model is loaded: the next search starts fast
+    finally:
+        progress.stop()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _open_engine(args.workspace, args) as engine:
-        status = engine.status().to_json()
+    from .answers import status_json
+
+    root, settings = _setup(args)
+    status = _ask_daemon(args, root, settings, {"op": "status"})
+    if status is None:
+        with _open_engine(root, settings) as engine:
+            status = {**status_json(engine), "served_by": None}
     if args.json:
         print(json.dumps(status))
-    else:
-        print(f"workspace  {status['workspace']}")
-        print(f"index      {status['index_dir']} ({status['index_bytes'] / 1e6:.1f} MB)")
-        print(f"files      {status['files']}")
-        print(f"chunks     {status['chunks']} ({status['pending']} waiting for a vector)")
-        print(f"model      {status['model']} (generation {status['generation']})")
-        for w in status["warnings"]:
-            print(f"warning    {w}")
-        runs = status["training"]
-        print(
-            f"training   {len(runs)} run(s)"
-            + (":" if runs else " (kenning train fine-tunes on this workspace)")
+        return EXIT_OK
+    print(f"workspace  {status['workspace']}")
+    print(f"index      {status['index_dir']} ({status['index_bytes'] / 1e6:.1f} MB)")
+    print(f"files      {status['files']}")
+    print(f"chunks     {status['chunks']} ({status['pending']} waiting for a vector)")
+    print(f"model      {status['model']} (generation {status['generation']})")
+    served = status.get("served_by")
+    if served:
+        print(f"daemon     pid {served['pid']} ({served['role']})")
+    for w in status["warnings"]:
+        print(f"warning    {w}")
+    runs = status["training"]
+    print(
+        f"training   {len(runs)} run(s)"
+        + (":" if runs else " (kenning train fine-tunes on this workspace)")
+    )
+    for run in runs[-5:]:
+        stamp = run.get("time")
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+            if isinstance(stamp, (int, float))
+            else "?"
         )
-        for run in runs[-5:]:
-            stamp = run.get("time")
-            when = (
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
-                if isinstance(stamp, (int, float))
-                else "?"
-            )
-            print(f"  {when}  {run.get('status', '?')}: {run.get('reason', '')}")
+        print(f"  {when}  {run.get('status', '?')}: {run.get('reason', '')}")
     return EXIT_OK
 
 
@@ -442,10 +536,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kenning.trainer.options import TrainOptions
     from kenning.trainer.run import train_workspace
 
-    from .settings import load_settings, resolve_workspace
-
     # Flags win; otherwise the same train.* settings the server's runs use.
-    train = load_settings(resolve_workspace(args.workspace), cli=_overrides(args)).train
+    workspace = _workspace(args)
+    train = _setup(args)[1].train
     flags = {n: getattr(args, n) for n in ("epochs", "batch_size", "lr", "max_pairs")}
     options = TrainOptions.from_settings(
         train,
@@ -467,11 +560,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--lr must be positive")
     try:
         result = train_workspace(
-            args.workspace,
+            workspace,
             _overrides(args),
             options,
-            say=_say(not args.json),
-            show_progress=sys.stderr.isatty() and not args.json,
+            say=_say(not args.json and not args.quiet),
+            show_progress=sys.stderr.isatty() and not args.json and not args.quiet,
         )
     except KeyboardInterrupt:
         print(
@@ -501,7 +594,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kenning.trainer.run import evaluate_workspace
 
     result = evaluate_workspace(
-        args.workspace, _overrides(args), seed=args.seed, say=_say(not args.json)
+        _workspace(args),
+        _overrides(args),
+        seed=args.seed,
+        say=_say(not args.json and not args.quiet),
     )
     if args.json:
         print(json.dumps(result.to_json()))
@@ -525,13 +621,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "serve": cmd_serve,
-    "mcp": cmd_mcp,
-    "related": cmd_related,
     "index": cmd_index,
     "search": cmd_search,
     "train": cmd_train,
     "eval": cmd_eval,
     "status": cmd_status,
+    "stop": cmd_stop,
+    "mcp": cli_agents.cmd_mcp,
+    "related": cli_agents.cmd_related,
 }
 
 

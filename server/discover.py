@@ -301,6 +301,8 @@ def check_file(root: Path, rel: str, flt: FileFilter, max_file_bytes: int) -> So
     if not _is_clean_name(rel):
         return "bad_name"
     reason = flt.reason_to_skip(rel)
+    if reason == "generated" and _is_binary(root / rel):
+        return "binary"  # `*.bin`, `*.dat`: named like generated output, but binary content
     if reason:
         return reason
     path = root / rel
@@ -321,6 +323,15 @@ def check_file(root: Path, rel: str, flt: FileFilter, max_file_bytes: int) -> So
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop on older Pythons
         return "unreadable"
     return SourceFile(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _is_binary(path: Path) -> bool:
+    """A NUL byte in the first few KiB (False when the file cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return b"\0" in fh.read(BINARY_SNIFF_BYTES)
+    except OSError:
+        return False
 
 
 def _is_clean_name(rel: str) -> bool:

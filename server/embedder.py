@@ -1,8 +1,12 @@
 """The embedding model: where it comes from, which device it runs on, how it is fed.
 
 Models load from local files only (a directory, the bundled all-MiniLM-L6-v2,
-or the local Hugging Face cache): nothing is fetched at run time. Importing
-sentence-transformers costs seconds, so it happens on first use, not at import,
+or the local Hugging Face cache): nothing is fetched at run time. A local
+sentence-transformers folder of a transformer and a pooling (the bundled model,
+every checkpoint `kenning train` writes) runs through transformers directly
+(server/transformer_model.py), so the daemon never imports sentence-transformers
+and the training stack it brings along; any other model runs through
+sentence-transformers. Either way the model loads on first use, not at import,
 and a lexical-only search never pays for it.
 """
 
@@ -12,14 +16,25 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .models import ModelError, ModelRef, pick_device
+from .transformer_model import PooledModel, UnsupportedModel
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+
+class EmbeddingModel(Protocol):
+    """A loaded model: unit-length float32 vectors for texts."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
 
 # Offline before any Hugging Face module is imported: a missing model must fail
 # at once with a clear message, not hang on a network that is not there.
@@ -34,8 +49,8 @@ QUERY_THREADS = 1
 
 
 class Embedder:
-    """A sentence-transformers model, loaded lazily (once, under a lock), and
-    safe to encode with from several threads at once."""
+    """The embedding model, loaded lazily (once, under a lock), and safe to encode with
+    from several threads at once."""
 
     def __init__(
         self,
@@ -49,7 +64,7 @@ class Embedder:
         self.device_setting = device
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
-        self._model: SentenceTransformer | None = None
+        self._model: EmbeddingModel | None = None
         self._lock = threading.Lock()
         self.device = "unloaded"
 
@@ -57,45 +72,31 @@ class Embedder:
     def loaded(self) -> bool:
         return self._model is not None
 
-    def load(self) -> SentenceTransformer:
+    def load(self) -> EmbeddingModel:
         with self._lock:
             if self._model is None:
                 self._model = self._load()
             return self._model
 
-    def _load(self) -> SentenceTransformer:
-        import transformers
-        from sentence_transformers import SentenceTransformer
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
+    def _load(self) -> EmbeddingModel:
         device = pick_device(self.device_setting)
         try:
-            model = SentenceTransformer(self.ref.location, device=device, local_files_only=True)
+            model: EmbeddingModel = PooledModel(
+                self.ref.location, device=device, max_seq_length=self.max_seq_length
+            )
+        except UnsupportedModel:
+            model = _SentenceTransformers(self.ref.location, device, self.max_seq_length)
         except Exception as exc:  # noqa: BLE001 - any load failure gets the same advice
             raise ModelError(
                 f"cannot load model {self.ref.location!r} offline ({type(exc).__name__}: {exc}); "
                 "set `model` to a local sentence-transformers directory"
             ) from exc
-        if device.startswith("cuda"):
-            # Half precision doubles GPU throughput; cosine ranking is unaffected.
-            model.half()
-        model.max_seq_length = min(self.max_seq_length, model.max_seq_length or self.max_seq_length)
-        _share_between_threads(model)
         self.device = device
         return model
 
     @property
     def dim(self) -> int:
-        model = self.load()
-        get_dim = (
-            getattr(model, "get_embedding_dimension", None)
-            or model.get_sentence_embedding_dimension
-        )
-        dim = get_dim()
-        if dim is None:
-            raise ModelError(f"model {self.ref.location!r} does not say its embedding size")
-        return int(dim)
+        return self.load().dim
 
     def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
         """Unit-length float32 vectors, shape (len(texts), dim).
@@ -106,15 +107,8 @@ class Embedder:
         """
         model = self.load()
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = model.encode(
-            texts,
-            batch_size=batch_size or self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+            return np.zeros((0, model.dim), dtype=np.float32)
+        return model.encode(texts, batch_size or self.batch_size)
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,). Runs alongside a bulk `encode` on
@@ -161,6 +155,52 @@ def background_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class _SentenceTransformers:
+    """A model folder that needs sentence-transformers itself (a Dense layer, a custom
+    module, an id in the Hugging Face cache)."""
+
+    def __init__(self, location: str, device: str, max_seq_length: int):
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            model = SentenceTransformer(location, device=device, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure gets the same advice
+            raise ModelError(
+                f"cannot load model {location!r} offline ({type(exc).__name__}: {exc}); "
+                "set `model` to a local sentence-transformers directory"
+            ) from exc
+        if device.startswith("cuda"):
+            model.half()  # doubles GPU throughput; cosine ranking is unaffected
+        model.max_seq_length = min(max_seq_length, model.max_seq_length or max_seq_length)
+        _share_between_threads(model)
+        self.model = model
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
+        if dim is None:
+            raise ModelError(f"model {location!r} does not say its embedding size")
+        self._dim = int(dim)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
 def _share_between_threads(model: SentenceTransformer) -> None:

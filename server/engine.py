@@ -12,6 +12,7 @@ import errno
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ from typing import Any
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
+from .light_encoder import LightEncoder, LightPathUnavailable
 from .models import ModelRef, read_history, target_model
 from .related import FileContext, RelatedOutcome, find_related
-from .search import SearchOutcome, SearchResult, search
+from .search import QueryEncoder, SearchOutcome, SearchResult, search
 from .settings import Settings, claim_index_dir, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
 
@@ -82,6 +84,11 @@ class Engine:
         """Searches in flight per generation: a retired generation is dropped only
         once none is still reading it."""
         self._pins_cond = threading.Condition()
+        self.light_queries = False
+        """Read queries through the light path (ONNX Runtime) while the full model is not
+        loaded: a one-shot command line process then never imports torch."""
+        self._light: dict[str, LightEncoder | None] = {}
+        """Light encoders by model location; None where the light path is unavailable."""
         if not self.store.read_only and not self.store.open_elsewhere():
             # Only when alone: what looks abandoned may be another process's
             # work in progress (a server re-embedding for a new model).
@@ -126,6 +133,9 @@ class Engine:
     def model_loaded(self) -> bool:
         """Whether the model that answers searches now is in memory (loading takes seconds)."""
         gen = self.serving_generation()
+        light = self._light.get(gen.location) if gen is not None and self.light_queries else None
+        if light is not None and light.loaded:
+            return True
         if gen is not None and gen.identity != self.identity:
             older = self._older_embedders.get(gen.identity)
             return older is not None and older.loaded
@@ -324,10 +334,15 @@ class Engine:
         self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
     ) -> SearchOutcome:
         with self._serving() as gen:
-            embedder = self.embedder_for(gen) if gen is not None and mode != "lexical" else None
-            return search(
+            encoder, load_ms = None, 0.0
+            if gen is not None and mode != "lexical":
+                # Loading the model is timed apart, so took_ms says what the search cost.
+                start = time.perf_counter()
+                encoder = self.query_encoder_for(gen)
+                load_ms = (time.perf_counter() - start) * 1000
+            outcome = search(
                 self.store,
-                embedder,
+                encoder,
                 gen,
                 query,
                 limit=limit,
@@ -335,6 +350,8 @@ class Engine:
                 paths=paths,
                 model_label=gen.model if gen is not None else self.model_ref.label,
             )
+            outcome.load_ms = load_ms
+            return outcome
 
     def related(
         self, rel: str, line: int, *, limit: int = 10, paths: Sequence[str] = ()
@@ -344,6 +361,50 @@ class Engine:
         where = FileContext(self.root, rel, self.filter, self.settings.max_file_bytes)
         with self._serving() as gen:
             return find_related(self.store, gen, where, line, limit=limit, paths=paths)
+
+    def query_encoder_for(self, gen: Generation) -> QueryEncoder:
+        """What reads a query for `gen`, loaded: the full model when it is loaded (or
+        the light path is off or unavailable), else the light path."""
+        full = self.embedder_for(gen)
+        if full.loaded and self._light.get(gen.location) is not None:
+            with self._embedder_lock:  # one copy of each model: the light one has done its job
+                del self._light[gen.location]
+        if full.loaded or not self.light_queries or self.settings.device not in ("auto", "cpu"):
+            full.load()
+            return full
+        light = self.light_encoder(gen.location)
+        if light is None:
+            full.load()
+            return full
+        return light
+
+    def prepare_light_path(self) -> None:
+        """Export the serving model for the light path while it is loaded anyway (after
+        `kenning index` embedded something), so the next search starts fast."""
+        gen = self.serving_generation()
+        full = self._embedder
+        if gen is None or full is None or not full.loaded:
+            return  # nothing was embedded here: the first search that needs it exports
+        if self.settings.device in ("auto", "cpu"):
+            self.light_encoder(gen.location)
+
+    def light_encoder(self, location: str) -> LightEncoder | None:
+        """The loaded light encoder of the model at `location`; None (once logged) when
+        that model cannot take the light path."""
+        with self._embedder_lock:
+            if location in self._light:
+                return self._light[location]
+            encoder = LightEncoder(
+                location, self.index_dir, max_seq_length=self.settings.max_seq_length
+            )
+            found: LightEncoder | None = encoder
+            try:
+                encoder.load()
+            except LightPathUnavailable as exc:
+                log.info("queries use sentence-transformers: %s", exc)
+                found = None
+            self._light[location] = found
+            return found
 
     def search(
         self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()

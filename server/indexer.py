@@ -40,6 +40,9 @@ DAEMON_TEXTS_PER_COMMIT = 128
 """The same in the daemon: a stop request or a save waits for at most one such
 transaction (a few seconds on a busy CPU)."""
 
+RECENT_S = 7 * 24 * 3600
+"""Files modified this recently are embedded before the rest of a first index."""
+
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): phase is "scan" or "embed"."""
 
@@ -80,6 +83,8 @@ class Indexer:
         self.store = store
         self.filter = flt
         self.max_file_bytes = max_file_bytes
+        self.open_files: set[str] = set()
+        """Files open in the editor (didOpen): embedded before every other file."""
 
     # -- pass 1 ----------------------------------------------------------------------
 
@@ -185,8 +190,12 @@ class Indexer:
         done = 0
         if progress:
             progress("embed", 0, pending)
+        recent = time.time_ns() - RECENT_S * 10**9
         while not (should_stop and should_stop()):
-            batch = self.store.pending_texts(gen.id, batch_size, paths)
+            first = sorted(self.open_files)
+            batch = self.store.pending_texts(
+                gen.id, batch_size, paths, first=first, recent_since_ns=recent
+            )
             if not batch:
                 break
             hashes = [h for h, _ in batch]

@@ -74,8 +74,15 @@ from .protocol import (
 )
 from .related import RelatedError
 from .search import SearchError, SemanticUnavailable
-from .settings import SettingsError, load_settings, options_for_workspace
+from .settings import (
+    SettingsError,
+    drop_setting,
+    load_settings,
+    normalise_keys,
+    options_for_workspace,
+)
 from .workspace_service import NotTheWriter, WorkspaceService
+from .writer_lock import EDITOR
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +90,22 @@ VERSION = "0.1.0"
 REQUEST_FAILED = -32803
 """LSP's RequestFailed: the request was valid but the server cannot answer it."""
 SYMBOL_LIMIT = 50
-LOCK_LABEL = "kenning serve"
 T = TypeVar("T")
 
 
 class KenningLanguageServer(LanguageServer):
     """The server and everything it holds for the workspace's folders."""
 
-    def __init__(self, overrides: Mapping[str, Any] | None = None):
+    def __init__(
+        self, overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
+    ):
         super().__init__(
             "kenning", VERSION, protocol_cls=KenningProtocol, converter_factory=make_converter
         )
         self.overrides: dict[str, Any] = dict(overrides or {})
         """Settings from the command line: above everything else."""
+        self.default_root = Path(workspace).resolve() if workspace else None
+        """`kenning serve --workspace DIR`: the workspace when the client names none."""
         self.init_options: Any = None
         self.client_settings: dict[str, Any] = {}
         """Settings the client sent since start, by folder URI; they replace its
@@ -119,6 +129,8 @@ class KenningLanguageServer(LanguageServer):
         if not named:
             uri = params.root_uri or (from_fs_path(params.root_path) if params.root_path else None)
             named = [(uri, "")] if uri else []
+        if not named and self.default_root is not None:
+            named = [(from_fs_path(str(self.default_root)) or str(self.default_root), "")]
         self.roots.folders = [f for uri, name in named if (f := folder_of(uri, name))]
         self.init_options = params.initialization_options
 
@@ -173,19 +185,29 @@ class KenningLanguageServer(LanguageServer):
         return options_for_workspace(self.init_options, folder.real), "initializationOptions"
 
     def _open_service(self, folder: Folder, listener: ClientListener) -> WorkspaceService:
-        """WorkspaceService.open with the client's settings; bad ones are reported and skipped."""
+        """WorkspaceService.open with the client's settings; each bad one is reported and
+        dropped alone, the rest apply."""
         try:
             options, source = self._options_for(folder)
-            load_settings(
-                folder.real, cli=self.overrides, init_options=options, client_source=source
-            )
+            options = normalise_keys(options)
         except SettingsError as exc:
             self.show(
                 f"Kenning: {exc}; using the other settings sources instead", types.MessageType.Error
             )
-            options = {}
+            options, source = {}, "initializationOptions"
+        for _ in range(64):  # each pass drops one bad field of the client's settings
+            try:
+                load_settings(
+                    folder.real, cli=self.overrides, init_options=options, client_source=source
+                )
+                break
+            except SettingsError as exc:
+                if exc.source != source or not exc.field:
+                    raise
+                self.show(f"Kenning: {exc}; ignoring that setting", types.MessageType.Error)
+                drop_setting(options, exc.field)
         return WorkspaceService.open(
-            folder.path, self.overrides, listener=listener, label=LOCK_LABEL, init_options=options
+            folder.path, self.overrides, listener=listener, role=EDITOR, init_options=options
         )
 
     def stop_indexing(self) -> None:
@@ -381,8 +403,20 @@ async def on_shutdown(ls: KenningLanguageServer, params: None) -> None:
 
 def on_did_save(ls: KenningLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
     found = ls.locate(params.text_document.uri)
+    if found is not None:  # a reader passes it on over a socket: off the event loop
+        ls.queries.submit(found[1].changed, [found[2]], urgent=True)
+
+
+def on_did_open(ls: KenningLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    found = ls.locate(params.text_document.uri)
+    if found is not None:  # embedded first while vectors are missing
+        found[1].engine.indexer.open_files.add(found[2])
+
+
+def on_did_close(ls: KenningLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    found = ls.locate(params.text_document.uri)
     if found is not None:
-        found[1].changed([found[2]], urgent=True)
+        found[1].engine.indexer.open_files.discard(found[2])
 
 
 def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
@@ -510,14 +544,18 @@ def kenning_features(
     return [(name, handlers[name]) for name in REQUESTS]
 
 
-def build_server(overrides: Mapping[str, Any] | None = None) -> KenningLanguageServer:
+def build_server(
+    overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
+) -> KenningLanguageServer:
     """A server with every feature registered; `overrides` are settings from the command line."""
-    ls = KenningLanguageServer(overrides)
+    ls = KenningLanguageServer(overrides, workspace)
     features: list[tuple[str, Callable[..., Any], Any]] = [
         (types.INITIALIZE, on_initialize, None),
         (types.INITIALIZED, on_initialized, None),
         (types.SHUTDOWN, on_shutdown, None),
         (types.TEXT_DOCUMENT_DID_SAVE, on_did_save, types.SaveOptions(include_text=False)),
+        (types.TEXT_DOCUMENT_DID_OPEN, on_did_open, None),
+        (types.TEXT_DOCUMENT_DID_CLOSE, on_did_close, None),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
         (types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS, on_folders_changed, None),
         (types.WORKSPACE_DID_CHANGE_CONFIGURATION, on_configuration_changed, None),
@@ -534,9 +572,10 @@ def serve(
     *,
     tcp: tuple[str, int] | None = None,
     verbose: bool = False,
+    workspace: str | Path | None = None,
 ) -> None:
     """Run the language server until the client exits (stdio unless `tcp` is given)."""
-    ls = build_server(overrides)
+    ls = build_server(overrides, workspace)
     kenning_log = logging.getLogger("kenning")
     kenning_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     kenning_log.addHandler(LspLogHandler(ls))

@@ -1,5 +1,5 @@
 """`kenning mcp`: the workspace's index for coding agents, as an MCP server over stdio
-(docs/protocol.md §4).
+(docs/protocol.md §5).
 
 Built on the official `mcp` SDK's `MCPServer`. It serves the one workspace it
 was started in, through the same `WorkspaceService` as the language server
@@ -36,11 +36,11 @@ from .budget import fit
 from .related import RelatedError
 from .search import SearchError, SemanticUnavailable
 from .workspace_service import LogListener, NotTheWriter, ServiceStatus, WorkspaceService
+from .writer_lock import MCP
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-LOCK_LABEL = "kenning mcp"
 MAX_LIMIT = 100
 DEFAULT_MAX_TOKENS = 2000
 MIN_MAX_TOKENS = 200
@@ -218,9 +218,7 @@ def build_mcp_server(
     @asynccontextmanager
     async def lifespan(_app: MCPServer[Any]) -> AsyncIterator[None]:
         def open_service() -> WorkspaceService:
-            service = WorkspaceService.open(
-                workspace, overrides, listener=LogListener(), label=LOCK_LABEL
-            )
+            service = WorkspaceService.open(workspace, overrides, listener=LogListener(), role=MCP)
             service.start()
             return service
 

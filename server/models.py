@@ -35,6 +35,11 @@ class ModelError(RuntimeError):
     """The model cannot be found or loaded; the message says what to do."""
 
 
+class ModelSettingError(ModelError):
+    """The `model` or `device` setting names something that is not here: bad usage
+    (exit code 2 on the command line), like any other bad setting."""
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """Which model to load and how to name it in results and the index."""
@@ -66,7 +71,10 @@ def resolve_model(setting: str) -> ModelRef:
     if path.is_dir():
         return ModelRef(path.resolve().name, "base", str(path.resolve()))
     if path.is_absolute() or setting.startswith("."):
-        raise ModelError(f"model directory {setting} does not exist")
+        raise ModelSettingError(
+            f"model directory {setting} does not exist; set `model` to a sentence-transformers "
+            "folder, or leave it unset for the bundled model"
+        )
     return ModelRef(setting.rsplit("/", 1)[-1], "base", setting)
 
 
@@ -81,14 +89,14 @@ def pick_device(setting: str) -> str:
             return "mps"
         return "cpu"
     if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(
+        raise ModelSettingError(
             f"device {setting!r} was asked for but no CUDA GPU is available; "
             "use --device cpu or auto"
         )
     if setting == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
-        raise ModelError("device 'mps' was asked for but is not available; use cpu or auto")
+        raise ModelSettingError("device 'mps' was asked for but is not available; use cpu or auto")
     return setting
 
 

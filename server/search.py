@@ -16,10 +16,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import pathspec
 
-from .embedder import Embedder
 from .lexical import is_test_path
 from .pools import started_pool
 from .ranking import (
@@ -35,6 +36,13 @@ from .store import Generation, Store, StoredChunk
 MODES = ("hybrid", "semantic", "lexical")
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 400
+
+
+class QueryEncoder(Protocol):
+    """What reads a query: the full model (embedder.Embedder) or the light path
+    (light_encoder.LightEncoder)."""
+
+    def encode_query(self, query: str) -> np.ndarray: ...
 
 
 class SearchError(ValueError):
@@ -125,6 +133,7 @@ class SearchResult:
             "symbol": self.symbol,
             "language": self.language,
             "snippet": self.snippet,
+            "kind": self.kind or None,
         }
 
 
@@ -138,11 +147,13 @@ class SearchOutcome:
     partial: bool = False
     """True while the index is still being built: results come from what is indexed so far."""
     notes: list[str] = field(default_factory=list)
+    load_ms: float = 0.0
+    """Time spent loading the model that read the query, apart from `took_ms`."""
 
 
 def search(
     store: Store,
-    embedder: Embedder | None,
+    embedder: QueryEncoder | None,
     gen: Generation | None,
     query: str,
     *,

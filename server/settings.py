@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -22,10 +23,24 @@ import cattrs
 
 ENV_PREFIX = "KENNING_"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+NOT_SETTINGS = frozenset({"VERBOSE", "SERVER", "FUZZ_EXAMPLES"})
+"""`KENNING_*` environment variables that are not settings (nor are `KENNING_TEST_*`)."""
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
-    """A setting has the wrong type or value; the message names the field."""
+    """A setting has the wrong type or value; the message names the field.
+
+    `field` is the dotted setting name (`train.lr`) and `source` where its value
+    came from, when known: a language server drops just that field of its
+    client's options and keeps the rest.
+    """
+
+    def __init__(self, message: str, field: str | None = None, source: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.source = source
 
 
 class WorkspaceError(ValueError):
@@ -69,6 +84,14 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class DaemonSettings:
+    idle_minutes: float = 30.0
+    """A background daemon (`kenning serve --background`) exits after this long without requests."""
+    auto_start: bool = False
+    """Whether `kenning search` starts a background daemon when none answers."""
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = DEFAULT_MODEL
     """Hugging Face id or local directory of a sentence-transformers model."""
@@ -88,6 +111,7 @@ class Settings:
     batch_size: int = 32
     """Chunks per model call when embedding."""
     train: TrainSettings = field(default_factory=TrainSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
     def resolved_index_dir(self, workspace: Path) -> Path:
         """The folder for this workspace's index: the setting, or one per workspace
@@ -158,8 +182,8 @@ def load_settings(
     layers: list[tuple[str, Mapping[str, Any]]] = [
         ("workspace config", _read_workspace_file(workspace)),
         ("environment", _read_environment(os.environ if environ is None else environ)),
-        (client_source, _normalise_keys(dict(init_options or {}))),
-        ("command line", _normalise_keys(dict(cli or {}))),
+        (client_source, normalise_keys(dict(init_options or {}))),
+        ("command line", normalise_keys(dict(cli or {}))),
     ]
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
@@ -223,6 +247,16 @@ def _folder_of(entry: Mapping[str, Any]) -> Path | None:
     return None
 
 
+def drop_setting(options: dict[str, Any], dotted: str) -> None:
+    """Remove one (normalised, dotted) setting from the client's options."""
+    *tables, last = dotted.split(".")
+    node: Any = options
+    for table in tables:
+        node = node.get(table) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
     """Plain JSON-ready dict of the settings (for status output and child processes)."""
     data = dataclasses.asdict(settings)
@@ -236,10 +270,10 @@ def _read_workspace_file(workspace: Path) -> dict[str, Any]:
     pyproject = workspace / "pyproject.toml"
     try:
         if kenning_toml.is_file():
-            return _normalise_keys(tomllib.loads(kenning_toml.read_text("utf-8")))
+            return normalise_keys(tomllib.loads(kenning_toml.read_text("utf-8")))
         if pyproject.is_file():
             data = tomllib.loads(pyproject.read_text("utf-8"))
-            return _normalise_keys(data.get("tool", {}).get("kenning", {}))
+            return normalise_keys(data.get("tool", {}).get("kenning", {}))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"cannot read settings from {workspace}: {exc}") from exc
     return {}
@@ -250,9 +284,10 @@ def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     and are converted by the field's type later."""
     out: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == "KENNING_VERBOSE":
+        name = key[len(ENV_PREFIX) :]
+        if not key.startswith(ENV_PREFIX) or name in NOT_SETTINGS or name.startswith("TEST_"):
             continue
-        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        parts = name.lower().split("__")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -260,8 +295,9 @@ def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """Accept camelCase (VS Code sends it) and dotted keys (`train.on_cpu`)."""
+def normalise_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept camelCase (VS Code sends it) and dotted keys (`train.on_cpu`); a dotted
+    key and a table of the same name in one source merge key by key."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if value is None:
@@ -269,8 +305,15 @@ def _normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
         parts = [_snake(p) for p in str(key).split(".")]
         node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _normalise_keys(value) if isinstance(value, dict) else value
+            child = node.get(part)
+            node = child if isinstance(child, dict) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(value, Mapping):
+            table = node.get(last)
+            node[last] = table if isinstance(table, dict) else {}
+            _deep_merge(node[last], normalise_keys(value), {}, "")
+        else:
+            node[last] = value
     return out
 
 
@@ -348,6 +391,15 @@ def _to_globs(value: Any) -> tuple[str, ...]:
     raise ValueError
 
 
+def _table_hook(structure: Callable[[Any, type], Any]) -> Callable[[Any, type], Any]:
+    def hook(value: Any, cls: type) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Wrong("must be a table of settings")
+        return structure(value, cls)
+
+    return hook
+
+
 def _make_converter() -> cattrs.Converter:
     """Structures the merged settings dict into `Settings`, converting the strings
     that environment variables and TOML may carry, and nothing looser."""
@@ -359,14 +411,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(
         lambda t: t == tuple[str, ...], _strict("a list of glob strings", _to_globs)
     )
-    train = conv.get_structure_hook(TrainSettings)
-
-    def train_table(value: Any, cls: type) -> TrainSettings:
-        if not isinstance(value, Mapping):
-            raise _Wrong("must be a table of settings")
-        return train(value, cls)
-
-    conv.register_structure_hook(TrainSettings, train_table)
+    for table in (TrainSettings, DaemonSettings):
+        conv.register_structure_hook(table, _table_hook(conv.get_structure_hook(table)))
     return conv
 
 
@@ -379,10 +425,38 @@ def _build(data: Mapping[str, Any], origin: dict[str, str]) -> Settings:
     except cattrs.BaseValidationError as exc:
         dotted, message = _first_error(exc)
         where = origin.get(dotted, "settings")
-        raise SettingsError(f"setting '{dotted}' ({where}) {message}") from None
-    _validate(settings.train, "train.")
-    _validate(settings, "")
+        raise SettingsError(
+            f"setting '{dotted}' ({where}) {message}", field=dotted, source=origin.get(dotted)
+        ) from None
+    try:
+        _validate(settings.train, "train.")
+        _validate(settings.daemon, "daemon.")
+        _validate(settings, "")
+    except SettingsError as exc:
+        exc.source = origin.get(exc.field or "")
+        raise
+    for dotted in unknown_settings(data):
+        log.warning(
+            "unknown setting '%s' (%s) is ignored; the settings are listed in docs/protocol.md",
+            dotted,
+            origin.get(dotted, "settings"),
+        )
     return settings
+
+
+def unknown_settings(data: Mapping[str, Any], cls: type = Settings, prefix: str = "") -> list[str]:
+    """Dotted names in `data` that are no setting (a typo such as `train.schedueL`)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = []
+    for key, value in data.items():
+        if key not in names:
+            out.append(f"{prefix}{key}")
+        elif cls is Settings and key in _TABLES and isinstance(value, Mapping):
+            out += unknown_settings(value, _TABLES[key], f"{key}.")
+    return out
+
+
+_TABLES: dict[str, type] = {"train": TrainSettings, "daemon": DaemonSettings}
 
 
 def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
@@ -394,31 +468,39 @@ def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
     return path.rstrip("."), str(exc) if isinstance(exc, _Wrong) else f"is invalid ({exc})"
 
 
+def _bad(name: str, rule: str) -> SettingsError:
+    return SettingsError(f"setting '{name}' {rule}", field=name)
+
+
 def _validate(obj: Any, prefix: str) -> None:
     if isinstance(obj, TrainSettings):
         schedule = obj.schedule
         if schedule not in _SCHEDULES and not (schedule.isdigit() and int(schedule) > 0):
-            raise SettingsError(
-                f"setting '{prefix}schedule' must be off, daily, hourly or minutes, "
-                f"got {schedule!r}"
+            raise _bad(
+                f"{prefix}schedule", f"must be off, daily, hourly or minutes, got {schedule!r}"
             )
         if obj.min_new_chunks < 0:
-            raise SettingsError(f"setting '{prefix}min_new_chunks' must be 0 or more")
-        for name in ("epochs", "batch_size", "max_pairs"):
-            if getattr(obj, name) <= 0:
-                raise SettingsError(f"setting '{prefix}{name}' must be positive")
+            raise _bad(f"{prefix}min_new_chunks", "must be 0 or more")
+        if obj.epochs <= 0:
+            raise _bad(f"{prefix}epochs", "must be positive")
+        # In-batch negatives need a second pair in the batch, and the split two pairs.
+        for name in ("batch_size", "max_pairs"):
+            if getattr(obj, name) < 2:
+                raise _bad(f"{prefix}{name}", f"must be at least 2, got {getattr(obj, name)}")
         if not 0 < obj.lr < 1:
-            raise SettingsError(f"setting '{prefix}lr' must be between 0 and 1, got {obj.lr!r}")
+            raise _bad(f"{prefix}lr", f"must be between 0 and 1, got {obj.lr!r}")
+        return
+    if isinstance(obj, DaemonSettings):
+        if not obj.idle_minutes > 0:
+            raise _bad(f"{prefix}idle_minutes", f"must be positive, got {obj.idle_minutes!r}")
         return
     if not obj.device.startswith(_DEVICE_PREFIXES):
-        raise SettingsError(
-            f"setting 'device' must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}"
-        )
+        raise _bad("device", f"must be auto, cpu, cuda, cuda:N or mps, got {obj.device!r}")
     if obj.max_file_bytes <= 0:
-        raise SettingsError("setting 'max_file_bytes' must be a positive number of bytes")
+        raise _bad("max_file_bytes", "must be a positive number of bytes")
     if not 16 <= obj.max_seq_length <= 8192:
-        raise SettingsError("setting 'max_seq_length' must be between 16 and 8192 tokens")
+        raise _bad("max_seq_length", "must be between 16 and 8192 tokens")
     if obj.batch_size <= 0:
-        raise SettingsError("setting 'batch_size' must be positive")
+        raise _bad("batch_size", "must be positive")
     if not obj.model.strip():
-        raise SettingsError("setting 'model' must name a model id or a local directory")
+        raise _bad("model", "must name a model id or a local directory")

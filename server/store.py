@@ -33,6 +33,7 @@ import numpy as np
 
 from . import fts
 from .database import Database, StoreError
+from .ranking import PROSE_LANGUAGES
 from .vectors import Snapshots, VectorMatrix, catch_up
 
 
@@ -234,21 +235,38 @@ class Store(Database):
         ).fetchone()[0]
 
     def pending_texts(
-        self, gen: int, limit: int, paths: Sequence[str] | None = None
+        self,
+        gen: int,
+        limit: int,
+        paths: Sequence[str] | None = None,
+        *,
+        first: Sequence[str] = (),
+        recent_since_ns: int = 0,
     ) -> list[tuple[str, str]]:
         """Up to `limit` (hash, text the model should read) still without a vector in `gen`,
-        only from the files `paths` when given (a saved file goes first)."""
+        only from the files `paths` when given (a saved file goes first).
+
+        The most useful first, so that a partial index covers what people look at: the
+        files in `first` (open in the editor), then files modified since
+        `recent_since_ns`, then definitions before line windows, code before prose, and
+        newer files before older ones."""
         only = ""
         args: list = [gen]
         if paths is not None:
             only = f"AND f.path IN ({','.join('?' * len(paths))}) "
             args.extend(paths)
+        opened = f"f.path IN ({','.join('?' * len(first))})" if first else "0"
+        prose = ",".join(f"'{language}'" for language in sorted(PROSE_LANGUAGES))
+        order = (
+            f"MAX({opened}) DESC, MAX(f.mtime_ns >= ?) DESC, MIN(c.kind = 'window'), "
+            f"MIN(c.language IN ({prose})), MAX(f.mtime_ns) DESC"
+        )
         rows = self.conn.execute(
             "SELECT c.hash, f.path, c.symbol, c.text "
             "FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.embeddable = 1 AND NOT EXISTS "
             "(SELECT 1 FROM embeddings e WHERE e.gen = ? AND e.hash = c.hash) "
-            f"{only}GROUP BY c.hash LIMIT ?",
-            (*args, limit),
+            f"{only}GROUP BY c.hash ORDER BY {order} LIMIT ?",
+            (*args, *first, recent_since_ns, limit),
         ).fetchall()
         from .chunking import embed_text_for
 

@@ -37,6 +37,7 @@ from typing import Protocol
 from .embedder import background_threads
 from .engine import Engine, write_failure
 from .indexer import DAEMON_TEXTS_PER_COMMIT, IndexSummary
+from .memory import TRIM_AFTER_TEXTS, trim
 from .store import Generation
 from .watcher import ChangeBatch, ChangeQueue
 
@@ -123,6 +124,8 @@ class IndexWorker:
         self._swap_requested = threading.Event()
         self._swap_done: list[Callable[[], None]] = []
         self._meter: _Meter | None = None
+        self._since_trim = 0
+        """Chunk texts embedded since memory was last given back (server/memory.py)."""
 
     # -- control -------------------------------------------------------------------------
 
@@ -243,6 +246,7 @@ class IndexWorker:
         )
         self._announce()
         self.listener.progress_end(f"{totals.files} files, {totals.chunks} chunks")
+        self._give_back_memory()
         self.state = WorkerState.IDLE
 
     def _follow_changes(self) -> None:
@@ -302,6 +306,7 @@ class IndexWorker:
             )
         self._announce()
         self.listener.progress_end(f"now searching with {gen.model}")
+        self._give_back_memory()
 
     def _take_and_apply(self, timeout: float | None, *, embed_rest: bool) -> bool:
         batch = self.changes.take(timeout)
@@ -318,6 +323,7 @@ class IndexWorker:
             self._report_failure(exc, stopped=False)
         finally:
             self.changes.done()
+            self._give_back_memory()
             self.last_activity = time.monotonic()
             if self.first_index_done.is_set():
                 self.state = WorkerState.IDLE
@@ -422,10 +428,17 @@ class IndexWorker:
 
     def _batch_landed(self, n: int) -> None:
         self.embedded += n
+        self._since_trim += n
         if self._meter is not None:
             self._meter.done += n
             self._report_meter()
         self._announce()
+
+    def _give_back_memory(self) -> None:
+        """After large embedding work: the activations' freed pages go back to the system."""
+        if self._since_trim >= TRIM_AFTER_TEXTS:
+            self._since_trim = 0
+            trim()
 
     def _announce(self) -> None:
         totals = self.engine.store.counts(None)

@@ -7,14 +7,17 @@ holds one per indexed workspace folder, the MCP server (server/mcp_server.py)
 one for the workspace it was started in. Each turns the plain answers here
 (`SearchOutcome`, `RelatedOutcome`, `ServiceStatus`) into its own wire types.
 
-One writer per index. Before it starts the worker, the watcher and the
-scheduler, a service takes the index folder's writer lock
-(server/writer_lock.py). When another process holds it (a `kenning serve` and
-a `kenning mcp` on one workspace), the service only reads: it answers from the
-index as that process writes it, taking in new vectors before each search,
-and tries the lock every few seconds, so it takes over the writing when the
-other process exits. Things a reader cannot do (re-indexing, training) say
-which process to ask instead.
+One writer per index (docs/design.md, "One writer"). Before it starts the
+worker, the watcher and the scheduler, a service takes the index folder's
+writer lock (server/writer_lock.py, through daemon.claim_writer: a background
+daemon steps aside for it) and answers the command line on the index's socket
+(server/socket_server.py). When another server holds the lock (an editor's
+`kenning serve`, a `kenning mcp`, or a second editor), the service only
+reads, and says so in its status: it answers from the index as that process
+writes it, taking in new vectors before each search, passes saves and
+re-index requests on to the writer over the socket, and tries the lock every
+few seconds, so it takes over the writing when the other process exits.
+Training runs only in the writer.
 """
 
 from __future__ import annotations
@@ -28,20 +31,22 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from .answers import STILL_BUILDING, IndexView, answer_search
+from .daemon import ServedIndex, claim_writer, handle
 from .engine import Engine, Status
 from .protocol import ServerState
 from .related import RelatedOutcome
 from .scheduler import Scheduler, SchedulerListener
-from .search import SearchOutcome, Semantic, plan_mode
+from .search import SearchOutcome, Semantic
+from .socket_client import DaemonError, ask
+from .socket_server import SocketServer
 from .train_process import RunOutcome
 from .watcher import ChangeQueue, WorkspaceWatcher
 from .worker import IndexCounts, IndexWorker, WorkerListener
-from .writer_lock import WriterLock
+from .writer_lock import Holder, WriterLock
 
 log = logging.getLogger(__name__)
 
-BUILDING_NOTE = "the index is still being built: results come from what is indexed so far"
-NOTHING_NOTE = "nothing matched; try other words, or check the index status for what is indexed"
 CATCH_UP_S = 1.0
 """A reader looks for vectors the writer added at most this often."""
 TAKEOVER_S = 2.0
@@ -111,7 +116,7 @@ class WorkspaceService:
         engine: Engine,
         listener: ServiceListener,
         *,
-        label: str,
+        role: str,
         named_root: Path | None = None,
     ):
         self.engine = engine
@@ -122,7 +127,12 @@ class WorkspaceService:
         self.worker: IndexWorker | None = None
         self.scheduler: Scheduler | None = None
         self.watcher: WorkspaceWatcher | None = None
-        self.lock = WriterLock(engine.index_dir, label)
+        self.role = role
+        """Who this process is in the writer lock (writer_lock.EDITOR, MCP, BACKGROUND)."""
+        self.lock = WriterLock(engine.index_dir)
+        self.socket: SocketServer | None = None
+        self.served: ServedIndex | None = None
+        """What the socket answers from, while this process writes."""
         self._stopping = threading.Event()
         self._state_lock = threading.Lock()
         self._follower: threading.Thread | None = None
@@ -137,12 +147,12 @@ class WorkspaceService:
         overrides: Mapping[str, Any] | None = None,
         *,
         listener: ServiceListener,
-        label: str,
+        role: str,
         init_options: Mapping[str, Any] | None = None,
     ) -> WorkspaceService:
         """Open the workspace's index (searchable at once); `start` makes it live."""
         engine = Engine.open(root, overrides, init_options=init_options)
-        return cls(engine, listener, label=label, named_root=Path(root))
+        return cls(engine, listener, role=role, named_root=Path(root))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -152,14 +162,9 @@ class WorkspaceService:
         if self.engine.store.read_only:
             self._start_writing()  # the worker says why nothing can be written
             return
-        try:
-            mine = self.lock.try_acquire()
-        except OSError as exc:
-            log.warning(
-                "cannot take the writer lock in %s (%s); writing anyway", self.lock.path, exc
-            )
-            mine = True
-        if mine:
+        lock = claim_writer(self.engine, self.role)
+        if lock is not None:
+            self.lock = lock
             self._start_writing()
         else:
             self._start_reading()
@@ -180,27 +185,54 @@ class WorkspaceService:
             self.watcher.start()
         except OSError as exc:  # e.g. out of inotify watches: saves still work
             log.warning("cannot watch %s for outside changes: %s", self.engine.root, exc)
+        if self.lock.held:
+            self._listen()
+
+    def _listen(self) -> None:
+        """Answer the command line on the index's socket (only the writer does)."""
+        assert self.worker is not None
+        self.served = ServedIndex(self.engine, self.role, self.worker, self.changes)
+        served = self.served
+        socket = SocketServer(self.engine.index_dir, lambda request: handle(served, request))
+        try:
+            socket.start()
+        except OSError as exc:  # the command line then works in-process
+            log.warning("cannot listen on %s: %s", socket.path, exc)
+            return
+        self.socket = socket
+
+    def writer_name(self) -> str:
+        """Who writes this index, for messages: `an MCP server (pid 4242)`."""
+        holder = self.lock.holder()
+        return holder.describe() if holder else "another Kenning process"
+
+    def writer_holder(self) -> Holder | None:
+        return None if self.writing else self.lock.holder()
 
     def _start_reading(self) -> None:
         log.info(
             "%s writes the index of %s; answering from it, and taking over when it exits",
-            self.lock.holder(),
+            self.writer_name(),
             self.engine.root,
         )
+        # Nothing is embedded here: queries need no torch (the light path).
+        self.engine.light_queries = True
         self._follower = threading.Thread(
             target=self._read_beside_writer, name="kenning-reader", daemon=True
         )
         self._follower.start()
 
     def _read_beside_writer(self) -> None:
+        gen = self.engine.serving_generation()
         try:
-            self.engine.embedder.load()  # the writer's worker loads its own; queries need ours
+            if gen is not None:  # load the query model now rather than on the first search
+                self.engine.query_encoder_for(gen)
         except Exception as exc:  # noqa: BLE001 - lexical search still works
             self._reader_model_failed = True
             self.listener.problem(f"Kenning could not load its model, so search is lexical: {exc}")
         while not self._stopping.wait(TAKEOVER_S):
             try:
-                if self.lock.try_acquire():
+                if self.lock.try_acquire(self.role, str(self.engine.root)):
                     log.info(
                         "the index writer of %s exited; this process writes it now",
                         self.engine.root,
@@ -220,6 +252,8 @@ class WorkspaceService:
             self.scheduler.stop()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.socket is not None:
+            self.socket.stop()  # first of the rest, so that clients fall back instead of waiting
         self.changes.close()
         if self.worker is not None and not self.worker.stop():
             log.warning("the index worker did not stop in time; the unfinished batch is dropped")
@@ -295,17 +329,13 @@ class WorkspaceService:
         """Search now, never waiting for indexing: `partial` and `notes` say what the
         answer lacks. Raises SemanticUnavailable (semantic mode, no model) or SearchError."""
         self._catch_up()
-        plan = plan_mode(mode, self.semantic())
-        partial = self.still_building() or plan.until_loaded
-        outcome = self.engine.search_outcome(query, limit=limit, mode=plan.mode, paths=paths)
-        notes = [plan.note] if plan.note else []
-        if partial:
-            notes.insert(0, BUILDING_NOTE)
-        notes.extend(outcome.notes)
-        if not outcome.results and not partial:
-            notes.append(NOTHING_NOTE)
-        outcome.notes, outcome.partial = notes, partial
-        return outcome
+        view = IndexView(
+            first_index_done=not self.still_building(),
+            semantic_available=self.semantic() is not Semantic.MODEL_FAILED,
+        )
+        if self.served is not None:
+            self.served.last_request = time.monotonic()
+        return answer_search(self.engine, query, limit=limit, mode=mode, paths=paths, view=view)
 
     def related(
         self, rel: str, line: int, *, limit: int = 10, paths: Sequence[str] = ()
@@ -314,7 +344,7 @@ class WorkspaceService:
         self._catch_up()
         outcome = self.engine.related(rel, line, limit=limit, paths=paths)
         if self.still_building():
-            outcome.notes.insert(0, BUILDING_NOTE)
+            outcome.notes.insert(0, STILL_BUILDING)
         return outcome
 
     def status(self) -> ServiceStatus:
@@ -322,7 +352,8 @@ class WorkspaceService:
         current = self.scheduler.current if self.scheduler else None
         if not self.writing and self._follower is not None:
             index.warnings.append(
-                f"{self.lock.holder()} writes this index; this process answers from it"
+                f"{self.writer_name()} writes this index; this process only reads it "
+                "and passes saves and re-index requests on"
             )
         return ServiceStatus(
             index=index,
@@ -335,16 +366,27 @@ class WorkspaceService:
 
     # -- requests that change things -----------------------------------------------------
 
-    def _writer_only(self, what: str) -> None:
-        if not self.writing:
+    def _forward(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Ask the process that writes this index to do what a reader cannot."""
+        try:
+            answer = ask(self.engine.index_dir, request)
+        except DaemonError as exc:
             raise NotTheWriter(
-                f"{self.lock.holder()} writes this index, so {what} happens there; "
-                "this process only reads it"
+                f"{self.writer_name()} writes this index and refused: {exc}"
+            ) from exc
+        if answer is None:
+            raise NotTheWriter(
+                f"{self.writer_name()} writes this index and does not answer on its socket; "
+                "try again when it has started, or stop it"
             )
+        return answer
 
     def reindex(self, rels: Sequence[str] | None = None, *, urgent: bool = True) -> int:
-        """Queue `rels` (workspace-relative; None: rescan everything); returns how many."""
-        self._writer_only("re-indexing")
+        """Queue `rels` (workspace-relative; None: rescan everything); returns how many.
+        A reader passes the request on to the writer."""
+        if not self.writing:
+            answer = self._forward({"op": "reindex", "paths": None if rels is None else list(rels)})
+            return int(answer.get("queued", 0))
         if rels is None:
             self.changes.request_rescan()
             return self.engine.store.counts(None).files
@@ -352,14 +394,25 @@ class WorkspaceService:
         return len(rels)
 
     def changed(self, rels: Sequence[str], *, urgent: bool = False) -> None:
-        """Files the client says changed (a save is urgent); a reader leaves them to the writer."""
-        if self.writing and rels:
+        """Files the client says changed (a save is urgent); a reader passes them on to the
+        writer (a blocking socket call: run it off the event loop)."""
+        if not rels:
+            return
+        if self.writing:
             self.changes.add_many(rels, urgent=urgent)
+            return
+        try:
+            self._forward({"op": "reindex", "paths": list(rels)})
+        except NotTheWriter as exc:
+            log.warning("%s", exc)
 
     def train(self, force: bool) -> tuple[bool, str | None]:
         """Ask for a retraining run now: (started, why not)."""
         if self.scheduler is None:
-            return False, f"{self.lock.holder()} writes this index, and retraining runs there"
+            return False, (
+                f"{self.writer_name()} writes this index, and retraining runs there; "
+                "ask that one, or run `kenning train`"
+            )
         return self.scheduler.request(force)
 
     # -- paths ---------------------------------------------------------------------------

@@ -1,21 +1,23 @@
-"""One writer per index: an OS file lock on `writer.lock` in the index folder.
+"""One writer per index: an OS file lock in the index folder (docs/design.md, "One writer").
 
-A language server (`kenning serve`) and an MCP server (`kenning mcp`) may run
-for the same workspace at once, and so share one index folder. Only the
-process holding this lock runs the index worker, the file watcher and the
-retraining scheduler; the others answer from the index as the writer leaves
-it, and try the lock again now and then, so that one of them takes over when
-the writer exits. The lock is `fcntl.flock` on an open file: the kernel
-releases it when the holder exits or dies, so a crash never leaves it stuck.
-The file records the holder's pid and command, for status messages only.
+A long-running server (an editor's `kenning serve`, an agent's `kenning mcp`,
+or a background daemon from `kenning serve --background`) holds `writer.lock`
+for as long as it runs (server/workspace_service.py takes it for the first two);
+the lock file says who holds it (pid, role, workspace). The kernel releases
+the lock when its process dies, however it dies, so a killed server never
+leaves an index locked. A one-shot command (`kenning index`, a search's
+refresh) takes it only for the duration of its write.
 
-(Platforms without `fcntl` get no lock: every process writes, as before.)
+On a system without `fcntl` (Windows) there is no lock and every opener may
+write, as SQLite's own locking allows.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 try:
@@ -25,53 +27,118 @@ except ImportError:  # pragma: no cover - Windows
 
 LOCK_NAME = "writer.lock"
 
+EDITOR = "editor"
+"""An editor's language server: keeps the index until the editor closes it."""
+BACKGROUND = "background"
+"""A daemon started for the command line: steps aside when an editor's server starts."""
+ONE_SHOT = "command"
+"""A command-line process writing for the length of one command."""
+MCP = "mcp"
+"""An agent's MCP server (`kenning mcp`): keeps the index while its agent runs, like an editor's."""
+LONG_LIVED = (EDITOR, MCP)
+"""The servers a background daemon steps aside for."""
+ROLE_NAMES = {
+    EDITOR: "an editor's language server",
+    MCP: "an MCP server",
+    BACKGROUND: "the background daemon",
+    ONE_SHOT: "a kenning command",
+}
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    role: str
+    workspace: str
+    since: float
+
+    def describe(self) -> str:
+        """For messages: `an MCP server (pid 4242)`."""
+        return f"{ROLE_NAMES.get(self.role, 'another Kenning process')} (pid {self.pid})"
+
 
 class WriterLock:
-    """The writer lock of one index folder, held by at most one process."""
+    """The writer lock of one index folder, held by this process or not."""
 
-    def __init__(self, index_dir: Path, label: str = "kenning"):
-        self.path = index_dir / LOCK_NAME
-        self.label = label
-        """What this process is, for the others' messages (`kenning serve`, `kenning mcp`)."""
+    def __init__(self, index_dir: Path):
+        self.path = Path(index_dir) / LOCK_NAME
         self._fd: int | None = None
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def try_acquire(self) -> bool:
-        """Take the lock if no other process holds it; True when this process holds it now."""
+    def try_acquire(self, role: str, workspace: str) -> bool:
+        """Take the lock without waiting; False when another writer holds it (or the
+        folder cannot be written)."""
         if self._fd is not None:
             return True
-        if fcntl is None:  # pragma: no cover - Windows
-            self._fd = -1
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
-            os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {self.label}\n".encode())
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+        record = {"pid": os.getpid(), "role": role, "workspace": workspace, "since": time.time()}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except OSError:
+            pass  # the lock holds without its note; holder() then says less
         self._fd = fd
+        return True
+
+    def wait_acquire(self, role: str, workspace: str, timeout: float) -> bool:
+        """Try for up to `timeout` seconds (a daemon that was asked to step aside)."""
+        deadline = time.monotonic() + timeout
+        while not self.try_acquire(role, workspace):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
         return True
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is None or fd < 0:
+        if fd is None:
             return
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        os.close(fd)  # closing the file releases the flock
-
-    def holder(self) -> str:
-        """Who holds the lock, e.g. `pid 4242 (kenning serve)`, as far as the file says."""
         try:
-            text = self.path.read_text().strip()
+            os.ftruncate(fd, 0)
         except OSError:
-            return "another process"
-        pid, _, label = text.partition(" ")
-        if not pid.isdigit():
-            return "another process"
-        return f"{label or 'process'} (pid {pid})"
+            pass
+        os.close(fd)  # closing the last descriptor releases the flock
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now (this process included); None when nobody does."""
+        if self._fd is None and not self._locked_elsewhere():
+            return None
+        try:
+            data = json.loads(self.path.read_text("utf-8") or "{}")
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        return Holder(
+            pid=int(data.get("pid", 0)),
+            role=str(data.get("role", "unknown")),
+            workspace=str(data.get("workspace", "")),
+            since=float(data.get("since", 0.0)),
+        )
+
+    def _locked_elsewhere(self) -> bool:
+        if fcntl is None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops the shared lock just taken
+        return False

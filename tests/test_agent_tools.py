@@ -3,6 +3,7 @@ agent gives, and the writer lock shared by every Kenning process on one index.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from kenning.server.agent_paths import workspace_globs
 from kenning.server.budget import count_tokens, estimate_tokens, fit
 from kenning.server.search import SearchResult
-from kenning.server.writer_lock import WriterLock
+from kenning.server.writer_lock import EDITOR, MCP, WriterLock
 from mcp.server.mcpserver.exceptions import ToolError
 
 
@@ -73,21 +74,22 @@ def test_globs_stay_inside_the_workspace(tmp_path):
 
 
 def test_one_process_holds_the_writer_lock_until_it_lets_go_or_dies(tmp_path):
-    first, second = WriterLock(tmp_path, "kenning serve"), WriterLock(tmp_path, "kenning mcp")
+    first, second = WriterLock(tmp_path), WriterLock(tmp_path)
 
-    assert first.try_acquire() and first.try_acquire()
-    assert second.holder().startswith("kenning serve (pid ")
+    assert first.try_acquire(EDITOR, str(tmp_path)) and first.try_acquire(EDITOR, str(tmp_path))
+    assert not second.try_acquire(MCP, str(tmp_path))
+    assert second.holder().describe() == f"an editor's language server (pid {os.getpid()})"
     first.release()
-    assert second.try_acquire()
+    assert second.try_acquire(MCP, str(tmp_path))
     second.release()
 
     # A process that dies holding the lock leaves nothing stuck.
     code = f"""
 import os, sys
 sys.path[:0] = {sys.path!r}
-from kenning.server.writer_lock import WriterLock
-assert WriterLock(__import__('pathlib').Path({str(tmp_path)!r}), 'child').try_acquire()
+from kenning.server.writer_lock import EDITOR, MCP, WriterLock
+assert WriterLock(__import__('pathlib').Path({str(tmp_path)!r})).try_acquire('mcp', 'w')
 os._exit(0)
 """
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert WriterLock(Path(tmp_path)).try_acquire()
+    assert WriterLock(Path(tmp_path)).try_acquire(MCP, str(tmp_path))

@@ -94,6 +94,13 @@ def test_large_and_binary_files_are_skipped_and_counted(tmp_path):
     assert counts["too_large"] == 1 and counts["binary"] == 1
 
 
+def test_binary_content_named_like_generated_output_counts_as_binary(tmp_path):
+    write(tmp_path, "blob.bin", bytes(range(256)) * 4)  # random bytes, NULs included
+    write(tmp_path, "icon.png", b"\x89PNG\r\n\x1a\n\x00\x00")
+    write(tmp_path, "package-lock.json", "{}")
+    assert skipped(tmp_path) == {"binary": 2, "generated": 1}
+
+
 def test_links_out_of_the_workspace_and_loops_are_not_followed(tmp_path):
     outside = tmp_path / "outside"
     write(outside, "secret_code.py")

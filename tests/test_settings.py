@@ -53,7 +53,7 @@ def test_bad_values_name_the_field(tmp_path, options, field):
         load_settings(tmp_path, environ={}, init_options=options)
 
 
-def test_unknown_keys_are_ignored(tmp_path):
+def test_unknown_keys_are_ignored(tmp_path):  # (and named in a warning, below)
     assert (
         load_settings(tmp_path, environ={}, init_options={"colour": "blue"}).model == DEFAULT_MODEL
     )
@@ -87,3 +87,33 @@ def test_one_index_dir_set_for_two_workspaces_gives_each_its_own_index(tmp_path,
     )
     assert main(["status", str(first), "--index-dir", str(shared), "--json"]) == 0
     assert '"files": 1' in capsys.readouterr().out
+
+
+def test_a_dotted_key_and_a_table_of_the_same_name_merge(tmp_path: Path):
+    (tmp_path / "kenning.toml").write_text('"train.on_cpu" = true\n[train]\nschedule = "off"\n')
+    s = load_settings(tmp_path, environ={})
+    assert (s.train.on_cpu, s.train.schedule) == (True, "off")
+
+
+def test_unknown_keys_are_named_in_a_warning(tmp_path, caplog):
+    load_settings(tmp_path, environ={"KENNING_TRAIN__SCHEDUEL": "off", "KENNING_TEST_X": "1"})
+    assert [r.getMessage() for r in caplog.records] == [
+        "unknown setting 'train.scheduel' (environment) is ignored; "
+        "the settings are listed in docs/protocol.md"
+    ]
+
+
+@pytest.mark.parametrize("name", ["batch_size", "max_pairs"])
+def test_train_sizes_too_small_to_train_with_are_refused_with_their_source(tmp_path, name):
+    with pytest.raises(SettingsError, match=f"'train.{name}' must be at least 2") as raised:
+        load_settings(tmp_path, environ={}, init_options={"train": {name: 1}})
+    assert (raised.value.field, raised.value.source) == (f"train.{name}", "initializationOptions")
+
+
+def test_daemon_settings(tmp_path):
+    s = load_settings(
+        tmp_path, environ={"KENNING_DAEMON__AUTO_START": "yes", "KENNING_DAEMON__IDLE_MINUTES": "5"}
+    )
+    assert (s.daemon.auto_start, s.daemon.idle_minutes) == (True, 5.0)
+    with pytest.raises(SettingsError, match="'daemon.idle_minutes' must be positive"):
+        load_settings(tmp_path, environ={"KENNING_DAEMON__IDLE_MINUTES": "0"})

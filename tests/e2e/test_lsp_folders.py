@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kenning.server.settings import workspace_key
 from kenning.server.store import Store
-from kenning.server.writer_lock import WriterLock
+from kenning.server.writer_lock import EDITOR, WriterLock
 from kenning_client import DATA, Session, copy_workspace, kenning_server, paths
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -125,7 +125,7 @@ async def test_folders_come_and_go_and_a_nested_folder_is_indexed_once(tmp_path)
         big_index = index_dir / "folders" / workspace_key(big)
         server_pid = ls.client._server.pid
         assert not (big_index / f"open-{server_pid}").exists()
-        assert WriterLock(big_index).try_acquire()
+        assert WriterLock(big_index).try_acquire(EDITOR, str(big))
         store = Store.open(big_index)
         try:
             assert store.consistency_problems() == []
