@@ -54,7 +54,8 @@ async def test_settings_changed_in_the_editor_apply_without_a_restart(tmp_path, 
 
         since = changed(ls, {"exclude": ["billing/"], "model": "/nowhere/model"})
         message = await next_message(ls, since, "/nowhere/model")
-        assert "does not exist; keeping the previous settings" in message.message
+        assert "model directory /nowhere/model does not exist" in message.message
+        assert message.message.endswith("; keeping the previous settings")
 
         before = await ls.status()
         since = changed(ls, {"exclude": ["billing/"], "model": str(tiny_model)})

@@ -114,7 +114,7 @@ BAD_INPUT = [
     ("search_code", {"query": "x", "max_tokens": 5}, "max_tokens: Input should be greater"),
     ("find_related", {"path": "billing/invoices.py"}, "line: Field required"),
     ("find_related", {"path": "assets/tool.sh", "line": 1}, "is a binary file"),
-    ("find_related", {"path": "assets/logo.png", "line": 1}, "is of a kind left out of the index"),
+    ("find_related", {"path": "assets/logo.png", "line": 1}, "logo.png is a binary file"),
     ("find_related", {"path": "billing/invoices.py", "line": 500}, "line 500 is past the end"),
     ("find_related", {"path": "billing/invoices.py", "line": 0}, "line must be 1 or more"),
     ("find_related", {"path": "/etc/passwd", "line": 1}, "is outside the workspace"),
