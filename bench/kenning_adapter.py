@@ -14,7 +14,7 @@ first query.
 Usage (from the repository root)::
 
     python -m bench.kenning_adapter [--packages flask,tqdm] [--modes hybrid,lexical]
-        [--model DIR --tag NAME]
+        [--model DIR --tag NAME] [--sets nl,symbols]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 from bench.corpus import PACKAGES_BY_NAME, Query, workspace_dir
 from bench.quality import (
     CUTOFF,
+    QUERY_SETS,
     RESULTS_DIR,
     Answer,
     Span,
@@ -91,6 +92,7 @@ def run_package(
     model: str | None,
     tag: str | None,
     index_dir: Path | None = None,
+    query_sets: Sequence[str] = ("nl",),
 ) -> dict[str, Any]:
     """Index one package's workspace, run its queries in every mode, write the results.
 
@@ -99,7 +101,7 @@ def run_package(
     """
     from kenning.server.engine import Engine  # imported late so `--help` works without the engine
 
-    queries = load_queries(pkg)
+    queries = {query_set: load_queries(pkg, query_set) for query_set in query_sets}
     index_dir = index_dir or index_dir_for(pkg, tag)
     summary_path = summary_path_for(pkg, tag)
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -117,17 +119,22 @@ def run_package(
             file=sys.stderr,
         )
         timings = {}
-        for mode in modes:
-            started = time.perf_counter()
-            answers = run_queries(engine, queries, mode, limit)
-            write_results(method_name(mode, tag), pkg, answers)
-            timings[mode] = round(time.perf_counter() - started, 2)
-            print(f"{pkg}: {len(answers)} {mode} searches in {timings[mode]:.1f}s", file=sys.stderr)
+        for query_set, asked in queries.items():
+            for mode in modes:
+                started = time.perf_counter()
+                answers = run_queries(engine, asked, mode, limit)
+                write_results(method_name(mode, tag), pkg, answers, query_set)
+                key = mode if query_set == "nl" else f"{mode}:{query_set}"
+                timings[key] = round(time.perf_counter() - started, 2)
+                print(
+                    f"{pkg}: {len(answers)} {mode} searches ({query_set}) in {timings[key]:.1f}s",
+                    file=sys.stderr,
+                )
     finally:
         engine.close()
     record = {
         "package": pkg,
-        "queries": len(queries),
+        "queries": len(queries.get("nl", ())),
         "model": engine.model_ref.label,
         "index": summary_json,
         "search_s": timings,
@@ -163,12 +170,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tag", help="suffix for method names and index dirs, e.g. the model's name"
     )
+    parser.add_argument(
+        "--sets", default="nl", help="comma-separated query sets: " + ", ".join(QUERY_SETS)
+    )
     args = parser.parse_args(argv)
 
     packages = _split(args.packages) or corpus_packages()
     modes = _split(args.modes)
     if bad := [m for m in modes if m not in MODES]:
         parser.error(f"unknown mode(s): {', '.join(bad)}")
+    query_sets = _split(args.sets)
+    if bad := [s for s in query_sets if s not in QUERY_SETS]:
+        parser.error(f"unknown query set(s): {', '.join(bad)}")
     if bad := [p for p in packages if p not in PACKAGES_BY_NAME]:
         parser.error(f"unknown package(s): {', '.join(bad)}")
     if not packages:
@@ -176,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model and not args.tag:
         parser.error("--model needs --tag, so its results do not overwrite the default model's")
     for pkg in packages:
-        run_package(pkg, modes, limit=args.limit, model=args.model, tag=args.tag)
+        run_package(
+            pkg, modes, limit=args.limit, model=args.model, tag=args.tag, query_sets=query_sets
+        )
     return 0
 
 

@@ -16,9 +16,18 @@ the smaller packages. Each score is also written to ``<pkg>.score.json`` beside 
 answers: the answers are large and not committed, the scores are, so RESULTS.md can
 be rendered again without rerunning every method.
 
+There are two query sets: ``nl`` (the docstring sentences above) and ``symbols``
+(names as people type them, ``Class.method``; see ``bench/symbol_queries.py``). The
+second set's answers and scores live under ``bench/results/symbols/<method>/``.
+
+Methods that write answers: ``bench/kenning_adapter.py`` (Kenning's three modes),
+``bench/bm25_reference.py`` (``bm25-reference``, a textbook BM25 over Kenning's own
+chunks, the bar the lexical side must clear) and the peers in ``bench/peers/``.
+
 Usage (from the repository root)::
 
     python -m bench.quality [--methods kenning-hybrid,semble] [--packages flask,tqdm] [--plot]
+        [--set nl|symbols]
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 PLOT_PATH = BENCH_DIR / "quality.png"
 CUTOFF = 10  # results beyond the tenth are ignored
 MACRO = "macro"
+QUERY_SETS = ("nl", "symbols")
 
 
 class SpanLike(Protocol):
@@ -86,16 +96,28 @@ class Score:
 # -- reading and writing ----------------------------------------------------------------------
 
 
-def load_queries(pkg: str) -> list[Query]:
-    """The queries of `pkg` to run (``queries.jsonl``; a sample in quick mode)."""
+def load_queries(pkg: str, query_set: str = "nl") -> list[Query]:
+    """The queries of `pkg` to run (``queries.jsonl``; a sample in quick mode), or
+    its name queries for the ``symbols`` set."""
+    if query_set == "symbols":
+        from bench import symbol_queries
+
+        return symbol_queries.load(pkg)
     path = queries_path(pkg)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; build the corpus with: python -m bench.corpus")
     return [Query.from_json(row) for row in read_jsonl(path)]
 
 
-def results_path(method: str, pkg: str) -> Path:
-    return RESULTS_DIR / method / f"{pkg}.jsonl"
+def results_root(query_set: str = "nl") -> Path:
+    """Where a query set's answers and scores live, one folder per method."""
+    if query_set not in QUERY_SETS:
+        raise ValueError(f"query set must be one of {', '.join(QUERY_SETS)}, got {query_set!r}")
+    return RESULTS_DIR if query_set == "nl" else RESULTS_DIR / query_set
+
+
+def results_path(method: str, pkg: str, query_set: str = "nl") -> Path:
+    return results_root(query_set) / method / f"{pkg}.jsonl"
 
 
 def _span_from(item: SpanLike | dict[str, Any]) -> Span:
@@ -104,13 +126,13 @@ def _span_from(item: SpanLike | dict[str, Any]) -> Span:
     return Span(item.path, int(item.start_line), int(item.end_line))
 
 
-def write_results(method: str, pkg: str, answers: Iterable[Answer]) -> Path:
+def write_results(method: str, pkg: str, answers: Iterable[Answer], query_set: str = "nl") -> Path:
     """Write a method's answers for `pkg`, replacing any earlier run atomically.
 
     The results in each Answer may be Spans, dicts, or any object with ``path``,
     ``start_line`` and ``end_line`` (a Kenning SearchResult works as is).
     """
-    path = results_path(method, pkg)
+    path = results_path(method, pkg, query_set)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
@@ -125,9 +147,9 @@ def write_results(method: str, pkg: str, answers: Iterable[Answer]) -> Path:
     return path
 
 
-def load_answers(method: str, pkg: str) -> dict[str, Answer]:
+def load_answers(method: str, pkg: str, query_set: str = "nl") -> dict[str, Answer]:
     """A method's answers by query id; the first line wins if an id repeats."""
-    path = results_path(method, pkg)
+    path = results_path(method, pkg, query_set)
     answers: dict[str, Answer] = {}
     if not path.exists():
         return answers
@@ -138,19 +160,20 @@ def load_answers(method: str, pkg: str) -> dict[str, Answer]:
     return answers
 
 
-def score_path(method: str, pkg: str) -> Path:
-    return RESULTS_DIR / method / f"{pkg}.score.json"
+def score_path(method: str, pkg: str, query_set: str = "nl") -> Path:
+    return results_root(query_set) / method / f"{pkg}.score.json"
 
 
 def _scored(directory: Path) -> bool:
     return any(directory.glob("*.jsonl")) or any(directory.glob("*.score.json"))
 
 
-def methods_with_results() -> list[str]:
+def methods_with_results(query_set: str = "nl") -> list[str]:
     """Every method that has answers or a kept score for at least one package, sorted."""
-    if not RESULTS_DIR.is_dir():
+    root = results_root(query_set)
+    if not root.is_dir():
         return []
-    return sorted(p.name for p in RESULTS_DIR.iterdir() if p.is_dir() and _scored(p))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _scored(p))
 
 
 def corpus_packages() -> list[str]:
@@ -199,24 +222,32 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def score(method: str, pkg: str) -> Score:
+def score(method: str, pkg: str, query_set: str = "nl") -> Score:
     """Score `method`'s answers for `pkg`, and keep the score; without answers, the kept score.
 
     A package that the method never answered scores as all misses (answered 0/N).
     """
-    kept = score_path(method, pkg)
-    if not results_path(method, pkg).exists() and kept.exists():
+    kept = score_path(method, pkg, query_set)
+    if not results_path(method, pkg, query_set).exists() and kept.exists():
         return Score(**json.loads(kept.read_text()))
-    fresh = _score_answers(method, pkg)
+    fresh = _score_answers(method, pkg, query_set)
     if fresh.answered:
         kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_text(json.dumps(asdict(fresh), indent=1) + "\n")
     return fresh
 
 
-def _score_answers(method: str, pkg: str) -> Score:
-    queries = load_queries(pkg) if queries_path(pkg).exists() else []  # no corpus: nothing answered
-    answers = load_answers(method, pkg)
+def _score_answers(method: str, pkg: str, query_set: str = "nl") -> Score:
+    # No corpus: nothing answered.
+    queries = load_queries(pkg, query_set) if queries_path(pkg).exists() else []
+    answers = load_answers(method, pkg, query_set)
+    return score_ranks(method, pkg, queries, answers)
+
+
+def score_ranks(
+    method: str, pkg: str, queries: Sequence[Query], answers: dict[str, Answer]
+) -> Score:
+    """The score of `answers` (by query id) to `queries`."""
     ranks = [first_hit_rank(answers.get(q.id), q) for q in queries]
     timings = [
         answers[q.id].took_ms
@@ -257,11 +288,13 @@ def macro_average(scores: Sequence[Score]) -> Score:
     )
 
 
-def score_all(methods: Sequence[str], packages: Sequence[str]) -> list[Score]:
+def score_all(
+    methods: Sequence[str], packages: Sequence[str], query_set: str = "nl"
+) -> list[Score]:
     """Per-package scores of every method, followed by each method's macro row."""
     out: list[Score] = []
     for method in methods:
-        per_package = [score(method, pkg) for pkg in packages]
+        per_package = [score(method, pkg, query_set) for pkg in packages]
         out.extend(per_package)
         if per_package:
             out.append(macro_average(per_package))
@@ -341,9 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PNG",
         help=f"also draw the MRR@10 chart (default {PLOT_PATH.relative_to(BENCH_DIR.parent)})",
     )
+    parser.add_argument(
+        "--set", dest="query_set", choices=QUERY_SETS, default="nl", help="which query set"
+    )
     args = parser.parse_args(argv)
 
-    methods = _split(args.methods) or methods_with_results()
+    methods = _split(args.methods) or methods_with_results(args.query_set)
     packages = _split(args.packages) or corpus_packages()
     if not packages:
         print(f"no corpus in {CORPUS_DIR}; run: python -m bench.corpus", file=sys.stderr)
@@ -351,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not methods:
         print(f"no results in {RESULTS_DIR}", file=sys.stderr)
         return 1
-    scores = score_all(methods, packages)
+    scores = score_all(methods, packages, args.query_set)
     print(markdown_table(scores))
     if args.plot:
         print(f"wrote {plot_quality(scores, Path(args.plot))}", file=sys.stderr)

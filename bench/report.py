@@ -691,8 +691,11 @@ def render(previous: str = "") -> str:
     )
     plot_latency()
     when, earlier = previous_sections(previous)
+    from bench.ranking_report import ranking_section
+
     sections = [
         quality_section(),
+        ranking_section(),
         index_section(),
         latency_section(),
         cli_section(),

@@ -42,6 +42,7 @@ def answer_search(
     mode: str = "hybrid",
     paths: Sequence[str] = (),
     view: IndexView = IndexView(),
+    explain: bool = False,
 ) -> SearchOutcome:
     """Search `engine`, narrowed and annotated for what `view` says; raises
     SemanticUnavailable when semantic search was asked for and no model can answer."""
@@ -52,7 +53,9 @@ def answer_search(
     else:
         semantic = Semantic.READY
     plan = plan_mode(mode, semantic)
-    outcome = engine.search_outcome(query, limit=limit, mode=plan.mode, paths=paths)
+    outcome = engine.search_outcome(
+        query, limit=limit, mode=plan.mode, paths=paths, explain=explain
+    )
     notes = [STILL_BUILDING] if not view.first_index_done else []
     if plan.note:
         notes.append(plan.note)
@@ -64,9 +67,10 @@ def answer_search(
     return outcome
 
 
-def search_json(outcome: SearchOutcome) -> dict[str, Any]:
-    """What `kenning search --json` prints (docs/protocol.md §1)."""
-    return {
+def search_json(outcome: SearchOutcome, *, explain: bool = False) -> dict[str, Any]:
+    """What `kenning search --json` prints (docs/protocol.md §1); with `explain`, each
+    result's `explain` and the fusion's `weights` (hybrid mode)."""
+    answer = {
         "query": outcome.query,
         "took_ms": round(outcome.took_ms, 2),
         "load_ms": round(outcome.load_ms, 2),
@@ -76,6 +80,9 @@ def search_json(outcome: SearchOutcome) -> dict[str, Any]:
         "notes": list(outcome.notes),
         "results": [r.to_json() for r in outcome.results],
     }
+    if explain and outcome.weights is not None:
+        answer["weights"] = outcome.weights.to_json()
+    return answer
 
 
 def status_json(engine: Engine) -> dict[str, Any]:

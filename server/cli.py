@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=("hybrid", "semantic", "lexical"), default="hybrid")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="show why each result ranks where it does (each side's rank, priors, boosts)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--no-daemon", action="store_true", help="work in-process even if a daemon is running"
@@ -405,7 +410,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("-k must be at least 1")
     root, settings = _setup(args)
-    request = {"op": "search", "query": args.query, "limit": args.limit, "mode": args.mode}
+    request = {
+        "op": "search",
+        "query": args.query,
+        "limit": args.limit,
+        "mode": args.mode,
+        "explain": args.explain,
+    }
     data = _ask_daemon(args, root, settings, request)
     if data is None:
         data = _search_in_process(args, root, settings)
@@ -414,6 +425,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_OK
     for note in data["notes"]:
         print(f"kenning: {note}", file=sys.stderr)
+    if args.explain:
+        from .explain import describe_weights
+
+        print(describe_weights(data.get("weights")))
     print_results(
         data["results"],
         "no results: the index is empty or nothing matches; try other words or `kenning status`",
@@ -430,6 +445,10 @@ def print_results(results: list[dict[str, Any]], empty: str) -> None:
         print(f"{r['path']}:{r['start_line']}-{r['end_line']}{name}  ({r['score']:.2f})")
         first = r["snippet"].splitlines()[0] if r["snippet"] else ""
         print(f"    {first}")
+        if "explain" in r:
+            from .explain import describe
+
+            print(f"    why: {describe(r['explain'])}")
 
 
 def refresh_under_lock(engine, args: argparse.Namespace) -> None:
@@ -469,8 +488,9 @@ def _search_in_process(args: argparse.Namespace, root, settings) -> dict[str, An
             limit=args.limit,
             mode=args.mode,
             view=IndexView(load_if_needed=True),
+            explain=args.explain,
         )
-        return search_json(outcome)
+        return search_json(outcome, explain=args.explain)
 
 
 def _refresh(engine, args: argparse.Namespace) -> None:

@@ -110,21 +110,30 @@ def handle(served: ServedIndex, request: dict[str, Any]) -> dict[str, Any]:
 def _search(served: ServedIndex, request: dict[str, Any]) -> dict[str, Any]:
     query, limit = request.get("query"), request.get("limit", 10)
     mode, paths = request.get("mode", "hybrid"), request.get("paths", [])
+    explain = request.get("explain", False)
     if not isinstance(query, str):
         return {"ok": False, "error": "query must be a string", "usage": True}
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         return {"ok": False, "error": "-k must be at least 1", "usage": True}
     if mode not in MODES or not isinstance(paths, list):
         return {"ok": False, "error": f"mode must be one of {', '.join(MODES)}", "usage": True}
+    if not isinstance(explain, bool):
+        return {"ok": False, "error": "explain must be true or false", "usage": True}
     try:
         outcome = answer_search(
-            served.engine, query, limit=limit, mode=mode, paths=paths, view=served.view()
+            served.engine,
+            query,
+            limit=limit,
+            mode=mode,
+            paths=paths,
+            view=served.view(),
+            explain=explain,
         )
     except SearchError as exc:
         return {"ok": False, "error": str(exc), "usage": True}
     except SemanticUnavailable as exc:
         return {"ok": False, "error": str(exc)}
-    return {"ok": True, "result": search_json(outcome)}
+    return {"ok": True, "result": search_json(outcome, explain=explain)}
 
 
 def claim_writer(engine: Engine, role: str) -> WriterLock | None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from . import markers
+from . import fts, markers
 from .vectors import SNAPSHOT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(hash);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    path, symbol, body, tokenize = 'porter unicode61'
-);
 CREATE TABLE IF NOT EXISTS generations (
     id INTEGER PRIMARY KEY,
     model TEXT NOT NULL,            -- label shown to users: name@version
@@ -160,7 +157,7 @@ class Database:
                 )
         markers.own_marker(self.dir).touch(mode=0o600)
         with conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + fts.CREATE)
             version = self._meta("schema_version")
             if version is None:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))

@@ -331,7 +331,13 @@ class Engine:
             self._unpin(gen.id)
 
     def search_outcome(
-        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: str = "hybrid",
+        paths: Sequence[str] = (),
+        explain: bool = False,
     ) -> SearchOutcome:
         with self._serving() as gen:
             encoder, load_ms = None, 0.0
@@ -349,6 +355,7 @@ class Engine:
                 mode=mode,
                 paths=paths,
                 model_label=gen.model if gen is not None else self.model_ref.label,
+                explain=explain,
             )
             outcome.load_ms = load_ms
             return outcome

@@ -426,7 +426,7 @@ def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFi
         if found is not None:
             by_service.setdefault(id(found[1]), (found[1], []))[1].append(found[2])
     for service, rels in by_service.values():
-        service.changed(rels)
+        ls.queries.submit(service.changed, rels)  # a reader passes them on over a socket
 
 
 async def on_folders_changed(
@@ -449,7 +449,7 @@ async def on_search(ls: KenningLanguageServer, params: SearchParams) -> SearchRe
     except FolderError as exc:
         raise JsonRpcInvalidParams(f"Invalid params: params.folders: {exc}") from exc
     outcomes = await asyncio.gather(*(ls.run_query(search_one, t, params) for t in targets))
-    return merge_search(targets, outcomes, params.limit)
+    return merge_search(targets, outcomes, params.limit, params.explain)
 
 
 async def on_related(ls: KenningLanguageServer, params: RelatedParams) -> RelatedResponse:

@@ -57,6 +57,7 @@ def hit(folder: Folder, r: SearchResult) -> SearchHit:
         language=r.language,
         kind=r.kind or None,
         folder=folder.uri,
+        explain=r.explanation,
     )
 
 
@@ -65,14 +66,19 @@ def search_one(target: Target[WorkspaceService], params: SearchParams) -> Search
     its index for more results, since those outside them are dropped when merging.
     Raises what the service raises (SearchError, SemanticUnavailable)."""
     limit = params.limit * (4 if target.prefixes else 1)
-    return target.service.search(params.query, limit=limit, mode=params.mode, paths=params.paths)
+    return target.service.search(
+        params.query, limit=limit, mode=params.mode, paths=params.paths, explain=params.explain
+    )
 
 
 def merge_search(
-    targets: Sequence[Target[WorkspaceService]], outcomes: Sequence[SearchOutcome], limit: int
+    targets: Sequence[Target[WorkspaceService]],
+    outcomes: Sequence[SearchOutcome],
+    limit: int,
+    explain: bool = False,
 ) -> SearchResponse:
-    """The folders' answers as one, merged by score; model and generation are the first
-    folder's."""
+    """The folders' answers as one, merged by score; model, generation and (with
+    `explain`) the fusion's weights are the first folder's."""
     merged = merge_results([(t, o.results) for t, o in zip(targets, outcomes, strict=True)], limit)
     first = outcomes[0] if outcomes else None
     return SearchResponse(
@@ -82,6 +88,7 @@ def merge_search(
         generation=first.generation if first else None,
         partial=any(o.partial for o in outcomes),
         notes=list(dict.fromkeys(n for o in outcomes for n in o.notes)),
+        weights=first.weights if first and explain else None,
     )
 
 

@@ -32,6 +32,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol, default_converter
 
+from .fusion import Weights
+from .search import Explanation
+
 log = logging.getLogger(__name__)
 
 KENNING_SEARCH = "kenning/search"
@@ -65,6 +68,8 @@ class SearchParams:
     """Gitignore-style globs; when given, only matching files are searched."""
     folders: list[str] | None = None
     """Workspace folders to search (URI, path or name); none means every folder."""
+    explain: bool = False
+    """Add to each result why it ranks where it does (`SearchHit.explain`)."""
 
     def check(self) -> None:
         if not self.query.strip():
@@ -131,6 +136,8 @@ class SearchHit:
     """function, method, class, type, header or window (a span of lines without a symbol)."""
     folder: str | None = None
     """URI of the workspace folder `path` is relative to (the one whose index answered)."""
+    explain: Explanation | None = None
+    """Only when the request asked for it: why this result ranks where it does."""
 
 
 @attrs.define
@@ -143,6 +150,8 @@ class SearchResponse:
     """True while the first index is still being built: results come from what is indexed so far."""
     notes: list[str] = attrs.Factory(list)
     """Plain-language remarks: still building, no vectors yet, nothing indexed."""
+    weights: Weights | None = None
+    """Only with `explain`, in hybrid mode: how much each side counted."""
 
 
 @attrs.define

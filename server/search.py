@@ -1,11 +1,15 @@
-"""Answer a natural-language query: dense + lexical candidates, fused and ranked.
+"""Answer a query: dense + lexical candidates, fused, adjusted for code, selected.
 
 Hybrid mode takes the top candidates from the vector matrix (cosine) and from
-FTS5 (bm25) and fuses them by reciprocal rank fusion, which needs no score
-calibration between the two. Results that overlap in the same file (windows of
-one long function) are collapsed to the best, so the top ten are ten places.
+FTS5 (bm25); a query that names an identifier also brings the definitions of
+that name (`query_shape`). `fusion` combines the two rankings with weights set
+per query, `priors` weighs each result's kind of file and adds the code-aware
+boosts, and the selection here lists each place once: results that overlap in
+the same file (windows of one long function) collapse to the best, and further
+chunks of a file already listed count for less.
 
-Every weight and prior that orders the results lives in `ranking`.
+Every weight and prior that orders the results lives in `ranking`; with
+`explain`, each result carries what put it where it is.
 """
 
 from __future__ import annotations
@@ -18,19 +22,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import attrs
 import numpy as np
 import pathspec
 
-from .lexical import is_test_path
+from . import priors
+from .fusion import Candidate, Weights, fuse
 from .pools import started_pool
-from .ranking import (
-    DENSE_WEIGHT,
-    LEXICAL_WEIGHT,
-    PROSE_LANGUAGES,
-    PROSE_PRIOR,
-    RRF_K,
-    TEST_PRIOR,
-)
+from .query_shape import QueryShape, name_parts, shape_of, whole_term
+from .ranking import DEFAULT, Ranking
+from .selection import select
 from .store import Generation, Store, StoredChunk
 
 MODES = ("hybrid", "semantic", "lexical")
@@ -113,6 +114,52 @@ def plan_mode(mode: str, semantic: Semantic) -> ModePlan:
     )
 
 
+@attrs.frozen
+class Explanation:
+    """Why a result ranks where it does (`explain`); sent as is in `kenning/search`."""
+
+    dense_rank: int | None
+    """1-based place on the model's side; None when the model did not find it."""
+    dense_score: float | None
+    """Cosine similarity to the query."""
+    lexical_rank: int | None
+    """1-based place on the words' side; None when the words did not find it."""
+    lexical_score: float | None
+    """bm25 relevance."""
+    fused: float
+    """The two places combined (weighted reciprocal rank fusion); first on every side is 1."""
+    factors: dict[str, float]
+    """Multipliers for the kind of file: prose, test, example, compat, reexport, stub."""
+    boosts: dict[str, float]
+    """Shares of the best candidate's score added: definition, name, path, coherence."""
+    decay: float
+    """Multiplier for further results from a file already listed (1 when none)."""
+    final: float
+    """fused x factors + top x boosts, x decay: the score results are ordered by."""
+
+    @classmethod
+    def of(cls, cand: Candidate, decay: float, final: float) -> Explanation:
+        """`cand`'s story, every number rounded to 4 places."""
+        return cls(
+            dense_rank=cand.dense_rank,
+            dense_score=_round(cand.dense_score),
+            lexical_rank=cand.lexical_rank,
+            lexical_score=_round(cand.lexical_score),
+            fused=round(cand.fused, 4),
+            factors={k: round(v, 4) for k, v in cand.factors.items()},
+            boosts={k: round(v, 4) for k, v in cand.boosts.items()},
+            decay=round(decay, 4),
+            final=round(final, 4),
+        )
+
+    def to_json(self) -> dict:
+        return attrs.asdict(self)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
 @dataclass(frozen=True)
 class SearchResult:
     path: str
@@ -123,9 +170,10 @@ class SearchResult:
     language: str
     snippet: str
     kind: str = ""
+    explanation: Explanation | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
@@ -135,6 +183,9 @@ class SearchResult:
             "snippet": self.snippet,
             "kind": self.kind or None,
         }
+        if self.explanation is not None:
+            out["explain"] = self.explanation.to_json()
+        return out
 
 
 @dataclass
@@ -147,6 +198,8 @@ class SearchOutcome:
     partial: bool = False
     """True while the index is still being built: results come from what is indexed so far."""
     notes: list[str] = field(default_factory=list)
+    weights: Weights | None = None
+    """How the two sides were weighed for this query (hybrid mode)."""
     load_ms: float = 0.0
     """Time spent loading the model that read the query, apart from `took_ms`."""
 
@@ -161,9 +214,12 @@ def search(
     mode: str = "hybrid",
     paths: Sequence[str] = (),
     model_label: str = "",
+    ranking: Ranking = DEFAULT,
+    explain: bool = False,
 ) -> SearchOutcome:
     """Search the index. `embedder`/`gen` may be None when no vectors exist yet;
-    then hybrid falls back to lexical and says so in `notes`."""
+    then hybrid falls back to lexical and says so in `notes`. With `explain`,
+    every result carries its `Explanation`."""
     start = time.perf_counter()
     if mode not in MODES:
         raise SearchError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -176,42 +232,41 @@ def search(
     if limit < 1:
         raise SearchError("limit must be at least 1")
     notes: list[str] = []
+    shape = shape_of(query)
     path_filter = paths_filter(paths)
-    pool = max(50, limit * 5) * (4 if path_filter else 1)
+    pool = max(ranking.pool, limit * 5) * (4 if path_filter else 1)
 
-    dense: list[tuple[int, float]] = []
-    lexical: list[tuple[int, float]] = []
     vectors = gen is not None and embedder is not None
     plan = plan_mode(mode, Semantic.READY if vectors else Semantic.NO_VECTORS)
     if plan.note:
         notes.append(plan.note)
-    mode, use_dense = plan.mode, plan.dense
-    pending_lexical: Future[list[tuple[int, float]]] | None = None
-    if mode == "hybrid" and use_dense:
-        # The two sides share nothing until fusion, and both release the GIL
-        # (SQLite, torch): the words are looked up while the query is embedded.
-        pending_lexical = _lexical_pool().submit(store.lexical_search, query, pool)
-    if use_dense:
-        assert embedder is not None and gen is not None  # planned dense only with vectors
-        qvec = embedder.encode_query(query)  # (dim,)
-        hits = store.dense_search(gen, qvec, pool)
-        owners = store.chunks_for_embeddings([eid for eid, _ in hits])
-        for eid, sim in hits:
-            dense.extend((cid, sim) for cid in owners.get(eid, ()))
-    if pending_lexical is not None:
-        lexical = pending_lexical.result()
-    elif mode in ("hybrid", "lexical"):
-        lexical = store.lexical_search(query, pool)
-
-    ranked = _fuse(dense, lexical, mode)[: pool * 2]
-    chunks = store.chunks_by_ids([cid for cid, _ in ranked])
-    ranked = sorted(
-        (
-            (cid, score * prior(chunks[cid])) for cid, score in ranked if cid in chunks
-        ),  # gone since read
-        key=lambda x: -x[1],
+    mode = plan.mode
+    if not shape.has_words:
+        # Punctuation alone means nothing to either side: the model would still
+        # return its nearest chunks, which would only look like an answer.
+        notes.append("the query has no words to search for; type what the code does")
+    elif mode != "semantic" and not shape.terms:
+        notes.append("the query has only common words (the, of, ...): the words' side skipped them")
+    dense, lexical = _sides(
+        store,
+        embedder if plan.dense and shape.has_words else None,
+        gen,
+        shape,
+        lexical=mode != "semantic" and shape.has_words,
+        pool=pool,
+        ranking=ranking,
     )
-    results = distinct_places(ranked, chunks, limit, path_filter)
+
+    candidates, weights = fuse(dense, lexical, mode, shape, ranking)
+    candidates = candidates[: pool * 2]
+    if (ranking.definition_boost or ranking.embedded_definition_boost) and mode != "semantic":
+        candidates.extend(_definitions(store, shape, {c.chunk_id for c in candidates}))
+    chunks = store.chunks_by_ids([c.chunk_id for c in candidates])
+    priors.apply(candidates, chunks, shape, ranking)
+    results = [
+        _result(chunks[cand.chunk_id], cand, decay, explain)
+        for cand, decay in select(candidates, chunks, limit, path_filter, ranking.file_decay)
+    ]
     return SearchOutcome(
         query=query,
         results=results,
@@ -219,7 +274,61 @@ def search(
         model=model_label,
         generation=gen.id if gen else None,
         notes=notes,
+        weights=weights if mode == "hybrid" else None,
     )
+
+
+def _sides(
+    store: Store,
+    embedder: QueryEncoder | None,
+    gen: Generation | None,
+    shape: QueryShape,
+    *,
+    lexical: bool,
+    pool: int,
+    ranking: Ranking,
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Each side's candidates, (chunk id, score) best first: the model's when an
+    `embedder` is given, the words' when `lexical`."""
+    dense: list[tuple[int, float]] = []
+    pending: Future[list[tuple[int, float]]] | None = None
+    if lexical and embedder is not None:
+        # The two sides share nothing until fusion, and both release the GIL
+        # (SQLite, torch): the words are looked up while the query is embedded.
+        pending = _lexical_pool().submit(
+            store.lexical_search, shape.terms, pool, ranking.bm25_weights, ranking.postings_budget
+        )
+    if embedder is not None:
+        assert gen is not None  # an embedder is passed only with vectors to search
+        qvec = embedder.encode_query(shape.text)  # (dim,)
+        hits = store.dense_search(gen, qvec, pool)
+        owners = store.chunks_for_embeddings([eid for eid, _ in hits])
+        for eid, sim in hits:
+            dense.extend((cid, sim) for cid in owners.get(eid, ()))
+    if pending is not None:
+        return dense, pending.result()
+    if lexical:
+        return dense, store.lexical_search(
+            shape.terms, pool, ranking.bm25_weights, ranking.postings_budget
+        )
+    return dense, []
+
+
+DEFINITION_CANDIDATES = 50
+"""Definitions of a named identifier looked up beyond what either side found."""
+
+
+def _definitions(store: Store, shape: QueryShape, known: set[int]) -> list[Candidate]:
+    """Chunks whose symbol holds a name the query types, not yet among `known`:
+    the definition of `Flask.route` is a candidate however common `route` is."""
+    found: list[Candidate] = []
+    for name in shape.names:
+        terms = [t for part in name_parts(name)[-2:] for t in whole_term(part)]
+        for cid in store.definition_search(terms, DEFINITION_CANDIDATES):
+            if cid not in known:
+                known.add(cid)
+                found.append(Candidate(cid))
+    return found
 
 
 _LEXICAL_POOL: ThreadPoolExecutor | None = None
@@ -234,40 +343,25 @@ def _lexical_pool() -> ThreadPoolExecutor:
         return _LEXICAL_POOL
 
 
-def _fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], mode: str
-) -> list[tuple[int, float]]:
-    if mode == "semantic" or not lexical:
-        return _dedupe(dense) if mode != "lexical" else []
-    if mode == "lexical" or not dense:
-        # bm25 has no upper bound; s / (1 + s) maps it into (0, 1) keeping order.
-        return [(cid, s / (1.0 + s)) for cid, s in _dedupe(lexical)]
-    scores: dict[int, float] = {}
-    for weight, ranking in ((DENSE_WEIGHT, _dedupe(dense)), (LEXICAL_WEIGHT, _dedupe(lexical))):
-        for rank, (cid, _) in enumerate(ranking):
-            scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank + 1)
-    best_possible = (DENSE_WEIGHT + LEXICAL_WEIGHT) / (RRF_K + 1)
-    return sorted(((cid, s / best_possible) for cid, s in scores.items()), key=lambda x: -x[1])
+def _result(chunk: StoredChunk, cand: Candidate, decay: float, explain: bool) -> SearchResult:
+    final = cand.score * decay
+    return result_of(chunk, final, Explanation.of(cand, decay, final) if explain else None)
 
 
-def prior(chunk: StoredChunk) -> float:
-    """How much a result's kind of file is worth before its text is compared."""
-    weight = 1.0
-    if chunk.language in PROSE_LANGUAGES:
-        weight *= PROSE_PRIOR
-    if is_test_path(chunk.path):
-        weight *= TEST_PRIOR
-    return weight
-
-
-def _dedupe(ranking: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    seen: set[int] = set()
-    out = []
-    for cid, s in ranking:
-        if cid not in seen:
-            seen.add(cid)
-            out.append((cid, s))
-    return out
+def result_of(
+    chunk: StoredChunk, score: float, explanation: Explanation | None = None
+) -> SearchResult:
+    return SearchResult(
+        path=chunk.path,
+        start_line=chunk.start_line,
+        end_line=chunk.end_line,
+        score=score,
+        symbol=chunk.symbol,
+        language=chunk.language,
+        snippet=snippet_of(chunk.text),
+        kind=chunk.kind,
+        explanation=explanation,
+    )
 
 
 def paths_filter(paths: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
@@ -282,38 +376,25 @@ def distinct_places(
     path_filter: pathspec.GitIgnoreSpec | None = None,
     exclude: Sequence[SearchResult] = (),
 ) -> list[SearchResult]:
-    """The best `limit` results of `ranked`, one per place: a chunk that overlaps a result
-    already taken (windows of one long function) or one of `exclude` is dropped."""
+    """The best `limit` results of `ranked` (chunk id, score), one per place: a chunk that
+    overlaps a result already taken (windows of one long function) or one of `exclude`
+    is dropped. `kenning/related` lists its neighbours with it; search uses `select`."""
     results: list[SearchResult] = []
     for cid, score in ranked:
         chunk = chunks.get(cid)
         if chunk is None or (path_filter is not None and not path_filter.match_file(chunk.path)):
             continue
-        if any(_overlaps(chunk, r) for r in (*exclude, *results)):
+        if any(
+            chunk.path == r.path
+            and chunk.start_line <= r.end_line
+            and r.start_line <= chunk.end_line
+            for r in (*exclude, *results)
+        ):
             continue
         results.append(result_of(chunk, score))
         if len(results) >= limit:
             break
     return results
-
-
-def _overlaps(chunk: StoredChunk, r: SearchResult) -> bool:
-    return (
-        chunk.path == r.path and chunk.start_line <= r.end_line and r.start_line <= chunk.end_line
-    )
-
-
-def result_of(chunk: StoredChunk, score: float) -> SearchResult:
-    return SearchResult(
-        path=chunk.path,
-        start_line=chunk.start_line,
-        end_line=chunk.end_line,
-        score=score,
-        symbol=chunk.symbol,
-        language=chunk.language,
-        snippet=snippet_of(chunk.text),
-        kind=chunk.kind,
-    )
 
 
 def snippet_of(text: str) -> str:

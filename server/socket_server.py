@@ -7,7 +7,7 @@ peer is checked to be this user (SO_PEERCRED) before anything is read. One
 connection carries one request and one answer, each a line of JSON:
 
     {"op": "search", "workspace": "/repo", "model": "all-MiniLM-L6-v2", "query": "...",
-     "limit": 10, "mode": "hybrid", "paths": []}
+     "limit": 10, "mode": "hybrid", "paths": [], "explain": false}
     {"ok": true, "result": {... exactly what `kenning search --json` prints ...}}
 
 Ops: `ping`, `search`, `status`, `reindex` (`paths` or a full rescan), `stop`

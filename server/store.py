@@ -16,18 +16,21 @@ The store is several modules, one job each; only they run SQL:
 - `database`: the SQLite file: schema, opening, corruption, per-thread connections
   (`Store` extends its `Database`); `markers`: which processes have the index open.
 - `store` (here): files, chunks, generations and vectors, and their consistency.
-- `fts`: the lexical entries and bm25 search over them; words come from `lexical`
-  and the ranking knobs from `ranking`.
+- `fts`: the lexical entries, bm25 search over them and rebuilding them when
+  their format changes; words come from `lexical`.
 - `vectors`: the in-memory matrix and its snapshot file; the blobs it replays
   are read here.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -35,6 +38,8 @@ from . import fts
 from .database import Database, StoreError
 from .ranking import PROSE_LANGUAGES
 from .vectors import Snapshots, VectorMatrix, catch_up
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,37 @@ class Store(Database):
     Each thread gets its own SQLite connection (WAL lets readers run while the
     writer commits); the vector matrix has its own lock.
     """
+
+    @classmethod
+    def open(cls, index_dir: Path) -> Self:
+        """Open or create the index (see `Database.open`), its lexical rows
+        rebuilt first when an earlier version wrote them in another format."""
+        store = super().open(index_dir)
+        store._bring_lexical_up_to_date()
+        return store
+
+    def _bring_lexical_up_to_date(self) -> None:
+        conn = self.conn
+        if self.read_only:
+            if fts.format_of(conn) != fts.LEXICAL_FORMAT:
+                self.warnings.append(
+                    "the lexical index was written by an older Kenning and this folder is "
+                    "read-only, so it cannot be rebuilt: lexical results are weaker until "
+                    "Kenning can write here"
+                )
+            return
+        with self._write_lock, conn:
+            fts.stamp_new_index(conn)
+        try:
+            rewritten = fts.rebuild_if_stale(conn, self._write_lock)
+        except sqlite3.OperationalError as exc:  # a full disk, say: the old rows still answer
+            self.warnings.append(
+                f"could not rebuild the lexical index in the current format ({exc}); "
+                "lexical results are weaker until it is rebuilt on the next open"
+            )
+            return
+        if rewritten:
+            log.info("rebuilt the lexical rows of %d chunks", rewritten)
 
     def __init__(self, index_dir: Path):
         super().__init__(index_dir)
@@ -319,9 +355,17 @@ class Store(Database):
             out.setdefault(eid, []).append(cid)
         return out
 
-    def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (chunk id, bm25 relevance) for a natural-language query."""
-        return fts.search(self.conn, query, k)
+    def lexical_search(
+        self, terms: list[str], k: int, weights: tuple[float, float, float], budget: int
+    ) -> list[tuple[int, float]]:
+        """Top-k (chunk id, bm25 relevance) of chunks holding any of `terms`
+        (`lexical.query_terms`), `weights` for the path, symbol and body; the
+        commonest terms are left out past `budget` rows of posting lists."""
+        return fts.search(self.conn, terms, k, weights, budget)
+
+    def definition_search(self, terms: list[str], k: int) -> list[int]:
+        """Up to k chunks whose symbol holds every one of `terms`."""
+        return fts.symbol_search(self.conn, terms, k)
 
     # -- generations and vectors ---------------------------------------------------------
 

@@ -324,7 +324,13 @@ class WorkspaceService:
     # -- answers -------------------------------------------------------------------------
 
     def search(
-        self, query: str, *, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        mode: str = "hybrid",
+        paths: Sequence[str] = (),
+        explain: bool = False,
     ) -> SearchOutcome:
         """Search now, never waiting for indexing: `partial` and `notes` say what the
         answer lacks. Raises SemanticUnavailable (semantic mode, no model) or SearchError."""
@@ -335,7 +341,9 @@ class WorkspaceService:
         )
         if self.served is not None:
             self.served.last_request = time.monotonic()
-        return answer_search(self.engine, query, limit=limit, mode=mode, paths=paths, view=view)
+        return answer_search(
+            self.engine, query, limit=limit, mode=mode, paths=paths, view=view, explain=explain
+        )
 
     def related(
         self, rel: str, line: int, *, limit: int = 10, paths: Sequence[str] = ()

@@ -56,6 +56,26 @@ def test_each_mode_answers_and_finds_other_languages(capsys, core_workspace):
         assert len(answer["results"]) <= 3
 
 
+def test_explain_shows_why_each_result_ranks_where_it_does(capsys, core_workspace):
+    index_json(capsys, core_workspace)
+
+    code, out, _ = run(
+        capsys, "search", "upload_with_retry", "--workspace", str(core_workspace), "--explain"
+    )
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("fusion: model x") and "name" in lines[0]
+    assert lines[1].startswith("app/uploads.py:17-26  upload_with_retry")
+    assert lines[3].startswith("    why: model #") and "definition +" in lines[3]
+    answer = search_json(capsys, core_workspace, "upload_with_retry", "--explain", "-k", "2")
+    first = answer["results"][0]["explain"]
+    assert first["lexical_rank"] == 1 and first["boosts"]["definition"] > 0
+    assert first["final"] == answer["results"][0]["score"]
+    assert answer["weights"]["lexical"] > answer["weights"]["dense"]
+    assert "explain" not in search_json(capsys, core_workspace, "upload")["results"][0]
+
+
 def test_second_index_embeds_nothing(capsys, core_workspace):
     index_json(capsys, core_workspace)
     again = index_json(capsys, core_workspace)

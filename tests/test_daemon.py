@@ -96,6 +96,26 @@ def test_a_running_daemon_answers_with_the_json_of_an_in_process_search(
     }
 
 
+def test_explain_comes_back_from_the_daemon_as_from_an_in_process_search(capsys, indexed, daemon):
+    code, via_daemon, err = search(capsys, indexed, "--explain")
+    assert code == 0 and err == ""
+    assert via_daemon["weights"]["dense"] > 0
+    assert all(r["explain"]["final"] == r["score"] for r in via_daemon["results"])
+    _, in_process, _ = search(capsys, indexed, "--explain", "--no-daemon")
+    assert [r["explain"] for r in via_daemon["results"]] == [
+        r["explain"] for r in in_process["results"]
+    ]
+    code, out, err = run(
+        capsys, "search", "upload_with_retry", "--workspace", str(indexed), "--explain"
+    )
+    assert code == 0 and out.startswith("fusion: model x") and "    why: model #" in out
+
+
+def test_a_daemon_refuses_an_explain_that_is_not_true_or_false(daemon):
+    answer = handle(daemon, {"op": "search", "query": "upload", "explain": "yes"})
+    assert answer == {"ok": False, "error": "explain must be true or false", "usage": True}
+
+
 def test_a_stale_socket_file_is_ignored_silently(capsys, indexed, index_dir):
     path = socket_client.socket_path(index_dir)
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,13 +1,12 @@
-"""The store on its own: transactions, shared vectors, lexical terms, and
-recovery from damaged files. Vectors here are random, not from a model."""
+"""The store on its own: transactions, shared vectors and recovery from damaged
+files (its lexical side is in test_lexical.py). Vectors here are random, not
+from a model."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 from kenning.server.chunking import chunk_file
-from kenning.server.fts import informative_words
-from kenning.server.lexical import fts_query, lexical_terms
 from kenning.server.store import FileUpdate, IndexTotals, Store
 
 
@@ -107,22 +106,6 @@ def test_index_dir_is_private(tmp_path):
     assert ((target / "index.sqlite").stat().st_mode & 0o777) == 0o600
 
 
-def test_lexical_terms_split_camel_case_and_queries_are_safe():
-    assert "retry Failed Upload" in lexical_terms("def retryFailedUpload(): pass")
-    assert (
-        fts_query('where do we "retry" failed uploads? OR NOT')
-        == '"retry" OR "failed" OR "uploads" OR "not"'
-    )
-    assert fts_query("?? !!") == ""
-
-
-def test_lexical_search_ranks_the_matching_chunk_first(tmp_path):
-    store = Store.open(tmp_path)
-    fill(store)
-    (cid, _), *_ = store.lexical_search("compute beta value", 5)
-    assert store.chunks_by_ids([cid])[cid].path == "b.py"
-
-
 def test_snapshot_that_lags_behind_the_database_is_replayed_not_rewritten(tmp_path):
     store = Store.open(tmp_path)
     gen, _, _ = fill(store)
@@ -182,29 +165,10 @@ def test_vector_marks_count_what_was_embedded_after_them(tmp_path):
     assert store.vectors_since(gen.id, mark) == len(fresh) == 1
 
 
-def test_words_in_most_chunks_are_left_out_of_the_lexical_match(tmp_path):
-    store = Store.open(tmp_path)
-    store.apply_files(
-        [
-            update(f"m{i}.py", f"def handler_{i}(value):\n    return value + {i}\n")
-            for i in range(30)
-        ]
-        + [update("rare.py", "def checksum(value):\n    return crc32(value)\n")]
-    )
-    # "value" is in every chunk; "checksum" in one (stems decide: "values" counts as "value").
-    assert informative_words(store.conn, ["values", "checksum"]) == ["checksum"]
-    assert informative_words(store.conn, ["value", "values"]) == [
-        "value"
-    ]  # nothing rarer: the rarest stays
-    (cid, _), *_ = store.lexical_search("checksum of a value", 5)
-    assert store.chunks_by_ids([cid])[cid].path == "rare.py"
-    assert store.lexical_search("the value", 5)  # only common words: still searched
-
-
 def test_a_lexical_search_never_pins_its_thread_to_an_old_view_of_the_index(tmp_path):
     store = Store.open(tmp_path)
     store.apply_files([update("a.py", "def alpha():\n    return compute_alpha_value(1)\n")])
-    assert store.lexical_search("compute alpha value", 5)
+    assert store.lexical_search(["compute", "alpha", "value"], 5, (1.0, 1.0, 1.0), 1000)
     assert not store.conn.in_transaction
     writer = Store.open(tmp_path)  # another connection writes meanwhile, as the index worker does
     writer.apply_files([update("b.py", "def beta():\n    return compute_beta_value(2)\n")])

@@ -87,7 +87,47 @@ async def test_search_finds_code_by_what_it_does(kenning: Session):
     assert top.range.start.line == 6  # `def retry_with_backoff` is line 7; LSP counts from 0
     assert top.range.start.character == 0
     assert "def retry_with_backoff" in top.snippet
-    assert 0 < top.score <= 1
+    scores = [r.score for r in answer.results]
+    assert 0 < scores[-1] and scores == sorted(scores, reverse=True)
+
+
+async def test_explain_says_why_each_result_ranks_where_it_does(kenning: Session):
+    await kenning.settled()
+
+    answer = await kenning.search("retry_with_backoff", explain=True, limit=3)
+
+    top = answer.results[0]
+    assert top.symbol == "retry_with_backoff"
+    why = top.explain
+    assert why.lexical_rank == 1 and why.dense_rank >= 1
+    assert why.boosts.definition > 0  # the query is this function's name
+    assert why.final == pytest.approx(top.score, abs=1e-3)
+    assert "name" in answer.weights.why
+    plain = await kenning.search("retry_with_backoff", limit=3)
+    assert not hasattr(plain.results[0], "explain") and not hasattr(plain, "weights")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "the of and to is it",
+        "?!.,;:-- ()[]{} ...",
+        ("sales tax on an invoice " * 500)[:10_000],
+        "データを読む sales Загрузка tax 上传 invoice",
+        "foo.*bar(",
+        '\' OR 1=1; DROP TABLE chunks; -- "tax" NEAR(sales tax) AND * OR NOT',
+    ],
+    ids=["stop words", "punctuation", "10k chars", "mixed scripts", "regex", "sql and fts5"],
+)
+async def test_a_bad_query_gets_an_answer_and_a_note_when_empty(kenning: Session, query: str):
+    await kenning.settled()
+
+    answer = await kenning.search(query, explain=True)
+
+    assert answer.partial is False
+    if not answer.results:
+        assert answer.notes
+    assert paths(await kenning.search("sales tax on an invoice"))[0] == "billing/invoices.py"
 
 
 async def test_semantic_mode_needs_no_shared_words(kenning: Session):
