@@ -59,7 +59,7 @@ async def test_two_folders_get_an_index_each_and_one_search(tmp_path):
         assert status.folders[0].index_dir == str(index_dir)
         assert status.folders[1].index_dir == str(index_dir / "folders" / workspace_key(core))
 
-        upload = await ls.search("upload files to remote storage", limit=5)
+        upload = await ls.search("upload a file, retrying failed uploads", limit=5)
         assert upload.results[0].folder == uri(core)
         assert upload.results[0].uri == uri(core / upload.results[0].path)
         invoice = await ls.search("total of an invoice with tax", limit=5)
