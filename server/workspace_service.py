@@ -7,6 +7,9 @@ holds one per indexed workspace folder, the MCP server (server/mcp_server.py)
 one for the workspace it was started in. Each turns the plain answers here
 (`SearchOutcome`, `RelatedOutcome`, `ServiceStatus`) into its own wire types.
 
+The background daemon (`kenning serve --background`, server/daemon.py) runs
+on one too, without the retraining scheduler.
+
 One writer per index (docs/design.md, "One writer"). Before it starts the
 worker, the watcher and the scheduler, a service takes the index folder's
 writer lock (server/writer_lock.py, through daemon.claim_writer: a background
@@ -61,13 +64,19 @@ class ServiceListener(WorkerListener, SchedulerListener, Protocol):
 
 class LogListener:
     """A listener for a server with no one to show things to (the MCP server over
-    stdio): problems go to the log on stderr, progress to its debug level."""
+    stdio, the background daemon): problems and progress go to the log, progress at
+    most every 10 s."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
 
     def progress_begin(self, title: str, message: str) -> None:
-        log.debug("%s: %s", title, message)
+        log.info("%s: %s", title, message)
 
     def progress_report(self, message: str, percentage: int) -> None:
-        log.debug("%s (%d%%)", message, percentage)
+        if time.monotonic() - self._last >= 10:
+            self._last = time.monotonic()
+            log.info("%s (%d%%)", message, percentage)
 
     def progress_end(self, message: str) -> None:
         log.info("%s", message)
@@ -118,6 +127,7 @@ class WorkspaceService:
         *,
         role: str,
         named_root: Path | None = None,
+        retrain: bool = True,
     ):
         self.engine = engine
         self.listener = listener
@@ -128,6 +138,8 @@ class WorkspaceService:
         self.scheduler: Scheduler | None = None
         self.watcher: WorkspaceWatcher | None = None
         self.role = role
+        self.retrain = retrain
+        """Whether a writer runs the retraining scheduler (the background daemon does not)."""
         """Who this process is in the writer lock (writer_lock.EDITOR, MCP, BACKGROUND)."""
         self.lock = WriterLock(engine.index_dir)
         self.socket: SocketServer | None = None
@@ -149,25 +161,29 @@ class WorkspaceService:
         listener: ServiceListener,
         role: str,
         init_options: Mapping[str, Any] | None = None,
+        retrain: bool = True,
     ) -> WorkspaceService:
         """Open the workspace's index (searchable at once); `start` makes it live."""
         engine = Engine.open(root, overrides, init_options=init_options)
-        return cls(engine, listener, role=role, named_root=Path(root))
+        return cls(engine, listener, role=role, named_root=Path(root), retrain=retrain)
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start writing (worker, scheduler, watcher) if no other process writes this
-        index; else start reading beside that process, ready to take over."""
+    def start(self, *, read_if_taken: bool = True) -> bool:
+        """Start writing (worker, scheduler, watcher, socket) if no other process writes
+        this index; else start reading beside that process, ready to take over (or, with
+        `read_if_taken` False, start nothing). Returns whether this process writes."""
         if self.engine.store.read_only:
             self._start_writing()  # the worker says why nothing can be written
-            return
+            return True
         lock = claim_writer(self.engine, self.role)
         if lock is not None:
             self.lock = lock
             self._start_writing()
-        else:
+            return True
+        if read_if_taken:
             self._start_reading()
+        return False
 
     def _start_writing(self) -> None:
         with self._state_lock:
@@ -175,12 +191,14 @@ class WorkspaceService:
                 return
             engine = self.engine
             self.worker = IndexWorker(engine, self.changes, self.listener)
-            self.scheduler = Scheduler(engine, self.worker, self.listener)
+            if self.retrain:
+                self.scheduler = Scheduler(engine, self.worker, self.listener)
             self.watcher = WorkspaceWatcher(
                 engine.root, self.changes, ignore_dirs=[engine.index_dir]
             )
             self.worker.start()
-            self.scheduler.start()
+            if self.scheduler is not None:
+                self.scheduler.start()
         try:
             self.watcher.start()
         except OSError as exc:  # e.g. out of inotify watches: saves still work
