@@ -47,7 +47,6 @@ from .lsp_answers import (
     answer_status,
     merge_search,
     search_one,
-    symbols_for,
 )
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
 from .models import ModelError
@@ -81,6 +80,7 @@ from .settings import (
     normalise_keys,
     options_for_workspace,
 )
+from .symbols import symbols_for
 from .workspace_service import NotTheWriter, WorkspaceService
 from .writer_lock import EDITOR
 

@@ -33,14 +33,6 @@ if TYPE_CHECKING:
 
 Folders = FolderMap["WorkspaceService"]
 
-_SYMBOL_KINDS = {
-    "function": types.SymbolKind.Function,
-    "method": types.SymbolKind.Method,
-    "class": types.SymbolKind.Class,
-    "header": types.SymbolKind.Class,
-    "type": types.SymbolKind.Interface,
-}
-
 
 def hit(folder: Folder, r: SearchResult) -> SearchHit:
     """One result as the protocol carries it, its URI under the folder as the client named it."""
@@ -163,20 +155,3 @@ def answer_status(folders: Folders, statuses: dict[str, ServiceStatus]) -> Statu
         training=first.training,
         folders=per_folder,
     )
-
-
-def symbols_for(hits: list[SearchHit]) -> list[types.WorkspaceSymbol]:
-    out = []
-    for h in hits:
-        first_line = next((ln.strip() for ln in h.snippet.splitlines() if ln.strip()), "")
-        name = h.symbol or first_line[:80] or h.path
-        kind = _SYMBOL_KINDS.get(h.kind or "", types.SymbolKind.File)
-        out.append(
-            types.WorkspaceSymbol(
-                name=name,
-                kind=kind,
-                container_name=h.path,
-                location=types.Location(uri=h.uri, range=h.range),
-            )
-        )
-    return out
