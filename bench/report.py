@@ -28,6 +28,7 @@ from bench.quality import (
     plot_quality,
     score_all,
 )
+from bench.report_scale import scale_section
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "RESULTS.md"
@@ -704,6 +705,7 @@ def render(previous: str = "") -> str:
         mcp_section(),
         training_section(),
         swap_section(),
+        scale_section(),
         reliability_section(),
     ]
     parts = [head, *(carry_over(s, when, earlier) for s in sections)]

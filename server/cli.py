@@ -18,7 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import cli_agents
+from . import (
+    cli_agents,
+    cli_scale,  # light: what it runs is imported when a command runs
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("index", "build or update the index, then print a summary")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    cli_scale.add_ray_flags(p)
 
     p = command("search", "search the workspace in natural language", positional_workspace=False)
     p.add_argument("query")
@@ -164,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-resume", action="store_true", help="start over instead of resuming an interrupted run"
     )
+    cli_scale.add_nproc_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("eval", "retrieval quality on the workspace's own held-out pairs")
@@ -174,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seed of the train/held-out split (default {run.seed})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    cli_scale.add_commands(command)
 
     p = command("status", "index size, model in use, training history")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -341,13 +348,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .writer_lock import ONE_SHOT, WriterLock
 
     root, settings = _setup(args)
+    ray = cli_scale.ray_options(args, settings.scale, _workspace(args))
     with _open_engine(root, settings) as engine:
         lock = WriterLock(engine.index_dir)
         if not engine.store.read_only and not lock.try_acquire(ONE_SHOT, str(root)):
+            if ray is not None:  # the server would embed in-process, not on Ray
+                raise RuntimeError(
+                    "a running server keeps this index; `kenning stop` it to index with --ray"
+                )
             return _forward_index(engine.index_dir, lock, args)
         progress = _progress(args)
         try:
-            summary = engine.index(progress=progress)
+            summary = engine.index(progress=progress, ray=ray)
             engine.prepare_light_path()
         finally:
             progress.stop()
@@ -578,14 +590,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be at least {least}")
     if not options.lr > 0:
         raise UsageError("--lr must be positive")
+    if args.nproc < 1:
+        raise UsageError("--nproc must be at least 1")
+    progress = sys.stderr.isatty() and not args.json and not args.quiet
     try:
-        result = train_workspace(
-            workspace,
-            _overrides(args),
-            options,
-            say=_say(not args.json and not args.quiet),
-            show_progress=sys.stderr.isatty() and not args.json and not args.quiet,
-        )
+        if args.nproc > 1:
+            outcome = cli_scale.train_in_processes(
+                workspace, _overrides(args), options, args.nproc, progress
+            )
+        else:
+            outcome = train_workspace(
+                workspace,
+                _overrides(args),
+                options,
+                say=_say(not args.json and not args.quiet),
+                show_progress=progress,
+            ).to_json()
     except KeyboardInterrupt:
         print(
             "kenning: training interrupted; the model in use is unchanged and "
@@ -593,21 +613,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    status = outcome["status"]
     if args.json:
-        print(json.dumps(result.to_json()))
-    elif result.status in ("skipped", "failed"):
-        print(f"kenning: {result.reason}", file=sys.stderr)
+        print(json.dumps(outcome))
+    elif status in ("skipped", "failed"):
+        print(f"kenning: {outcome['reason']}", file=sys.stderr)
     else:
-        print(f"{result.status}: {result.reason}")
-        if result.promoted:
+        print(f"{status}: {outcome['reason']}")
+        if status == "promoted":
             print(
-                f"model      {result.model_after} "
+                f"model      {outcome['model_after']} "
                 "(the index re-embeds on the next `kenning index` or search)"
             )
-        if result.chart_path:
-            print(f"chart      {result.chart_path}")
-        print(f"history    {result.history_path}")
-    return EXIT_OK if result.status in ("promoted", "rejected") else EXIT_ERROR
+        if outcome["chart_path"]:
+            print(f"chart      {outcome['chart_path']}")
+        print(f"history    {outcome['history_path']}")
+    return EXIT_OK if status in ("promoted", "rejected") else EXIT_ERROR
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -646,6 +667,8 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "status": cmd_status,
+    "export": cli_scale.cmd_export,
+    "import": cli_scale.cmd_import,
     "stop": cmd_stop,
     "mcp": cli_agents.cmd_mcp,
     "related": cli_agents.cmd_related,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import sqlite3
 import threading
@@ -16,17 +17,20 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .light_encoder import LightEncoder, LightPathUnavailable
-from .models import ModelRef, read_history, target_model
+from .models import ModelRef, identity_of, read_history, target_model
 from .related import FileContext, RelatedOutcome, find_related
 from .search import QueryEncoder, SearchOutcome, SearchResult, search
 from .settings import Settings, claim_index_dir, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
+
+if TYPE_CHECKING:
+    from .ray_embed import RayOptions, ReplicaSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class Engine:
         self.store = Store.open(self.index_dir)
         if not self.store.read_only:
             claim_index_dir(self.index_dir, root)
+        self.store.use_vector_index(settings.vector_index)
         self.store.cleanup_leftovers()
         self.filter = FileFilter(root, settings.include, settings.exclude)
         self.indexer = Indexer(root, self.store, self.filter, settings.max_file_bytes)
@@ -113,9 +118,7 @@ class Engine:
     @property
     def identity(self) -> str:
         """Everything the stored vectors depend on; a change means re-embedding."""
-        return (
-            f"{self.model_ref.location}|{self.model_ref.version}|seq={self.settings.max_seq_length}"
-        )
+        return identity_of(self.model_ref, self.settings.max_seq_length)
 
     @property
     def embedder(self) -> Embedder:
@@ -272,15 +275,18 @@ class Engine:
 
     # -- the public operations -------------------------------------------------------------
 
-    def index(self, progress: Progress | None = None) -> IndexSummary:
+    def index(
+        self, progress: Progress | None = None, *, ray: RayOptions | None = None
+    ) -> IndexSummary:
         """Bring the index fully up to date (both passes) and save the vector snapshot.
 
+        With `ray`, the embedding pass runs on a Ray cluster (`ray_embed.py`).
         Raises StoreError when the index cannot be written (a read-only folder,
         a full disk); every batch that committed before stays, and so does the
         last complete index.
         """
         with self._writing():
-            return self._index(progress)
+            return self._index(progress, ray)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -299,14 +305,15 @@ class Engine:
                 raise StoreError(write_failure(self.index_dir, exc)) from exc
             raise
 
-    def _index(self, progress: Progress | None) -> IndexSummary:
+    def _index(self, progress: Progress | None, ray: RayOptions | None) -> IndexSummary:
         target: list[Generation] = []
 
         def gen_for() -> Generation:
             target.append(self.target_generation())
             return target[-1]
 
-        summary = timed_index(self.indexer, self.embedder, gen_for, progress)
+        embed = functools.partial(self._embed_on_ray, ray) if ray is not None else None
+        summary = timed_index(self.indexer, self.embedder, gen_for, progress, embed)
         if target:
             self.finish_generation(target[-1])
         self.store.save_snapshot()
@@ -417,6 +424,25 @@ class Engine:
         self, query: str, limit: int = 10, mode: str = "hybrid", paths: Sequence[str] = ()
     ) -> list[SearchResult]:
         return self.search_outcome(query, limit=limit, mode=mode, paths=paths).results
+
+    def _embed_on_ray(self, ray: RayOptions, gen: Generation, progress: Progress | None) -> int:
+        from .ray_embed import embed_with_ray
+
+        return embed_with_ray(self.store, gen, self.replica_spec(), ray, progress)
+
+    def replica_spec(self) -> ReplicaSpec:
+        """How a model replica elsewhere (a Ray actor) loads the current model."""
+        from .ray_embed import ReplicaSpec
+
+        ref = self.model_ref
+        return ReplicaSpec(
+            ref.name,
+            ref.version,
+            ref.location,
+            self.settings.max_seq_length,
+            self.settings.batch_size,
+            self.settings.device,
+        )
 
     def embedder_for(self, gen: Generation) -> Embedder:
         """The model that reads queries (and new chunks) for `gen`.

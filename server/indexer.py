@@ -213,18 +213,27 @@ def _stat_changed(old, f: SourceFile) -> bool:
     return old is None or old.size != f.size or old.mtime_ns != f.mtime_ns
 
 
+EmbedPass = Callable[[Generation, Progress | None], int]
+"""embed(gen, progress) -> texts embedded: the embedding pass, in this process or elsewhere."""
+
+
 def timed_index(
     indexer: Indexer,
     embedder: Embedder,
     gen_for: Callable[[], Generation],
     progress: Progress | None = None,
+    embed: EmbedPass | None = None,
 ) -> IndexSummary:
-    """A full run: both passes, with the summary the CLI prints."""
+    """A full run: both passes, with the summary the CLI prints. `embed` replaces
+    this process's embedding pass (with Ray's, say)."""
     start = time.perf_counter()
     summary = indexer.scan(progress)
     summary.lexical_ready_s = time.perf_counter() - start
     if indexer.store.counts(None).chunks:
-        summary.embedded = indexer.embed_pending(gen_for(), embedder, progress)
+        gen = gen_for()
+        summary.embedded = (
+            embed(gen, progress) if embed else indexer.embed_pending(gen, embedder, progress)
+        )
     totals = indexer.store.counts(None)
     summary.files, summary.chunks = totals.files, totals.chunks
     summary.took_s = time.perf_counter() - start

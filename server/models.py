@@ -56,6 +56,11 @@ class ModelRef:
         return f"{self.name}@{self.version}"
 
 
+def identity_of(ref: ModelRef, max_seq_length: int) -> str:
+    """Everything a generation's vectors depend on; a change means re-embedding."""
+    return f"{ref.location}|{ref.version}|seq={max_seq_length}"
+
+
 def resolve_model(setting: str) -> ModelRef:
     """Turn the `model` setting into something loadable without a network."""
     if setting in _BUNDLED_ALIASES:

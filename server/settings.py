@@ -84,6 +84,21 @@ class TrainSettings:
 
 
 @dataclass(frozen=True)
+class ScaleSettings:
+    """Going beyond one process: Ray for bulk embedding (docs/scale.md)."""
+
+    ray_address: str = ""
+    """Cluster `kenning index --ray` uses when the flag names none: `auto` joins
+    the running one, `ray://host:10001` or `host:6379` a given one; empty starts
+    a local Ray runtime for the run."""
+    ray_replicas: int = 0
+    """Model replicas (Ray actors); 0 means one per GPU, or on CPUs one per core."""
+    ray_batch_size: int = 256
+    """Chunk texts per Ray batch: what each replica embeds per call, and what a
+    crash can lose per replica."""
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     idle_minutes: float = 30.0
     """A background daemon (`kenning serve --background`) exits after this long without requests."""
@@ -110,7 +125,11 @@ class Settings:
     """Tokens of each chunk the model reads; longer text is truncated."""
     batch_size: int = 32
     """Chunks per model call when embedding."""
+    vector_index: str = "auto"
+    """`exact`, `hnsw` (approximate, for millions of chunks) or `auto` (HNSW from
+    `vector_index.HNSW_MIN_VECTORS` vectors on)."""
     train: TrainSettings = field(default_factory=TrainSettings)
+    scale: ScaleSettings = field(default_factory=ScaleSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
     def resolved_index_dir(self, workspace: Path) -> Path:
@@ -411,7 +430,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(
         lambda t: t == tuple[str, ...], _strict("a list of glob strings", _to_globs)
     )
-    for table in (TrainSettings, DaemonSettings):
+    for table in (TrainSettings, DaemonSettings, ScaleSettings):
         conv.register_structure_hook(table, _table_hook(conv.get_structure_hook(table)))
     return conv
 
@@ -456,7 +475,11 @@ def unknown_settings(data: Mapping[str, Any], cls: type = Settings, prefix: str 
     return out
 
 
-_TABLES: dict[str, type] = {"train": TrainSettings, "daemon": DaemonSettings}
+_TABLES: dict[str, type] = {
+    "train": TrainSettings,
+    "daemon": DaemonSettings,
+    "scale": ScaleSettings,
+}
 
 
 def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
@@ -504,3 +527,9 @@ def _validate(obj: Any, prefix: str) -> None:
         raise _bad("batch_size", "must be positive")
     if not obj.model.strip():
         raise _bad("model", "must name a model id or a local directory")
+    if obj.vector_index not in ("auto", "exact", "hnsw"):
+        raise _bad("vector_index", f"must be auto, exact or hnsw, got {obj.vector_index!r}")
+    if obj.scale.ray_replicas < 0:
+        raise _bad("scale.ray_replicas", "must be 0 (automatic) or more")
+    if obj.scale.ray_batch_size <= 0:
+        raise _bad("scale.ray_batch_size", "must be positive")

@@ -37,7 +37,8 @@ import numpy as np
 from . import fts
 from .database import Database, StoreError
 from .ranking import PROSE_LANGUAGES
-from .vectors import Snapshots, VectorMatrix, catch_up
+from .vector_index import VectorFiles
+from .vectors import VectorIndex, replay
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,21 @@ class Store(Database):
 
     def __init__(self, index_dir: Path):
         super().__init__(index_dir)
-        self._matrix: VectorMatrix | None = None
+        self._matrix: VectorIndex | None = None
         self._matrix_gen: int | None = None
-        self._retired: tuple[int, VectorMatrix] | None = None
+        self._retired: tuple[int, VectorIndex] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
-        self._snapshots = Snapshots(index_dir, self.warnings)
+        self._snapshots = VectorFiles(index_dir, self.warnings)
         self._caught_up: tuple[int, int, int] | None = None
         """The (count, max id, id sum) of the active vectors `catch_up` last saw."""
+
+    def use_vector_index(self, setting: str) -> None:
+        """`vector_index`: "auto", "exact" or "hnsw" (see `vector_index.py`)."""
+        self._snapshots.setting = setting
+
+    @property
+    def vector_index(self) -> str:
+        return self._snapshots.setting
 
     # -- what changed since a point in time ----------------------------------------
 
@@ -468,7 +477,7 @@ class Store(Database):
             if self._matrix is not None and self._matrix_gen == gen:
                 self._matrix.add(ids, vectors16)
 
-    def matrix(self, gen: Generation) -> VectorMatrix:
+    def matrix(self, gen: Generation) -> VectorIndex:
         """The in-memory vectors of `gen`, from the snapshot when it is current."""
         if self._matrix is not None and self._matrix_gen == gen.id:
             return self._matrix
@@ -499,12 +508,18 @@ class Store(Database):
         if seen == self._caught_up:
             return 0
         with self._write_lock:
-            changed = catch_up(self._matrix, gen.id, self)
+            matrix = self._matrix
+            file_ids, _ = matrix.snapshot()
+            drift = replay(self, gen.id, gen.dim, file_ids)
+            if drift.gone.any():
+                matrix.remove(int(i) for i in file_ids[drift.gone])
+            if len(drift.new_ids):
+                matrix.add([int(i) for i in drift.new_ids], drift.new_data)
         self._caught_up = seen
-        return changed
+        return drift.changes
 
-    def _load_matrix(self, gen: Generation) -> VectorMatrix:
-        return self._snapshots.load(gen.id, gen.dim, self)
+    def _load_matrix(self, gen: Generation) -> VectorIndex:
+        return self._snapshots.load(gen.id, gen.dim, self, self.generation_counts(gen.id))
 
     def vector_ids(self, gen_id: int) -> np.ndarray:
         """Ids of every stored vector of `gen_id`."""
@@ -555,6 +570,11 @@ class Store(Database):
         if gen is None or self.read_only:
             return False
         matrix = self.matrix(gen)
+        with self._write_lock:  # no batch lands between the copy and the swap
+            refit = self._snapshots.refit(matrix)
+            if refit is not None and self._matrix is matrix:
+                # Searches keep the old kind until this assignment.
+                self._matrix, matrix, force = refit, refit, True
         if not force and not self._snapshots.due(gen.id, matrix):
             return False
         self._snapshots.write(gen.id, matrix)

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -29,12 +30,37 @@ SNAPSHOT_SLACK = 1000
 SNAPSHOT_PREFIX = "vectors-"
 
 
+class VectorIndex(Protocol):
+    """What search and the store need of a generation's in-memory vectors, exact or
+    approximate: keyed by embedding id, changed in place, searched by cosine."""
+
+    kind: str
+    dim: int
+    changes: int
+    """Rows the index differs from its file by (see `VectorMatrix.changes`)."""
+
+    @property
+    def n(self) -> int: ...
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: Iterable[int]) -> None: ...
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float16 rows), a copy."""
+        ...
+
+
 class VectorMatrix:
     """The active generation's vectors in memory, searchable by brute force.
 
     Rows are appended and removed in place (swap with the last row), so a batch
     costs time proportional to its own size, not to the index.
     """
+
+    kind = "exact"
 
     def __init__(
         self,
@@ -53,11 +79,15 @@ class VectorMatrix:
             self._ids[:n] = ids
             self._data[:n] = data
         self._row = {int(i): r for r, i in enumerate(self._ids[:n])}
-        self.n = n
+        self._n = n
         self.changes = changes
         """Rows this matrix differs from its snapshot file by: those it was loaded
         without (replayed from SQLite) plus those added or removed since."""
         self.lock = threading.Lock()
+
+    @property
+    def n(self) -> int:
+        return self._n
 
     def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         with self.lock:
@@ -65,10 +95,10 @@ class VectorMatrix:
                 vid = int(vid)
                 row = self._row.get(vid)
                 if row is None:
-                    if self.n == len(self._ids):
+                    if self._n == len(self._ids):
                         self._grow()
-                    row = self.n
-                    self.n += 1
+                    row = self._n
+                    self._n += 1
                     self._row[vid] = row
                     self._ids[row] = vid
                     self.changes += 1
@@ -80,21 +110,21 @@ class VectorMatrix:
                 row = self._row.pop(int(vid), None)
                 if row is None:
                     continue
-                last = self.n - 1
+                last = self._n - 1
                 if row != last:
                     moved = int(self._ids[last])
                     self._ids[row] = moved
                     self._data[row] = self._data[last]
                     self._row[moved] = row
-                self.n -= 1
+                self._n -= 1
                 self.changes += 1
 
     def _grow(self) -> None:
         capacity = len(self._ids) * 2
         ids = np.zeros(capacity, dtype=np.int64)
         data = np.zeros((capacity, self.dim), dtype=np.float16)
-        ids[: self.n] = self._ids[: self.n]
-        data[: self.n] = self._data[: self.n]
+        ids[: self._n] = self._ids[: self._n]
+        data[: self._n] = self._data[: self._n]
         self._ids, self._data = ids, data
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -102,22 +132,18 @@ class VectorMatrix:
         from usearch.index import MetricKind, search
 
         with self.lock:
-            if self.n == 0:
+            if self._n == 0:
                 return []
-            k = min(k, self.n)
+            k = min(k, self._n)
             q = np.asarray(query, dtype=np.float16).reshape(1, -1)
-            matches = search(self._data[: self.n], q, k, MetricKind.Cos, exact=True)
+            matches = search(self._data[: self._n], q, k, MetricKind.Cos, exact=True)
             rows = np.asarray(matches.keys).reshape(-1)[:k]
             dists = np.asarray(matches.distances).reshape(-1)[:k]
             return [(int(self._ids[r]), float(1.0 - d)) for r, d in zip(rows, dists, strict=True)]
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         with self.lock:
-            return self._ids[: self.n].copy(), self._data[: self.n].copy()
-
-    def ids(self) -> np.ndarray:
-        with self.lock:
-            return self._ids[: self.n].copy()
+            return self._ids[: self._n].copy(), self._data[: self._n].copy()
 
 
 class StoredVectors(Protocol):
@@ -134,19 +160,31 @@ class StoredVectors(Protocol):
         ...
 
 
-def catch_up(matrix: VectorMatrix, gen_id: int, stored: StoredVectors) -> int:
-    """Bring `matrix` in step with the stored vectors of `gen_id` that another process
-    wrote or deleted since it was loaded; returns how many rows changed."""
+@dataclass(frozen=True)
+class Drift:
+    """How SQLite moved on from a vector file: what to drop from it and what to add."""
+
+    gone: np.ndarray
+    """A mask over the file's ids: True where SQLite no longer has the vector."""
+    new_ids: np.ndarray
+    new_data: np.ndarray
+    """float16 rows of `new_ids`, read from their blobs."""
+
+    @property
+    def changes(self) -> int:
+        return int(self.gone.sum()) + len(self.new_ids)
+
+
+def replay(stored: StoredVectors, gen_id: int, dim: int, file_ids: np.ndarray) -> Drift:
+    """Compare a vector file's ids with SQLite's (the source of truth) and read what it lacks."""
     current = stored.vector_ids(gen_id)
-    have = matrix.ids()
-    gone = np.setdiff1d(have, current, assume_unique=True)
-    missing = np.setdiff1d(current, have, assume_unique=True)
-    if len(gone):
-        matrix.remove(int(i) for i in gone)
+    gone = ~np.isin(file_ids, current)
+    missing = np.setdiff1d(current, file_ids[~gone], assume_unique=True)
     if len(missing):
-        ids, data = stored.read_vectors(gen_id, matrix.dim, only=missing)
-        matrix.add([int(i) for i in ids], data)
-    return len(gone) + len(missing)
+        new_ids, new_data = stored.read_vectors(gen_id, dim, only=missing)
+    else:
+        new_ids, new_data = missing, np.zeros((0, dim), dtype=np.float16)
+    return Drift(gone, new_ids, new_data)
 
 
 class Snapshots:
@@ -173,15 +211,11 @@ class Snapshots:
             ids, data = stored.read_vectors(gen_id, dim)
             return VectorMatrix(dim, ids, data, changes=len(ids))
         snap_ids, snap_data = snap
-        current = stored.vector_ids(gen_id)
-        keep = np.isin(snap_ids, current)
-        missing = np.setdiff1d(current, snap_ids[keep], assume_unique=True)
-        new_ids, new_data = (
-            stored.read_vectors(gen_id, dim, only=missing) if len(missing) else (missing, None)
-        )
-        ids = np.concatenate([snap_ids[keep], new_ids])
-        data = snap_data[keep] if new_data is None else np.concatenate([snap_data[keep], new_data])
-        return VectorMatrix(dim, ids, data, changes=int((~keep).sum()) + len(new_ids))
+        drift = replay(stored, gen_id, dim, snap_ids)
+        keep = ~drift.gone
+        ids = np.concatenate([snap_ids[keep], drift.new_ids])
+        data = np.concatenate([snap_data[keep], drift.new_data])
+        return VectorMatrix(dim, ids, data, changes=drift.changes)
 
     def read(self, gen_id: int, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(ids, rows) from `gen_id`'s file; None when there is none or it is damaged."""
@@ -202,7 +236,7 @@ class Snapshots:
             log.warning(msg)
             return None
 
-    def due(self, gen_id: int, matrix: VectorMatrix) -> bool:
+    def due(self, gen_id: int, matrix: VectorIndex) -> bool:
         """Whether `matrix` has drifted from its file by more than a few percent.
 
         Small drifts are cheaper to replay from SQLite at the next start than to

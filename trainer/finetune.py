@@ -34,6 +34,7 @@ from typing import Any, cast
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import PrinterCallback, TrainerCallback
 
+from . import distributed
 from .options import TrainOptions
 from .pairs import Pair
 
@@ -183,17 +184,24 @@ def _run(
     model.max_seq_length = config.max_seq_length
 
     on_cuda = config.device.startswith("cuda")
+    # In a `--nproc` run each process embeds its share of the batch; gathering
+    # them gives every anchor the whole batch's positives as negatives.
+    processes = distributed.world_size()
     loss: MultipleNegativesRankingLoss | CachedMultipleNegativesRankingLoss
     if on_cuda and batch_size >= CACHED_LOSS_MIN_BATCH:
-        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=32)
+        loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=32, gather_across_devices=processes > 1
+        )
     else:
-        loss = MultipleNegativesRankingLoss(model)
+        loss = MultipleNegativesRankingLoss(model, gather_across_devices=processes > 1)
     bf16 = on_cuda and torch.cuda.is_bf16_supported()
     fp16 = on_cuda and not bf16
     _, total_steps = plan_steps(len(pairs), config, batch_size)
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    _check_work_dir(work_dir, config, batch_size, len(pairs))
+    if distributed.is_main():  # the one process that writes the resumable state
+        work_dir.mkdir(parents=True, exist_ok=True)
+        _check_work_dir(work_dir, config, batch_size, len(pairs))
+    distributed.barrier()
     resume = _last_checkpoint(work_dir)
 
     dataset = Dataset.from_dict(
@@ -202,7 +210,8 @@ def _run(
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         max_steps=total_steps,
-        per_device_train_batch_size=batch_size,
+        # The batch is the run's, split between its processes.
+        per_device_train_batch_size=max(1, batch_size // processes),
         learning_rate=config.lr,
         warmup_steps=max(1, math.ceil(config.warmup_ratio * total_steps))
         if config.warmup_ratio
@@ -329,6 +338,8 @@ class SafeStateTrainer(SentenceTransformerTrainer):
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         from safetensors.torch import save_file
 
+        if not self.args.should_save:
+            return  # DDP keeps the optimizer state identical in every process
         assert self.optimizer is not None and self.lr_scheduler is not None  # set up by now
         state = self.optimizer.state_dict()
         tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
@@ -345,7 +356,7 @@ class SafeStateTrainer(SentenceTransformerTrainer):
 
     def _save_scaler(self, output_dir: str) -> None:
         scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is not None:
+        if scaler is not None and self.args.should_save:
             _write_json(os.path.join(output_dir, _SCALER), scaler.state_dict())
 
     def _save_rng_state(self, output_dir: str) -> None:
@@ -363,8 +374,16 @@ class SafeStateTrainer(SentenceTransformerTrainer):
             "numpy": [np_state[0], np_state[1].tolist(), *[_plain(x) for x in np_state[2:]]],
         }
         os.makedirs(output_dir, exist_ok=True)
-        save_file(tensors, os.path.join(output_dir, _RNG))
-        _write_json(os.path.join(output_dir, _RNG_META), meta)
+        rng, rng_meta = self._rng_files()
+        save_file(tensors, os.path.join(output_dir, rng))
+        _write_json(os.path.join(output_dir, rng_meta), meta)
+
+    def _rng_files(self) -> tuple[str, str]:
+        """Each process of a distributed run has its own random state."""
+        if self.args.world_size <= 1:
+            return _RNG, _RNG_META
+        index = self.args.process_index
+        return f"rng_state_{index}.safetensors", f"rng_state_{index}.json"
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         if checkpoint is None or not os.path.isfile(os.path.join(checkpoint, _OPTIMIZER)):
@@ -390,14 +409,15 @@ class SafeStateTrainer(SentenceTransformerTrainer):
             scaler.load_state_dict(json.loads(path.read_text("utf-8")))
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
-        if checkpoint is None or not os.path.isfile(os.path.join(checkpoint, _RNG)):
+        rng, rng_meta = self._rng_files()
+        if checkpoint is None or not os.path.isfile(os.path.join(checkpoint, rng)):
             return
         import numpy as np
         import torch
         from safetensors.torch import load_file
 
-        tensors = load_file(os.path.join(checkpoint, _RNG))
-        meta = json.loads(Path(checkpoint, _RNG_META).read_text("utf-8"))
+        tensors = load_file(os.path.join(checkpoint, rng))
+        meta = json.loads(Path(checkpoint, rng_meta).read_text("utf-8"))
         version, internal, gauss = meta["python"]
         random.setstate((version, tuple(internal), gauss))
         name, keys, *rest = meta["numpy"]

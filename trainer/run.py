@@ -32,6 +32,7 @@ from kenning.server.models import ModelError, ModelRef, pick_device, target_mode
 from kenning.server.settings import load_settings, resolve_workspace
 
 from . import checkpoints as ckpt
+from . import distributed
 from .evaluate import (
     Corpus,
     Metrics,
@@ -288,6 +289,9 @@ def train_workspace(
         say,
         options.max_signature_share,
     )
+    if not distributed.is_main():
+        # Another process of a `--nproc` run: it trains, process 0 does the rest.
+        return distributed.train_replica(prep, options, callbacks, load_model)
     with ckpt.run_lock(prep.index_dir):
         for leftover in ckpt.remove_leftovers(prep.index_dir):
             log.info("removed %s, left by an interrupted run", leftover)
@@ -303,7 +307,7 @@ def _train(
     callbacks: Sequence[Any],
     load_model: Callable[[str, str], Any] | None,
 ) -> TrainResult:
-    from .finetune import FinetuneConfig, TrainingFailed, finetune, plan_steps
+    from .finetune import TrainingFailed, finetune, plan_steps
 
     result = TrainResult(
         status="skipped",
@@ -316,17 +320,7 @@ def _train(
         heldout_files=len(prep.split.heldout_files),
         notes=list(prep.mined.notes),
     )
-    n = len(prep.mined.pairs)
-    if n < options.min_pairs:
-        result.reason = (
-            f"not enough training pairs in {prep.root}: found {n}, need at least "
-            f"{options.min_pairs} (docstrings, leading comments, tests and commits feed it)"
-        )
-    elif len(prep.heldout) < options.min_heldout or not prep.train:
-        result.reason = (
-            f"not enough held-out pairs to measure a new model: {len(prep.heldout)} from "
-            f"{len(prep.split.heldout_files)} files, need at least {options.min_heldout}"
-        )
+    result.reason = _skip_reason(prep, options)
     if result.reason:
         return _finish(result, prep, options, start)
 
@@ -341,17 +335,7 @@ def _train(
         f"Recall@10 {result.before.recall_at_10:.3f}"
     )
 
-    config = FinetuneConfig(
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        lr=options.lr,
-        warmup_ratio=options.warmup_ratio,
-        min_steps=options.min_steps,
-        max_seq_length=options.max_seq_length,
-        seed=options.seed,
-        device=prep.device,
-        save_steps=options.save_steps,
-    )
+    config = _finetune_config(prep, options)
     work_dir = _work_dir(prep, config)
     if not options.resume:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -390,6 +374,7 @@ def _train(
         "resumed_from_step": run.resumed_from_step,
         "oom_retries": run.oom_retries,
         "steps_per_s": round(run.steps / run.took_s, 4) if run.took_s else None,
+        "processes": distributed.world_size(),
     }
 
     card = {
@@ -455,6 +440,38 @@ def _train(
         ckpt.discard(prep.index_dir, folder.name)
     shutil.rmtree(work_dir, ignore_errors=True)
     return _finish(result, prep, options, start)
+
+
+def _skip_reason(prep: _Prepared, options: TrainOptions) -> str:
+    """Why this workspace cannot be trained on (too little data); empty when it can."""
+    n = len(prep.mined.pairs)
+    if n < options.min_pairs:
+        return (
+            f"not enough training pairs in {prep.root}: found {n}, need at least "
+            f"{options.min_pairs} (docstrings, leading comments, tests and commits feed it)"
+        )
+    if len(prep.heldout) < options.min_heldout or not prep.train:
+        return (
+            f"not enough held-out pairs to measure a new model: {len(prep.heldout)} from "
+            f"{len(prep.split.heldout_files)} files, need at least {options.min_heldout}"
+        )
+    return ""
+
+
+def _finetune_config(prep: _Prepared, options: TrainOptions):
+    from .finetune import FinetuneConfig
+
+    return FinetuneConfig(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        warmup_ratio=options.warmup_ratio,
+        min_steps=options.min_steps,
+        max_seq_length=options.max_seq_length,
+        seed=options.seed,
+        device=prep.device,
+        save_steps=options.save_steps,
+    )
 
 
 def _work_dir(prep: _Prepared, config) -> Path:
