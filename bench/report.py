@@ -447,6 +447,59 @@ def lsp_scale_section() -> str:
     )
 
 
+def mcp_section() -> str:
+    r = _load("mcp.json")
+    title = "## MCP server for agents\n\n"
+    if not r:
+        return title + "Not run yet: `bench/run mcp`.\n"
+    parts = [title]
+    for key in sorted(k for k in r if k.startswith("latency")):
+        lat = r[key]
+        ms = lambda x: f"p50 {x['p50']} / p95 {x['p95']} ms (n={x['n']})"  # noqa: E731
+        if lat.get("vectors", "random") == "random":
+            where = (
+                "the 10k-chunk workspace of the section above (real files, chunks and full-text "
+                "rows; random vectors)"
+            )
+        else:
+            pkg = lat["workspace"].split("/.corpus/")[-1].split("/")[0]
+            kept = ", ".join(f"`{p}`" for p in lat.get("subset") or [])
+            where = f"{pkg} ({kept} only)" if kept else pkg
+            where += " with the bundled model's real vectors"
+        parts.append(
+            "`search_code` (hybrid, limit 10, default budget) through a real `kenning mcp` over "
+            f"stdio, driven by the MCP SDK's own client, on {where}; every query embedded by the "
+            f"real model; warm: after 5 calls. Load average {lat['load_average']:.1f} at the "
+            "end.\n\n"
+            f"| measure | {lat['chunks']} chunks |\n| --- | --- |\n"
+            f"| round trip the agent sees | {ms(lat['round_trip_ms'])} |\n"
+            f"| search time reported by the server | {ms(lat['in_server_ms'])} |\n"
+            f"| answer tokens, max / mean | {lat['tokens']['max']} / {lat['tokens']['mean']} |\n\n"
+        )
+    budget = r.get("budget")
+    if budget:
+        rows = [
+            "| package | queries | tokens max / mean | chars/4 max / mean | snippets cut | "
+            "results dropped | over budget |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for pkg, b in budget["packages"].items():
+            rows.append(
+                f"| {pkg} | {b['queries']} | {b['tokens_max']} / {b['tokens_mean']} | "
+                f"{b['chars_over_4_max']} / {b['chars_over_4_mean']} | {b['snippets_cut']} | "
+                f"{b['results_dropped']} | {b['over_budget']} |"
+            )
+        parts.append(
+            f"Token budget ({budget['max_tokens']} tokens, counted with the bundled model's "
+            "WordPiece tokenizer) over every query of the bench corpus, through the same tool "
+            "code in-process on each package's index (bundled model, real vectors). *chars/4* "
+            "is the usual estimate, for comparison: the tokenizer counts about a quarter more, "
+            "so the budget is conservative for agents' own tokenizers.\n\n" + "\n".join(rows) + "\n"
+        )
+    parts.append(f"\nCommand: `python -m bench.mcp_bench` ({r.get('date')})\n")
+    return "".join(parts)
+
+
 def plot_latency(path: Path = LATENCY_CHART) -> Path | None:
     """Box plots of every search-latency sample the LSP benchmarks kept."""
     series: list[tuple[str, list[float]]] = []
@@ -650,6 +703,7 @@ def render(previous: str = "") -> str:
         cli_section(),
         lsp_section(),
         lsp_scale_section(),
+        mcp_section(),
         training_section(),
         learning_section(),
         swap_section(),

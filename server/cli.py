@@ -18,7 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import cli_scale  # light: what it runs is imported when a command runs
+from . import (
+    cli_agents,
+    cli_scale,  # light: what it runs is imported when a command runs
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -89,6 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
         "`kenning status`, and return",
     )
     transport.add_argument("--background-child", action="store_true", help=argparse.SUPPRESS)
+
+    p = command(
+        "mcp", "serve the workspace to coding agents over MCP (stdio)", positional_workspace=False
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2000,
+        help="default token budget of a search_code or find_related answer (default 2000)",
+    )
+
+    p = command(
+        "related", "code similar to the definition at FILE:LINE", positional_workspace=False
+    )
+    p.add_argument("location", metavar="FILE:LINE", help="a file and a line in it (1-based)")
+    p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = command("index", "build or update the index, then print a summary")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -227,12 +247,15 @@ class _LowerLevel(logging.Formatter):
 
 def _is_usage_error(exc: Exception) -> bool:
     from .models import ModelSettingError
+    from .related import RelatedError
     from .search import SearchError
     from .settings import SettingsError, WorkspaceError
     from .socket_client import DaemonError
 
     if isinstance(exc, DaemonError):
         return exc.usage
+    if isinstance(exc, RelatedError):
+        return not exc.retry  # a bad FILE:LINE is usage; "not indexed yet" is not
     usage: tuple[type[Exception], ...] = (
         UsageError,
         WorkspaceError,
@@ -432,11 +455,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         from .explain import describe_weights
 
         print(describe_weights(data.get("weights")))
-    if not data["results"]:
-        print(
-            "no results: the index is empty or nothing matches; try other words or `kenning status`"
-        )
-    for r in data["results"]:
+    print_results(
+        data["results"],
+        "no results: the index is empty or nothing matches; try other words or `kenning status`",
+    )
+    return EXIT_OK
+
+
+def print_results(results: list[dict[str, Any]], empty: str) -> None:
+    """Results as `kenning search` prints them (`to_json` objects), `empty` when none."""
+    if not results:
+        print(empty)
+    for r in results:
         name = f"  {r['symbol']}" if r["symbol"] else ""
         print(f"{r['path']}:{r['start_line']}-{r['end_line']}{name}  ({r['score']:.2f})")
         first = r["snippet"].splitlines()[0] if r["snippet"] else ""
@@ -445,33 +475,39 @@ def cmd_search(args: argparse.Namespace) -> int:
             from .explain import describe
 
             print(f"    why: {describe(r['explain'])}")
-    return EXIT_OK
+
+
+def refresh_under_lock(engine, args: argparse.Namespace) -> None:
+    """Bring the index up to date before answering, holding the writer lock for the write;
+    an index another process writes, or a read-only one, answers as it is."""
+    from .store import StoreError
+    from .writer_lock import ONE_SHOT, WriterLock
+
+    lock = WriterLock(engine.index_dir)
+    if engine.store.read_only:
+        return  # answer from it as it is (a warning said why)
+    if not lock.try_acquire(ONE_SHOT, str(engine.root)):
+        holder = lock.holder()
+        who = holder.describe() if holder else "another Kenning process"
+        print(
+            f"kenning: warning: {who} is writing this index; answering from it as it is",
+            file=sys.stderr,
+        )
+        return
+    try:
+        _refresh(engine, args)
+    except StoreError as exc:
+        print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
+    finally:
+        lock.release()
 
 
 def _search_in_process(args: argparse.Namespace, root, settings) -> dict[str, Any]:
     from .answers import IndexView, answer_search, search_json
-    from .store import StoreError
-    from .writer_lock import ONE_SHOT, WriterLock
 
     with _open_engine(root, settings) as engine:
         engine.light_queries = True
-        lock = WriterLock(engine.index_dir)
-        if engine.store.read_only:
-            pass  # answer from it as it is (a warning said why)
-        elif not lock.try_acquire(ONE_SHOT, str(root)):
-            holder = lock.holder()
-            print(
-                f"kenning: warning: pid {holder.pid if holder else '?'} is writing this index; "
-                "answering from it as it is",
-                file=sys.stderr,
-            )
-        else:
-            try:
-                _refresh(engine, args)
-            except StoreError as exc:
-                print(f"kenning: warning: {exc}; answering from it as it is", file=sys.stderr)
-            finally:
-                lock.release()
+        refresh_under_lock(engine, args)
         outcome = answer_search(
             engine,
             args.query,
@@ -486,7 +522,7 @@ def _search_in_process(args: argparse.Namespace, root, settings) -> dict[str, An
 def _refresh(engine, args: argparse.Namespace) -> None:
     """Bring the index up to date before searching it. With nothing changed this reads
     the folder's metadata and loads no model."""
-    if args.mode == "lexical":
+    if getattr(args, "mode", "hybrid") == "lexical":
         engine.refresh_lexical()
         return
     progress = _progress(args)
@@ -678,6 +714,8 @@ COMMANDS = {
     "export": cli_scale.cmd_export,
     "import": cli_scale.cmd_import,
     "stop": cmd_stop,
+    "mcp": cli_agents.cmd_mcp,
+    "related": cli_agents.cmd_related,
 }
 
 

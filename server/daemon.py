@@ -33,9 +33,9 @@ from .answers import IndexView, answer_search, search_json, status_json
 from .engine import Engine
 from .search import MODES, SearchError, SemanticUnavailable
 from .socket_client import DaemonError, ask, socket_path
-from .watcher import ChangeQueue, WorkspaceWatcher
-from .worker import IndexCounts, IndexWorker, WorkerState
-from .writer_lock import BACKGROUND, EDITOR, WriterLock
+from .watcher import ChangeQueue
+from .worker import IndexWorker, WorkerState
+from .writer_lock import BACKGROUND, LONG_LIVED, ROLE_NAMES, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def handle(served: ServedIndex, request: dict[str, Any]) -> dict[str, Any]:
         if served.stop is None:
             return {
                 "ok": False,
-                "error": f"the server (pid {os.getpid()}) is an editor's; it stops with the editor",
+                "error": f"the server is {ROLE_NAMES.get(served.role, served.role)} "
+                f"(pid {os.getpid()}); it stops with the editor or agent that started it",
             }
         threading.Timer(0.05, served.stop).start()  # after this answer is sent
         return {"ok": True, "result": served.served_by()}
@@ -138,14 +139,14 @@ def _search(served: ServedIndex, request: dict[str, Any]) -> dict[str, Any]:
 def claim_writer(engine: Engine, role: str) -> WriterLock | None:
     """The index's writer lock for this process, or None when another server keeps it.
 
-    An editor's server asks a background daemon to step aside and waits for its lock.
+    An editor's or an MCP server asks a background daemon to step aside and waits for its lock.
     """
     lock = WriterLock(engine.index_dir)
     root = str(engine.root)
     if lock.try_acquire(role, root):
         return lock
     holder = lock.holder()
-    if role == EDITOR and holder is not None and holder.role == BACKGROUND:
+    if role in LONG_LIVED and holder is not None and holder.role == BACKGROUND:
         log.info("asking the background daemon (pid %d) to hand over the index", holder.pid)
         try:
             ask(engine.index_dir, {"op": "stop"}, timeout=STEP_ASIDE_S)
@@ -156,74 +157,43 @@ def claim_writer(engine: Engine, role: str) -> WriterLock | None:
     return None
 
 
-class _LogListener:
-    """A background daemon has no client: what the index worker reports goes to its log."""
-
-    def __init__(self) -> None:
-        self._last = 0.0
-
-    def progress_begin(self, title: str, message: str) -> None:
-        log.info("%s: %s", title, message)
-
-    def progress_report(self, message: str, percentage: int) -> None:
-        if time.monotonic() - self._last >= 10:
-            self._last = time.monotonic()
-            log.info("%s (%d%%)", message, percentage)
-
-    def progress_end(self, message: str) -> None:
-        log.info("%s", message)
-
-    def index_changed(self, counts: IndexCounts) -> None:
-        pass
-
-    def problem(self, message: str) -> None:
-        log.warning("%s", message)
-
-
 def run_background(workspace: str | Path, overrides: Mapping[str, Any]) -> int:
-    """The detached daemon's life; returns its exit code."""
-    from .socket_server import SocketServer
+    """The detached daemon's life: a workspace service (server/workspace_service.py)
+    that writes the index without retraining, or nothing if another server writes it;
+    returns its exit code."""
+    from .workspace_service import LogListener, WorkspaceService
 
-    engine = Engine.open(workspace, overrides)
-    lock = claim_writer(engine, BACKGROUND)
-    if lock is None:
+    service = WorkspaceService.open(
+        workspace, overrides, listener=LogListener(), role=BACKGROUND, retrain=False
+    )
+    engine = service.engine
+    engine.light_queries = True
+    if not service.start(read_if_taken=False):
         holder = WriterLock(engine.index_dir).holder()
-        log.info("another server (pid %s) already keeps this index", holder.pid if holder else "?")
-        engine.close()
+        log.info("%s already keeps this index", holder.describe() if holder else "another server")
+        service.stop()
         return 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    changes = ChangeQueue()
-    worker = IndexWorker(engine, changes, _LogListener())
-    watcher = WorkspaceWatcher(engine.root, changes, ignore_dirs=[engine.index_dir])
-    served = ServedIndex(engine, BACKGROUND, worker, changes, stop=stop.set)
-    server = SocketServer(engine.index_dir, lambda request: handle(served, request))
-    engine.light_queries = True
+    served, worker = service.served, service.worker
+    assert worker is not None
+    if served is not None:
+        served.stop = stop.set
     try:
-        server.start()
         gen = engine.serving_generation()
         if gen is not None:  # semantic answers in a second, while the full model loads
             threading.Thread(target=engine.light_encoder, args=(gen.location,), daemon=True).start()
-        worker.start()
-        try:
-            watcher.start()
-        except OSError as exc:
-            log.warning("cannot watch the workspace for changes: %s", exc)
         idle_s = engine.settings.daemon.idle_minutes * 60
         log.info("daemon %d serving %s (idle exit after %gs)", os.getpid(), engine.root, idle_s)
+        started = time.monotonic()
         while not stop.wait(min(5.0, idle_s)):
-            quiet = time.monotonic() - served.last_request
+            quiet = time.monotonic() - (served.last_request if served else started)
             if worker.state is WorkerState.IDLE and quiet >= idle_s:
                 log.info("no request for %.0fs; exiting", quiet)
                 break
     finally:
-        server.stop()  # first, so that clients fall back instead of waiting
-        watcher.stop()
-        changes.close()
-        worker.stop()
-        engine.close()
-        lock.release()
+        service.stop()  # the socket first, so that clients fall back instead of waiting
     return 0
 
 

@@ -26,8 +26,9 @@ from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .light_encoder import LightEncoder, LightPathUnavailable
 from .models import ModelRef, read_history, target_model, vector_identity
 from .picks import PickStore, make_pick
+from .related import FileContext, RelatedOutcome, find_related
 from .search import QueryEncoder, SearchOutcome, SearchResult, search
-from .settings import Settings, load_settings, resolve_workspace
+from .settings import Settings, claim_index_dir, load_settings, resolve_workspace
 from .store import Generation, Store, StoreError
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class Engine:
         self.settings = settings
         self.index_dir = settings.resolved_index_dir(root)
         self.store = Store.open(self.index_dir)
+        if not self.store.read_only:
+            claim_index_dir(self.index_dir, root)
         self.store.use_vector_index(settings.vector_index)
         self.store.cleanup_leftovers()
         self.filter = FileFilter(root, settings.include, settings.exclude)
@@ -173,10 +176,8 @@ class Engine:
         with self._embedder_lock:
             if new_ref == self.model_ref:
                 return False
-            if self._embedder is not None and self._embedder.ref == self.model_ref:
-                self._older_embedders[self.identity] = self._embedder
             log.info("model %s -> %s", self.model_ref.label, new_ref.label)
-            self.model_ref = new_ref
+            self._retarget(self.settings, new_ref, None)
         # The old model's adapter was retired with it; one for the new model may wait.
         self.reload_adapter()
         return True
@@ -219,6 +220,36 @@ class Engine:
         if adapter is None or gen is None or adapter.identity != gen.identity:
             return None
         return adapter
+
+    def use_settings(self, settings: Settings, embedder: Embedder | None = None) -> bool:
+        """Take new settings while running (server/live_settings.py says what follows).
+
+        The file filter and the indexer follow `include`, `exclude` and
+        `max_file_bytes` from the next scan; new chunks are embedded with
+        `embedder` (already loaded with the new model, device and lengths), or
+        with one built for them on first use. The generation that answers keeps
+        its own model until a switch replaces it. Returns whether the vectors
+        must be rebuilt (the model or `max_seq_length` changed). Raises
+        ModelError, changing nothing, when the new model cannot be found.
+        """
+        new_ref = embedder.ref if embedder is not None else target_model(self.index_dir, settings)
+        with self._embedder_lock:
+            before = self.identity
+            self._retarget(settings, new_ref, embedder)
+            rebuild = self.identity != before
+        self.filter = FileFilter(self.root, settings.include, settings.exclude)
+        self.indexer = Indexer(self.root, self.store, self.filter, settings.max_file_bytes)
+        return rebuild
+
+    def _retarget(self, settings: Settings, ref: ModelRef, embedder: Embedder | None) -> None:
+        """Embed new chunks with `ref` under `settings` from now on; the current embedder
+        stays (already loaded) for the generation built with it. Under the embedder lock."""
+        current, before = self._embedder, self.identity
+        self.settings = settings
+        self.model_ref = ref
+        self._embedder = embedder
+        if current is not None and self.identity != before:
+            self._older_embedders[before] = current
 
     # -- generations -------------------------------------------------------------------
 
@@ -355,6 +386,19 @@ class Engine:
         with self._writing():
             return self.indexer.scan()
 
+    @contextlib.contextmanager
+    def _serving(self) -> Iterator[Generation | None]:
+        """The generation that answers, pinned (not dropped by a switch) while in use."""
+        gen = self.serving_generation()
+        if gen is None:
+            yield None
+            return
+        self._pin(gen.id)
+        try:
+            yield gen
+        finally:
+            self._unpin(gen.id)
+
     def search_outcome(
         self,
         query: str,
@@ -364,23 +408,9 @@ class Engine:
         paths: Sequence[str] = (),
         explain: bool = False,
     ) -> SearchOutcome:
-        gen = self.serving_generation()
-        if gen is None:
-            return search(
-                self.store,
-                None,
-                None,
-                query,
-                limit=limit,
-                mode=mode,
-                paths=paths,
-                model_label=self.model_ref.label,
-                explain=explain,
-            )
-        self._pin(gen.id)
-        try:
+        with self._serving() as gen:
             encoder, load_ms = None, 0.0
-            if mode != "lexical":
+            if gen is not None and mode != "lexical":
                 # Loading the model is timed apart, so took_ms says what the search cost.
                 start = time.perf_counter()
                 encoder = self.query_encoder_for(gen)
@@ -393,14 +423,21 @@ class Engine:
                 limit=limit,
                 mode=mode,
                 paths=paths,
-                model_label=gen.model,
+                model_label=gen.model if gen is not None else self.model_ref.label,
                 adapter=self.adapter_for(gen),
                 explain=explain,
             )
             outcome.load_ms = load_ms
             return outcome
-        finally:
-            self._unpin(gen.id)
+
+    def related(
+        self, rel: str, line: int, *, limit: int = 10, paths: Sequence[str] = ()
+    ) -> RelatedOutcome:
+        """Code most similar to the chunk at 1-based `line` of workspace file `rel`, found
+        with that chunk's stored vector; RelatedError says why when there is no answer."""
+        where = FileContext(self.root, rel, self.filter, self.settings.max_file_bytes)
+        with self._serving() as gen:
+            return find_related(self.store, gen, where, line, limit=limit, paths=paths)
 
     def query_encoder_for(self, gen: Generation) -> QueryEncoder:
         """What reads a query for `gen`, loaded: the full model when it is loaded (or
@@ -541,11 +578,13 @@ class Engine:
     def training_history(self) -> list[dict[str, Any]]:
         return read_history(self.index_dir)
 
-    def close(self) -> None:
-        try:
-            self.store.save_snapshot()
-        except OSError as exc:
-            log.warning("could not save the vector snapshot: %s", exc)
+    def close(self, *, save_snapshot: bool = True) -> None:
+        """Save the vector snapshot (unless another process writes this index) and close."""
+        if save_snapshot:
+            try:
+                self.store.save_snapshot()
+            except OSError as exc:
+                log.warning("could not save the vector snapshot: %s", exc)
         self.store.close()
 
     def __enter__(self) -> Engine:

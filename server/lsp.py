@@ -3,13 +3,18 @@
 Thin handlers on a typed `KenningLanguageServer`. The event loop only reads
 params, hands work to a thread and maps results to protocol types:
 
-- the index worker (server/worker.py, one thread: the store has one writer)
-  reads, embeds and writes; it reports progress and landed batches, which
-  server/lsp_events.py forwards as `$/progress` and `kenning/indexChanged`;
-- queries (`kenning/search`, `kenning/status`, `workspace/symbol`) run on a
-  small thread pool, so they are answered while the worker is busy;
-- changes arrive from `didSave` (urgent), `workspace/didChangeWatchedFiles`
-  and a watchdog observer, all into one debounced ChangeQueue;
+- each indexed workspace folder has a `WorkspaceService`
+  (server/workspace_service.py): its index worker (one thread: the store has
+  one writer) reads, embeds and writes, its watcher feeds a debounced change
+  queue, and what it reports is forwarded by server/lsp_events.py as
+  `$/progress` and `kenning/indexChanged`;
+- several folders (a multi-root workspace) each get an index, a folder inside
+  another shares the outer one's (server/folders.py); `kenning/search` merges
+  their answers by score (server/lsp_answers.py);
+- queries (`kenning/search`, `kenning/related`, `kenning/status`,
+  `workspace/symbol`) run on a small thread pool, so they are answered while
+  the workers are busy; opening and closing folders and applying changed
+  settings (server/live_settings.py) run in order on one more thread;
 - `kenning/feedback` (a result the user opened) is kept as a pick, off the loop.
 
 Each `kenning/*` request in server/protocol.py's table has its handler in
@@ -22,11 +27,13 @@ carries the protocol only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -34,43 +41,51 @@ from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInval
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from .answers import IndexView
-from .answers import answer_search as answer_for
-from .daemon import ServedIndex, claim_writer, handle
-from .engine import Engine
+from .folders import Folder, FolderError, FolderMap, indexed_folders
+from .live_settings import apply_settings
+from .lsp_answers import (
+    answer_related,
+    answer_status,
+    merge_search,
+    search_one,
+)
 from .lsp_events import ClientListener, LspLogHandler, ProgressForwarder
+from .models import ModelError
 from .pools import started_pool
 from .protocol import (
     HANDLED,
     KENNING_FEEDBACK,
     KENNING_REINDEX,
+    KENNING_RELATED,
     KENNING_SEARCH,
     KENNING_STATUS,
     KENNING_TRAIN,
     FeedbackParams,
     KenningProtocol,
-    ModelInfo,
     ReindexParams,
     ReindexResponse,
-    SearchHit,
+    RelatedParams,
+    RelatedResponse,
     SearchParams,
     SearchResponse,
-    ServerState,
     StatusParams,
     StatusResponse,
     TrainParams,
     TrainResponse,
     make_converter,
 )
-from .scheduler import Scheduler
+from .related import RelatedError
 from .search import SearchError, SemanticUnavailable
-from .settings import SettingsError, drop_setting, normalise_keys, options_for_workspace
-from .socket_client import DaemonError, ask
-from .socket_server import SocketServer
+from .settings import (
+    SettingsError,
+    drop_setting,
+    load_settings,
+    normalise_keys,
+    options_for_workspace,
+)
 from .symbols import symbols_for
-from .watcher import ChangeQueue, WorkspaceWatcher
-from .worker import IndexWorker
-from .writer_lock import EDITOR, Holder, WriterLock
+from .workspace_service import NotTheWriter, WorkspaceService
+from .writer_lock import EDITOR
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +97,7 @@ T = TypeVar("T")
 
 
 class KenningLanguageServer(LanguageServer):
-    """The server and everything it holds for one workspace."""
+    """The server and everything it holds for the workspace's folders."""
 
     def __init__(
         self, overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
@@ -94,216 +109,252 @@ class KenningLanguageServer(LanguageServer):
         """Settings from the command line: above everything else."""
         self.default_root = Path(workspace).resolve() if workspace else None
         """`kenning serve --workspace DIR`: the workspace when the client names none."""
-        self.root: Path | None = None
         self.init_options: Any = None
-        self.engine: Engine | None = None
-        self.worker: IndexWorker | None = None
-        self.scheduler: Scheduler | None = None
-        self.watcher: WorkspaceWatcher | None = None
-        self.changes = ChangeQueue()
+        self.client_settings: dict[str, Any] = {}
+        """Settings the client sent since start, by folder URI; they replace its
+        initializationOptions for that folder."""
+        self.roots: FolderMap[WorkspaceService] = FolderMap()
         self.queries = started_pool(2, "kenning-query")
-        """Searches and status: off the event loop, apart from the index worker."""
+        """Searches and status: off the event loop, apart from the index workers."""
+        self.admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kenning-folders")
+        """Opening and closing folders and applying settings, one at a time, in order."""
         self.startup_error: str | None = None
-        self.writer: WriterLock | None = None
-        self.socket: SocketServer | None = None
-        self.reader_of: Holder | None = None
-        """The server that keeps this index when this one only reads it (docs/design.md)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
+        self._changing: asyncio.Lock | None = None
         self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def remember_workspace(self, params: types.InitializeParams) -> None:
         self.loop = asyncio.get_running_loop()
-        folders = params.workspace_folders or []
-        uri = folders[0].uri if folders else params.root_uri
-        if uri is None and params.root_path:
-            uri = from_fs_path(params.root_path)
-        if uri:
-            path = to_fs_path(uri)
-            self.root = Path(os.path.normpath(path)) if path else None
-        if self.root is None:
-            self.root = self.default_root
-        if len(folders) > 1:
-            log.warning("Kenning indexes one folder per server; indexing %s only", self.root)
+        named = [(f.uri, f.name) for f in params.workspace_folders or []]
+        if not named:
+            uri = params.root_uri or (from_fs_path(params.root_path) if params.root_path else None)
+            named = [(uri, "")] if uri else []
+        if not named and self.default_root is not None:
+            named = [(from_fs_path(str(self.default_root)) or str(self.default_root), "")]
+        self.roots.folders = [f for uri, name in named if (f := folder_of(uri, name))]
         self.init_options = params.initialization_options
 
     async def open_index(self) -> None:
-        """Open the stored index (searchable at once), then start indexing and watching."""
+        """Open every indexed folder's stored index (searchable at once), then start indexing
+        and watching; a folder that cannot open is reported and the others still serve."""
         self.loop = asyncio.get_running_loop()
         self._ready = self._ready or asyncio.Event()
-        try:
-            if self.root is None:
-                raise SettingsError("no workspace folder is open, so there is nothing to index")
-            self.engine = await self.loop.run_in_executor(
-                self.queries, self._open_engine, self.root
+        self._changing = self._changing or asyncio.Lock()
+        if not self.roots.folders:
+            self.startup_error = (
+                "Kenning cannot start: no workspace folder is open, so there is nothing to index"
             )
-        except Exception as exc:  # noqa: BLE001 - stay up and say why in every answer
-            log.exception("cannot open the index")
-            self.startup_error = f"Kenning cannot start: {exc}"
             self.show(self.startup_error, types.MessageType.Error)
-            self._ready.set()
-            return
-        for warning in self.engine.store.warnings:
-            self.show(f"Kenning: {warning}", types.MessageType.Warning)
-        log.info("workspace %s, index %s", self.engine.root, self.engine.index_dir)
-        engine = self.engine
-        if not engine.store.read_only:
-            self.writer = await self.loop.run_in_executor(
-                self.queries, claim_writer, engine, EDITOR
-            )
-            if self.writer is None:
-                self._serve_reads_only(engine)
-                self._ready.set()
-                return
+        else:
+            await self.open_folders(self.roots.indexed())
+        self._ready.set()
+
+    async def open_folders(self, folders: list[Folder]) -> None:
+        loop = asyncio.get_running_loop()
         wants_progress = bool(
             getattr(getattr(self.client_capabilities, "window", None), "work_done_progress", False)
         )
-        listener = ClientListener(self, ProgressForwarder(self) if wants_progress else None)
-        self.worker = IndexWorker(self.engine, self.changes, listener)
-        self.scheduler = Scheduler(self.engine, self.worker, listener)
-        self.watcher = WorkspaceWatcher(
-            self.engine.root, self.changes, ignore_dirs=[self.engine.index_dir]
-        )
-        self.worker.start()
-        self.scheduler.start()
-        try:
-            self.watcher.start()
-        except OSError as exc:  # e.g. out of inotify watches: saves still work
-            log.warning("cannot watch the workspace for outside changes: %s", exc)
-        if self.writer is not None:
-            served = ServedIndex(engine, EDITOR, self.worker, self.changes)
-            self.socket = SocketServer(engine.index_dir, lambda request: handle(served, request))
+        for folder in folders:
+            listener = ClientListener(
+                self, ProgressForwarder(self) if wants_progress else None, folder
+            )
             try:
-                self.socket.start()
-            except OSError as exc:  # the command line then works in-process
-                log.warning("cannot listen on %s: %s", self.socket.path, exc)
-                self.socket = None
-        self._ready.set()
+                service = await loop.run_in_executor(
+                    self.admin, self._open_service, folder, listener
+                )
+                await loop.run_in_executor(self.admin, service.start)
+            except Exception as exc:  # noqa: BLE001 - stay up and say why in every answer
+                log.exception("cannot open the index of %s", folder.path)
+                where = f" for {folder.name}" if len(self.roots.folders) > 1 else ""
+                self.roots.failures[folder.uri] = f"Kenning cannot start{where}: {exc}"
+                self.startup_error = self.roots.failures[folder.uri]
+                self.show(self.startup_error, types.MessageType.Error)
+                continue
+            self.roots.failures.pop(folder.uri, None)
+            self.roots.services[folder.uri] = service
+            for warning in service.engine.store.warnings:
+                self.show(f"Kenning: {warning}", types.MessageType.Warning)
+            log.info("workspace %s, index %s", service.root, service.engine.index_dir)
 
-    def _serve_reads_only(self, engine: Engine) -> None:
-        """Another editor's server keeps this index: answer searches from it, forward
-        saves and reindex requests to it, index nothing here."""
-        self.reader_of = WriterLock(engine.index_dir).holder()
-        pid = self.reader_of.pid if self.reader_of else "?"
-        message = (
-            f"another Kenning server (pid {pid}) keeps this index; this one answers "
-            "searches from it and passes saves on"
-        )
-        engine.store.warnings.append(message)
-        self.show(f"Kenning: {message}", types.MessageType.Info)
-        engine.light_queries = True  # nothing is embedded here: queries need no torch
-        gen = engine.serving_generation()
-        if gen is not None:  # load the query model now rather than on the first search
-            self.queries.submit(engine.query_encoder_for, gen)
+    def _options_for(self, folder: Folder) -> tuple[dict[str, Any], str]:
+        """The client's settings for `folder` and their name in messages; SettingsError
+        when their shape is wrong."""
+        if folder.uri in self.client_settings:
+            raw = self.client_settings[folder.uri]
+            return options_for_workspace(raw, folder.real), "client settings"
+        return options_for_workspace(self.init_options, folder.real), "initializationOptions"
 
-    def forward(self, request: dict[str, Any]) -> Any:
-        """Send a change to the server that keeps the index (reads-only mode)."""
-        if self.engine is None:
-            return None
+    def _open_service(self, folder: Folder, listener: ClientListener) -> WorkspaceService:
+        """WorkspaceService.open with the client's settings; each bad one is reported and
+        dropped alone, the rest apply."""
         try:
-            return ask(self.engine.index_dir, request)
-        except DaemonError as exc:
-            log.warning("the server that keeps this index refused %s: %s", request["op"], exc)
-            return None
-
-    def _open_engine(self, root: Path) -> Engine:
-        """Engine.open with the client's options; bad options are reported and skipped."""
-        try:
-            options = normalise_keys(options_for_workspace(self.init_options, root))
+            options, source = self._options_for(folder)
+            options = normalise_keys(options)
         except SettingsError as exc:
             self.show(
                 f"Kenning: {exc}; using the other settings sources instead", types.MessageType.Error
             )
-            return Engine.open(root, self.overrides)
-        for _ in range(64):  # each pass drops one bad field of the client's options
+            options, source = {}, "initializationOptions"
+        for _ in range(64):  # each pass drops one bad field of the client's settings
             try:
-                return Engine.open(root, self.overrides, init_options=options)
+                load_settings(
+                    folder.real, cli=self.overrides, init_options=options, client_source=source
+                )
+                break
             except SettingsError as exc:
-                if exc.source != "initializationOptions" or not exc.field:
+                if exc.source != source or not exc.field:
                     raise
                 self.show(f"Kenning: {exc}; ignoring that setting", types.MessageType.Error)
                 drop_setting(options, exc.field)
-        return Engine.open(root, self.overrides)
+        return WorkspaceService.open(
+            folder.path, self.overrides, listener=listener, role=EDITOR, init_options=options
+        )
 
     def stop_indexing(self) -> None:
-        """Finish the batch in flight, save the vector snapshot and close the store. Idempotent."""
+        """Finish each folder's batch in flight, save the vector snapshots, close. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self.socket is not None:
-            self.socket.stop()
-        self.changes.close()
-        if self.worker is not None and not self.worker.stop():
-            log.warning("the index worker did not stop in time; the unfinished batch is dropped")
-        if self.engine is not None:
-            self.engine.close()
-        if self.writer is not None:
-            self.writer.release()
+        services = list(self.roots.services.values())
+        self.roots.services.clear()
+        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+            list(pool.map(WorkspaceService.stop, services))
         self.queries.shutdown(wait=False, cancel_futures=True)
+        self.admin.shutdown(wait=False, cancel_futures=True)
+
+    # -- workspace folders and settings, changed while running ----------------------------
+
+    async def change_folders(self, added: list[Folder], removed: set[str]) -> None:
+        """Follow `workspace/didChangeWorkspaceFolders`: stop the indexes no longer wanted
+        (each finishes its batch in flight), then open the new ones."""
+        await self.ready_wait()
+        assert self._changing is not None
+        async with self._changing:
+            before = {f.uri for f in self.roots.indexed()}
+            known = {f.uri for f in self.roots.folders}
+            folders = [f for f in self.roots.folders if f.uri not in removed]
+            folders += [f for f in added if f.uri not in known]
+            now = indexed_folders(folders)
+            # A closing folder stays listed (state `stopping`) until its index is closed.
+            for uri in before - {f.uri for f in now}:
+                service = self.roots.services.pop(uri, None)
+                self.roots.failures.pop(uri, None)
+                if service is not None:
+                    log.info("closing the index of %s", service.root)
+                    self.roots.closing.add(uri)
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(self.admin, service.stop)
+                    finally:
+                        self.roots.closing.discard(uri)
+            self.roots.folders = folders
+            await self.open_folders([f for f in now if f.uri not in before])
+
+    async def settings_changed(self, pushed: Any) -> None:
+        """Follow `workspace/didChangeConfiguration`: pull each folder's settings when the
+        client can answer `workspace/configuration`, else take the pushed ones, and apply."""
+        await self.ready_wait()
+        assert self._changing is not None
+        async with self._changing:
+            running = self.roots.running()
+            pulled = await self._pull_settings([f for f, _ in running])
+            reopen = []
+            for i, (folder, service) in enumerate(running):
+                raw = pulled[i] if pulled is not None else pushed
+                if raw is None:
+                    continue  # nothing sent for this folder: its settings stay
+                self.client_settings[folder.uri] = raw
+                loop = asyncio.get_running_loop()
+                if await loop.run_in_executor(self.admin, self._apply_settings, folder, service):
+                    reopen.append(folder)
+            for folder in reopen:
+                service = self.roots.services.pop(folder.uri)
+                await asyncio.get_running_loop().run_in_executor(self.admin, service.stop)
+                await self.open_folders([folder])
+
+    async def _pull_settings(self, folders: list[Folder]) -> list[Any] | None:
+        can_pull = getattr(
+            getattr(self.client_capabilities, "workspace", None), "configuration", None
+        )
+        if not can_pull or not folders:
+            return None
+        items = [types.ConfigurationItem(scope_uri=f.uri, section="kenning") for f in folders]
+        try:
+            answer = await self.workspace_configuration_async(
+                types.ConfigurationParams(items=items)
+            )
+        except Exception as exc:  # noqa: BLE001 - a client that cannot answer pushes instead
+            log.info("workspace/configuration failed (%s); using the pushed settings", exc)
+            return None
+        # One answer per item; lsprotocol structures the list as a tuple.
+        if isinstance(answer, (list, tuple)) and len(answer) == len(folders):
+            return list(answer)
+        log.info("workspace/configuration answered %r; using the pushed settings", answer)
+        return None
+
+    def _apply_settings(self, folder: Folder, service: WorkspaceService) -> bool:
+        """Apply the client's new settings to one folder (on the admin thread); True when
+        its index must be reopened elsewhere. Bad settings: one message, nothing changes."""
+        try:
+            options, source = self._options_for(folder)
+            settings = load_settings(
+                service.root, cli=self.overrides, init_options=options, client_source=source
+            )
+            change = apply_settings(service, settings)
+        except (SettingsError, ModelError) as exc:
+            self.show(f"Kenning: {exc}; keeping the previous settings", types.MessageType.Error)
+            return False
+        message = change.message(folder.name, service.writing)
+        if message:
+            self.show(message)
+        return change.reopen
 
     # -- helpers for handlers --------------------------------------------------------------
 
-    async def ready_engine(self) -> Engine:
-        """The open Engine, waiting for `initialized` to have opened it."""
+    async def ready_wait(self) -> None:
         self._ready = self._ready or asyncio.Event()
         await self._ready.wait()
-        if self.engine is None:
-            raise JsonRpcException(
-                self.startup_error or "Kenning is not running", code=REQUEST_FAILED
-            )
-        return self.engine
 
-    async def run_query(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` on the query pool; a SearchError becomes InvalidParams."""
+    async def ready(self) -> FolderMap[WorkspaceService]:
+        """The workspace once `initialized` has opened it; -32803 when no folder could open."""
+        await self.ready_wait()
+        if not self.roots.running():
+            message = self.startup_error or "Kenning is not running"
+            raise JsonRpcException(message, code=REQUEST_FAILED)
+        return self.roots
+
+    async def run_query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` on the query pool; what it raises becomes the matching LSP error."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.queries, fn, *args)
+            return await loop.run_in_executor(self.queries, functools.partial(fn, *args, **kwargs))
         except SearchError as exc:
             raise JsonRpcInvalidParams(f"Invalid params: {exc}") from exc
+        except RelatedError as exc:
+            if exc.retry:
+                raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
+            raise JsonRpcInvalidParams(f"Invalid params: {exc}") from exc
+        except (SemanticUnavailable, NotTheWriter) as exc:
+            raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
 
-    @property
-    def state(self) -> ServerState:
-        if self.reader_of is not None:
-            return "idle"  # the server that keeps the index tells its own state
-        if self.worker is None:
-            return "starting"
-        if not self.worker.first_index_done.is_set():
-            return "indexing"
-        if self.worker.swapping or (
-            self.scheduler is not None and self.scheduler.current is not None
-        ):
-            return "training"
-        if self.changes.waiting():
-            return "indexing"
-        return "idle"
-
-    def relative_path(self, uri_or_path: str) -> str | None:
-        """Workspace-relative `/` path of a file:// URI or path; None if outside the workspace."""
-        if self.engine is None:
-            return None
+    def locate(self, uri_or_path: str) -> tuple[Folder, WorkspaceService, str] | None:
+        """The indexed folder, its service and the relative path of a file:// URI or a path
+        (relative paths are relative to the first folder); None outside every folder."""
         raw = to_fs_path(uri_or_path) if uri_or_path.startswith("file:") else uri_or_path
-        if raw is None:
+        running = self.roots.running()
+        if raw is None or not running:
             return None
         if not os.path.isabs(raw):
-            rel = PurePosixPath(raw.replace(os.sep, "/"))
-            return None if ".." in rel.parts or rel.as_posix() == "." else rel.as_posix()
-        path = Path(os.path.normpath(raw))
-        # The client may name the root through a symlink (/tmp -> /private/tmp).
-        for root in dict.fromkeys(r for r in (self.root, self.engine.root) if r is not None):
-            if path.is_relative_to(root) and path != root:
-                return path.relative_to(root).as_posix()
-        return None
-
-    def uri_for(self, rel: str) -> str:
-        """The file:// URI of a workspace file, under the root as the client named it."""
-        root = self.root or (self.engine.root if self.engine else Path("."))
-        return from_fs_path(str(root / rel)) or ""
+            folder, service = running[0]
+        else:
+            found = self.roots.route(Path(raw))
+            if found is None:
+                return None
+            folder, service = found
+        rel = service.relative_path(raw)
+        return (folder, service, rel) if rel is not None else None
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         """window/showMessage from any thread."""
@@ -329,84 +380,13 @@ class KenningLanguageServer(LanguageServer):
             self.show(f"Kenning: {error}", types.MessageType.Error)
 
 
-# -- answers (run on the query pool) -----------------------------------------------------
-
-
-def answer_search(
-    ls: KenningLanguageServer, engine: Engine, params: SearchParams
-) -> SearchResponse:
-    worker = ls.worker
-    if ls.reader_of is not None:
-        engine.store.follow_writer()  # vectors the other server committed since
-        view = IndexView()
-    else:
-        view = IndexView(
-            first_index_done=worker is not None and worker.first_index_done.is_set(),
-            semantic_available=worker is None or worker.semantic_available,
-        )
-    try:
-        outcome = answer_for(
-            engine,
-            params.query,
-            limit=params.limit,
-            mode=params.mode,
-            paths=params.paths,
-            view=view,
-            explain=params.explain,
-        )
-    except SemanticUnavailable as exc:
-        raise JsonRpcException(str(exc), code=REQUEST_FAILED) from exc
-    hits = [
-        SearchHit(
-            uri=ls.uri_for(r.path),
-            range=types.Range(
-                start=types.Position(line=r.start_line - 1, character=0),
-                end=types.Position(line=r.end_line, character=0),
-            ),
-            score=round(r.score, 4),
-            snippet=r.snippet,
-            path=r.path,
-            symbol=r.symbol,
-            language=r.language,
-            kind=r.kind or None,
-            explain=r.explanation,
-        )
-        for r in outcome.results
-    ]
-    return SearchResponse(
-        results=hits,
-        took_ms=round(outcome.took_ms, 2),
-        model=outcome.model,
-        generation=outcome.generation,
-        partial=outcome.partial,
-        notes=outcome.notes,
-        adapter=outcome.adapter,
-        weights=outcome.weights if params.explain else None,
-    )
-
-
-def answer_status(ls: KenningLanguageServer, engine: Engine) -> StatusResponse:
-    status = engine.status()
-    current = ls.scheduler.current if ls.scheduler else None
-    name, _, version = status.model.partition("@")
-    return StatusResponse(
-        state=ls.state,
-        files=status.files,
-        chunks=status.chunks,
-        pending=status.pending,
-        model=ModelInfo(name=name, version=version or "base"),
-        workspace=status.workspace,
-        index_dir=status.index_dir,
-        generation=status.generation,
-        queued=ls.changes.waiting(),
-        embedded_since_start=ls.worker.embedded if ls.worker else 0,
-        index_bytes=status.index_bytes,
-        warnings=status.warnings,
-        last_training=status.training[-1] if status.training else None,
-        training=current.to_json() if current else None,
-        adapter=status.adapter,
-        picks=status.picks,
-    )
+def folder_of(uri: str, name: str = "") -> Folder | None:
+    """A workspace folder from the client's URI; None when it is not a local folder."""
+    path = to_fs_path(uri) if uri.startswith("file:") else uri
+    if not path:
+        return None
+    norm = Path(os.path.normpath(path))
+    return Folder(name=name or norm.name or str(norm), uri=uri, path=norm)
 
 
 # -- handlers ----------------------------------------------------------------------------
@@ -425,92 +405,132 @@ async def on_shutdown(ls: KenningLanguageServer, params: None) -> None:
 
 
 def on_did_save(ls: KenningLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-    rel = ls.relative_path(params.text_document.uri)
-    if rel is not None and ls.reader_of is not None:
-        ls.queries.submit(ls.forward, {"op": "reindex", "paths": [rel]})
-    elif rel is not None:
-        ls.changes.add(rel, urgent=True)
+    found = ls.locate(params.text_document.uri)
+    if found is not None:  # a reader passes it on over a socket: off the event loop
+        ls.queries.submit(found[1].changed, [found[2]], urgent=True)
 
 
 def on_did_open(ls: KenningLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-    rel = ls.relative_path(params.text_document.uri)
-    if rel is not None and ls.engine is not None:
-        ls.engine.indexer.open_files.add(rel)  # embedded first while vectors are missing
+    found = ls.locate(params.text_document.uri)
+    if found is not None:  # embedded first while vectors are missing
+        found[1].engine.indexer.open_files.add(found[2])
 
 
 def on_did_close(ls: KenningLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-    rel = ls.relative_path(params.text_document.uri)
-    if rel is not None and ls.engine is not None:
-        ls.engine.indexer.open_files.discard(rel)
+    found = ls.locate(params.text_document.uri)
+    if found is not None:
+        found[1].engine.indexer.open_files.discard(found[2])
 
 
 def on_watched_files(ls: KenningLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
-    rels = [rel for change in params.changes if (rel := ls.relative_path(change.uri)) is not None]
-    ls.changes.add_many(rels)
+    by_service: dict[int, tuple[WorkspaceService, list[str]]] = {}
+    for change in params.changes:
+        found = ls.locate(change.uri)
+        if found is not None:
+            by_service.setdefault(id(found[1]), (found[1], []))[1].append(found[2])
+    for service, rels in by_service.values():
+        ls.queries.submit(service.changed, rels)  # a reader passes them on over a socket
+
+
+async def on_folders_changed(
+    ls: KenningLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    added = [f for w in params.event.added if (f := folder_of(w.uri, w.name))]
+    await ls.change_folders(added, {w.uri for w in params.event.removed})
+
+
+async def on_configuration_changed(
+    ls: KenningLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
+    await ls.settings_changed(params.settings)
 
 
 async def on_search(ls: KenningLanguageServer, params: SearchParams) -> SearchResponse:
-    engine = await ls.ready_engine()
-    return await ls.run_query(answer_search, ls, engine, params)
+    folders = await ls.ready()
+    try:
+        targets = folders.targets(params.folders)
+    except FolderError as exc:
+        raise JsonRpcInvalidParams(f"Invalid params: params.folders: {exc}") from exc
+    outcomes = await asyncio.gather(*(ls.run_query(search_one, t, params) for t in targets))
+    return merge_search(targets, outcomes, params.limit, params.explain)
+
+
+async def on_related(ls: KenningLanguageServer, params: RelatedParams) -> RelatedResponse:
+    await ls.ready()
+    found = ls.locate(params.uri)
+    if found is None:
+        roots = ", ".join(str(f.path) for f in ls.roots.folders)
+        raise JsonRpcInvalidParams(
+            f"Invalid params: params.uri is not a file inside the workspace ({roots})"
+        )
+    folder, service, rel = found
+    outcome = await ls.run_query(
+        service.related, rel, params.position.line + 1, limit=params.limit, paths=params.paths
+    )
+    return answer_related(folder, outcome)
 
 
 async def on_status(ls: KenningLanguageServer, params: StatusParams) -> StatusResponse:
-    engine = await ls.ready_engine()
-    return await ls.run_query(answer_status, ls, engine)
+    folders = await ls.ready()
+    running = folders.running()
+    statuses = await asyncio.gather(*(ls.run_query(s.status) for _, s in running))
+    return answer_status(folders, {f.uri: st for (f, _), st in zip(running, statuses, strict=True)})
 
 
 async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> ReindexResponse:
-    engine = await ls.ready_engine()
-    if ls.reader_of is not None:
-        request: dict[str, Any] = {"op": "reindex", "paths": None}
-        if params.paths is not None:
-            request["paths"] = [ls.relative_path(p) or p for p in params.paths]
-        answer = await ls.run_query(ls.forward, request)
-        return ReindexResponse(queued=answer["queued"] if answer else 0)
+    folders = await ls.ready()
     if params.paths is None:
-        ls.changes.request_rescan()
-        files = await ls.run_query(lambda: engine.store.counts(None).files)
-        return ReindexResponse(queued=files)
-    rels = []
+        counts = [ls.run_query(s.reindex, None) for _, s in folders.running()]
+        outcomes = await asyncio.gather(*counts, return_exceptions=True)
+        queued = [n for n in outcomes if isinstance(n, int)]
+        if not queued:
+            raise next(e for e in outcomes if isinstance(e, BaseException))
+        return ReindexResponse(queued=sum(queued))
+    by_service: dict[int, tuple[WorkspaceService, list[str]]] = {}
     for i, raw in enumerate(params.paths):
-        rel = ls.relative_path(raw)
-        if rel is None:
+        found = ls.locate(raw)
+        if found is None:
+            roots = ", ".join(str(f.path) for f in folders.folders)
             raise JsonRpcInvalidParams(
-                f"Invalid params: params.paths[{i}] is not inside the workspace {engine.root}"
+                f"Invalid params: params.paths[{i}] is not inside the workspace {roots}"
             )
-        rels.append(rel)
-    ls.changes.add_many(rels, urgent=True)
-    return ReindexResponse(queued=len(rels))
+        by_service.setdefault(id(found[1]), (found[1], []))[1].append(found[2])
+    total = 0
+    for service, rels in by_service.values():
+        total += await ls.run_query(service.reindex, rels)
+    return ReindexResponse(queued=total)
 
 
 async def on_train(ls: KenningLanguageServer, params: TrainParams) -> TrainResponse:
-    await ls.ready_engine()
-    if ls.reader_of is not None:
-        return TrainResponse(
-            started=False,
-            reason=f"another Kenning server (pid {ls.reader_of.pid}) keeps this index; "
-            "ask that one, or run `kenning train`",
-        )
-    if ls.scheduler is None:
-        raise JsonRpcException("Kenning is not running", code=REQUEST_FAILED)
-    started, reason = ls.scheduler.request(params.force)
+    folders = await ls.ready()
+    if params.folder is None:
+        service = folders.running()[0][1]
+    else:
+        try:
+            home = folders.home(folders.find(params.folder))
+        except FolderError as exc:
+            raise JsonRpcInvalidParams(f"Invalid params: params.folder: {exc}") from exc
+        service = folders.services.get(home.uri) or folders.running()[0][1]
+    started, reason = service.train(params.force)
     return TrainResponse(started=started, reason=reason)
 
 
 async def on_feedback(ls: KenningLanguageServer, params: FeedbackParams) -> None:
-    """Keep an opened result as a pick. A notification has no answer: what cannot be
-    kept is logged (never the query) and dropped."""
+    """Keep an opened result as a pick, in the index of the folder it lies in. A
+    notification has no answer: what cannot be kept is logged (never the query) and dropped."""
     try:
-        engine = await ls.ready_engine()
+        await ls.ready()
     except JsonRpcException:
         log.info("kenning/feedback dropped: Kenning is not running")
         return
+    found = ls.locate(params.uri)
+    if found is None:
+        log.warning("kenning/feedback dropped: %s is not inside the workspace", params.uri)
+        return
+    _, service, rel = found
+    engine = service.engine
     if not engine.settings.learn_from_picks:
         log.debug("kenning/feedback ignored: learn_from_picks is false")
-        return
-    rel = ls.relative_path(params.uri)
-    if rel is None:
-        log.warning("kenning/feedback dropped: %s is not inside the workspace", params.uri)
         return
     start, end = params.range.start, params.range.end
     # LSP ranges are 0-based with an exclusive end (a result's range ends at the start
@@ -528,10 +548,7 @@ async def on_workspace_symbol(
 ) -> list[types.WorkspaceSymbol]:
     if not params.query.strip():
         return []
-    engine = await ls.ready_engine()
-    answer = await ls.run_query(
-        answer_search, ls, engine, SearchParams(query=params.query, limit=SYMBOL_LIMIT)
-    )
+    answer = await on_search(ls, SearchParams(query=params.query, limit=SYMBOL_LIMIT))
     return symbols_for(answer.results)
 
 
@@ -541,6 +558,7 @@ KENNING_HANDLERS: dict[str, Callable[..., Any]] = {
     KENNING_REINDEX: on_reindex,
     KENNING_TRAIN: on_train,
     KENNING_FEEDBACK: on_feedback,
+    KENNING_RELATED: on_related,
 }
 
 
@@ -572,6 +590,8 @@ def build_server(
         (types.TEXT_DOCUMENT_DID_OPEN, on_did_open, None),
         (types.TEXT_DOCUMENT_DID_CLOSE, on_did_close, None),
         (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, on_watched_files, None),
+        (types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS, on_folders_changed, None),
+        (types.WORKSPACE_DID_CHANGE_CONFIGURATION, on_configuration_changed, None),
         (types.WORKSPACE_SYMBOL, on_workspace_symbol, None),
     ]
     features += [(name, handler, None) for name, handler in kenning_features(KENNING_HANDLERS)]

@@ -24,6 +24,7 @@ from .train_process import RunOutcome
 from .worker import IndexCounts
 
 if TYPE_CHECKING:
+    from .folders import Folder
     from .lsp import KenningLanguageServer
 
 log = logging.getLogger(__name__)
@@ -87,16 +88,23 @@ class ProgressForwarder:
 
 
 class ClientListener:
-    """What the index worker and the scheduler report, forwarded to the client (called on
-    their threads); progress goes nowhere when the client shows none (`progress` None)."""
+    """What one workspace folder's index worker and scheduler report, forwarded to the
+    client (called on their threads); progress goes nowhere when the client shows none
+    (`progress` None). With several folders open, titles name the folder."""
 
-    def __init__(self, ls: KenningLanguageServer, progress: ProgressForwarder | None):
+    def __init__(
+        self, ls: KenningLanguageServer, progress: ProgressForwarder | None, folder: Folder
+    ):
         self.ls = ls
         self.progress = progress
+        self.folder = folder
+
+    def _title(self, title: str) -> str:
+        return f"{title} ({self.folder.name})" if len(self.ls.roots.folders) > 1 else title
 
     def progress_begin(self, title: str, message: str) -> None:
         if self.progress:
-            self.progress.post("begin", title, message)
+            self.progress.post("begin", self._title(title), message)
 
     def progress_report(self, message: str, percentage: int) -> None:
         if self.progress:
@@ -112,6 +120,7 @@ class ClientListener:
             files=counts.files,
             chunks=counts.chunks,
             partial=counts.partial,
+            folder=self.folder.uri,
         )
         self.ls.call_soon(self.ls.protocol.notify, KENNING_INDEX_CHANGED, params)
 
@@ -122,7 +131,7 @@ class ClientListener:
 
     def training_progress(self, kind: str, message: str, percentage: int | None) -> None:
         if self.progress:
-            title = "Kenning: training on this workspace" if kind == "begin" else ""
+            title = self._title("Kenning: training on this workspace") if kind == "begin" else ""
             self.progress.post(kind, title, message, percentage, stream="train")
 
     def training_finished(self, outcome: RunOutcome) -> None:

@@ -42,6 +42,7 @@ KENNING_STATUS = "kenning/status"
 KENNING_REINDEX = "kenning/reindex"
 KENNING_TRAIN = "kenning/train"
 KENNING_FEEDBACK = "kenning/feedback"
+KENNING_RELATED = "kenning/related"
 KENNING_INDEX_CHANGED = "kenning/indexChanged"
 
 SearchMode = Literal["hybrid", "semantic", "lexical"]
@@ -66,6 +67,8 @@ class SearchParams:
     """hybrid (dense + lexical, fused), semantic (dense only) or lexical (FTS only)."""
     paths: list[str] = attrs.Factory(list)
     """Gitignore-style globs; when given, only matching files are searched."""
+    folders: list[str] | None = None
+    """Workspace folders to search (URI, path or name); none means every folder."""
     explain: bool = False
     """Add to each result why it ranks where it does (`SearchHit.explain`)."""
 
@@ -74,8 +77,27 @@ class SearchParams:
             raise ParamsError(
                 "params.query is empty; say what the code does, e.g. 'retry failed uploads'"
             )
-        if not 1 <= self.limit <= MAX_LIMIT:
-            raise ParamsError(f"params.limit must be between 1 and {MAX_LIMIT}, got {self.limit}")
+        check_limit(self.limit)
+
+
+def check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ParamsError(f"params.limit must be between 1 and {MAX_LIMIT}, got {limit}")
+
+
+@attrs.define
+class RelatedParams:
+    uri: str
+    """The file, as a file:// URI (or an absolute path)."""
+    position: types.Position
+    """A position on the line of the code to compare (0-based, as in LSP)."""
+    limit: int = 10
+    """How many results, most similar first (1 to 1000)."""
+    paths: list[str] = attrs.Factory(list)
+    """Gitignore-style globs; when given, only matching files are searched."""
+
+    def check(self) -> None:
+        check_limit(self.limit)
 
 
 @attrs.define
@@ -93,6 +115,8 @@ class ReindexParams:
 class TrainParams:
     force: bool = False
     """Start now, skipping the schedule's waiting conditions (never the quality gate)."""
+    folder: str | None = None
+    """Which workspace folder's model (URI, path or name); none means the first folder."""
 
 
 @attrs.define
@@ -130,6 +154,8 @@ class SearchHit:
     language: str | None = None
     kind: str | None = None
     """function, method, class, type, header or window (a span of lines without a symbol)."""
+    folder: str | None = None
+    """URI of the workspace folder `path` is relative to (the one whose index answered)."""
     explain: Explanation | None = None
     """Only when the request asked for it: why this result ranks where it does."""
 
@@ -148,6 +174,17 @@ class SearchResponse:
     """The query adapter that mapped the query (its id), when one did."""
     weights: Weights | None = None
     """Only with `explain`, in hybrid mode: how much each side counted."""
+
+
+@attrs.define
+class RelatedResponse:
+    source: SearchHit
+    """The code at the position asked about, whose stored vector was the query."""
+    results: list[SearchHit]
+    took_ms: float
+    model: str
+    generation: int | None
+    notes: list[str] = attrs.Factory(list)
 
 
 @attrs.define
@@ -181,6 +218,31 @@ class StatusResponse:
     """The query adapter searches apply (its id), when there is one."""
     picks: int = 0
     """Opened search results kept to learn from (`kenning/feedback`)."""
+    writer: bool = True
+    """Whether this server writes the index; false while another Kenning process does."""
+    folders: list[FolderStatus] | None = None
+    """Every workspace folder; the fields above are the first indexed folder's."""
+
+
+@attrs.define
+class FolderStatus:
+    """One workspace folder in `kenning/status`."""
+
+    name: str
+    uri: str
+    indexed_in: str
+    """URI of the folder whose index holds this one: itself, or the folder it lies inside."""
+    state: ServerState | Literal["failed", "stopping"]
+    files: int = 0
+    chunks: int = 0
+    pending: int = 0
+    queued: int = 0
+    model: ModelInfo | None = None
+    generation: int | None = None
+    index_dir: str | None = None
+    writer: bool = True
+    error: str | None = None
+    """Why the folder is not indexed (state `failed`)."""
 
 
 @attrs.define
@@ -202,6 +264,8 @@ class IndexChanged:
     files: int
     chunks: int
     partial: bool = False
+    folder: str | None = None
+    """URI of the workspace folder whose index changed."""
 
 
 # -- the table: one row per method ----------------------------------------------------
@@ -240,6 +304,7 @@ METHODS: tuple[Request | Notification | ClientNotification, ...] = (
     Request(KENNING_REINDEX, ReindexParams, ReindexResponse),
     Request(KENNING_TRAIN, TrainParams, TrainResponse),
     ClientNotification(KENNING_FEEDBACK, FeedbackParams),
+    Request(KENNING_RELATED, RelatedParams, RelatedResponse),
     Notification(KENNING_INDEX_CHANGED, IndexChanged),
 )
 

@@ -238,7 +238,7 @@ def search(
         raise SearchError("limit must be at least 1")
     notes: list[str] = []
     shape = shape_of(query)
-    path_filter = pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
+    path_filter = paths_filter(paths)
     pool = max(ranking.pool, limit * 5) * (4 if path_filter else 1)
 
     vectors = gen is not None and embedder is not None
@@ -356,17 +356,56 @@ def _lexical_pool() -> ThreadPoolExecutor:
 
 def _result(chunk: StoredChunk, cand: Candidate, decay: float, explain: bool) -> SearchResult:
     final = cand.score * decay
+    return result_of(chunk, final, Explanation.of(cand, decay, final) if explain else None)
+
+
+def result_of(
+    chunk: StoredChunk, score: float, explanation: Explanation | None = None
+) -> SearchResult:
     return SearchResult(
         path=chunk.path,
         start_line=chunk.start_line,
         end_line=chunk.end_line,
-        score=final,
+        score=score,
         symbol=chunk.symbol,
         language=chunk.language,
         snippet=snippet_of(chunk.text),
         kind=chunk.kind,
-        explanation=Explanation.of(cand, decay, final) if explain else None,
+        explanation=explanation,
     )
+
+
+def paths_filter(paths: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
+    """The gitignore-style `paths` globs as one matcher; None when there are none."""
+    return pathspec.GitIgnoreSpec.from_lines(list(paths)) if paths else None
+
+
+def distinct_places(
+    ranked: Sequence[tuple[int, float]],
+    chunks: dict[int, StoredChunk],
+    limit: int,
+    path_filter: pathspec.GitIgnoreSpec | None = None,
+    exclude: Sequence[SearchResult] = (),
+) -> list[SearchResult]:
+    """The best `limit` results of `ranked` (chunk id, score), one per place: a chunk that
+    overlaps a result already taken (windows of one long function) or one of `exclude`
+    is dropped. `kenning/related` lists its neighbours with it; search uses `select`."""
+    results: list[SearchResult] = []
+    for cid, score in ranked:
+        chunk = chunks.get(cid)
+        if chunk is None or (path_filter is not None and not path_filter.match_file(chunk.path)):
+            continue
+        if any(
+            chunk.path == r.path
+            and chunk.start_line <= r.end_line
+            and r.start_line <= chunk.end_line
+            for r in (*exclude, *results)
+        ):
+            continue
+        results.append(result_of(chunk, score))
+        if len(results) >= limit:
+            break
+    return results
 
 
 def snippet_of(text: str) -> str:

@@ -140,14 +140,50 @@ class Settings:
     def resolved_index_dir(self, workspace: Path) -> Path:
         """The folder for this workspace's index: the setting, or one per workspace
         under the user's cache dir (named after the folder plus a hash of its path,
-        so two checkouts called `app` never share an index)."""
-        if self.index_dir:
-            return Path(self.index_dir).expanduser().resolve()
-        from platformdirs import user_cache_dir
+        so two checkouts called `app` never share an index).
 
-        root = workspace.resolve()
-        digest = hashlib.sha1(str(root).encode()).hexdigest()[:10]
-        return Path(user_cache_dir("kenning")) / f"{root.name}-{digest}"
+        One index folder holds one workspace's index: when the `index_dir` setting
+        names a folder that already holds another workspace's (its owner file says
+        whose), this workspace's index goes to `<index_dir>/folders/<key>` inside it.
+        So one setting for several workspaces, or for every folder of a multi-root
+        workspace, gives each its own index."""
+        if not self.index_dir:
+            from platformdirs import user_cache_dir
+
+            return Path(user_cache_dir("kenning")) / workspace_key(workspace)
+        chosen = Path(self.index_dir).expanduser().resolve()
+        owner = index_owner(chosen)
+        if owner is None or owner == workspace.resolve():
+            return chosen
+        return chosen / "folders" / workspace_key(workspace)
+
+
+OWNER_FILE = "workspace.path"
+"""In an index folder: the absolute path of the workspace whose index it holds."""
+
+
+def index_owner(index_dir: Path) -> Path | None:
+    """The workspace whose index `index_dir` holds, as its owner file says; None when unsaid."""
+    try:
+        text = (index_dir / OWNER_FILE).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text else None
+
+
+def claim_index_dir(index_dir: Path, workspace: Path) -> None:
+    """Record that `index_dir` holds `workspace`'s index (once; it is never reassigned)."""
+    if index_owner(index_dir) is None:
+        try:
+            (index_dir / OWNER_FILE).write_text(str(workspace.resolve()) + "\n", "utf-8")
+        except OSError:
+            pass  # a read-only index folder: nothing else will be written there either
+
+
+def workspace_key(workspace: Path) -> str:
+    """A folder name for a workspace's index: its name plus a hash of its path."""
+    root = workspace.resolve()
+    return f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
 
 
 _SCHEDULES = {"off", "daily", "hourly"}
@@ -160,15 +196,17 @@ def load_settings(
     cli: Mapping[str, Any] | None = None,
     init_options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    client_source: str = "initializationOptions",
 ) -> Settings:
-    """Merge every source for `workspace` and validate the result.
+    """Merge every source for `workspace` and validate the result; `init_options` are
+    the client's settings, named `client_source` in messages.
 
     Raises SettingsError naming the field and its source when a value is wrong.
     """
     layers: list[tuple[str, Mapping[str, Any]]] = [
         ("workspace config", _read_workspace_file(workspace)),
         ("environment", _read_environment(os.environ if environ is None else environ)),
-        ("initializationOptions", normalise_keys(dict(init_options or {}))),
+        (client_source, normalise_keys(dict(init_options or {}))),
         ("command line", normalise_keys(dict(cli or {}))),
     ]
     merged: dict[str, Any] = {}

@@ -38,7 +38,7 @@ from . import fts
 from .database import DB_NAME, Database, StoreError
 from .ranking import PROSE_LANGUAGES
 from .vector_index import VectorFiles
-from .vectors import VectorIndex
+from .vectors import VectorIndex, replay
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ class StoredChunk:
     kind: str
     language: str
     text: str
+
+
+@dataclass(frozen=True)
+class ChunkVectorKey:
+    """A chunk with what finds its vector: the hash of its text, and whether it gets one."""
+
+    chunk: StoredChunk
+    hash: str
+    embeddable: bool
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,8 @@ class Store(Database):
         self._retired: tuple[int, VectorIndex] | None = None
         """The matrix of the generation the last switch retired, until it is dropped."""
         self._snapshots = VectorFiles(index_dir, self.warnings)
-        self._followed: tuple[int, int, int] | None = None
+        self._caught_up: tuple[int, int, int] | None = None
+        """The (count, max id, id sum) of the active vectors `catch_up` last saw."""
 
     def use_vector_index(self, setting: str) -> None:
         """`vector_index`: "auto", "exact" or "hnsw" (see `vector_index.py`)."""
@@ -318,6 +328,27 @@ class Store(Database):
         )
         return {r[0]: StoredChunk(*r) for r in rows}
 
+    def file_chunks(self, path: str) -> list[ChunkVectorKey] | None:
+        """The chunks of one file in line order; None when the file is not in the index."""
+        row = self.conn.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT c.id, ?, c.start_line, c.end_line, c.symbol, c.kind, c.language, c.text, "
+            "c.hash, c.embeddable FROM chunks c WHERE c.file_id = ? ORDER BY c.start_line",
+            (path, row[0]),
+        )
+        return [ChunkVectorKey(StoredChunk(*r[:8]), r[8], bool(r[9])) for r in rows]
+
+    def vector_of(self, gen: Generation, text_hash: str) -> np.ndarray | None:
+        """The stored vector of a chunk text in `gen`; None when it has none yet."""
+        row = self.conn.execute(
+            "SELECT vec FROM embeddings WHERE gen = ? AND hash = ?", (gen.id, text_hash)
+        ).fetchone()
+        if row is None or len(row[0]) != gen.dim * 2:
+            return None
+        return np.frombuffer(row[0], dtype=np.float16)
+
     def chunks_for_embeddings(self, embedding_ids: Sequence[int]) -> dict[int, list[int]]:
         """Chunk ids sharing each embedding (identical text is embedded once)."""
         if not embedding_ids:
@@ -462,24 +493,30 @@ class Store(Database):
     def dense_search(self, gen: Generation, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.matrix(gen).search(query, k)
 
-    def follow_writer(self) -> bool:
-        """Pick up what another process committed (a server that only reads an index kept by
-        another): reload the active generation's vectors when their count or newest id
-        changed since. Returns whether it reloaded."""
+    def catch_up(self) -> int:
+        """Take in the vectors another process wrote (or deleted) since the in-memory
+        matrix was loaded: what a reader beside the index's writer calls before it
+        searches. Cheap when nothing changed (one aggregate query); returns rows changed."""
         gen = self.active_generation()
-        if gen is None:
-            return False
-        count, newest = self.conn.execute(
-            "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM embeddings WHERE gen = ?", (gen.id,)
+        if gen is None or self._matrix is None or self._matrix_gen != gen.id:
+            return 0  # the next search loads the active generation afresh
+        seen = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM embeddings "
+            "WHERE gen = ?",
+            (gen.id,),
         ).fetchone()
-        mark = (gen.id, count, newest)
-        if mark == self._followed:
-            return False
+        if seen == self._caught_up:
+            return 0
         with self._write_lock:
-            self._matrix = self._load_matrix(gen)
-            self._matrix_gen = gen.id
-        self._followed = mark
-        return True
+            matrix = self._matrix
+            file_ids, _ = matrix.snapshot()
+            drift = replay(self, gen.id, gen.dim, file_ids)
+            if drift.gone.any():
+                matrix.remove(int(i) for i in file_ids[drift.gone])
+            if len(drift.new_ids):
+                matrix.add([int(i) for i in drift.new_ids], drift.new_data)
+        self._caught_up = seen
+        return drift.changes
 
     def _load_matrix(self, gen: Generation) -> VectorIndex:
         return self._snapshots.load(gen.id, gen.dim, self, self.generation_counts(gen.id))

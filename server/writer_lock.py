@@ -1,7 +1,8 @@
 """One writer per index: an OS file lock in the index folder (docs/design.md, "One writer").
 
-A long-running server (an editor's `kenning serve`, or a background daemon
-from `kenning serve --background`) holds `writer.lock` for as long as it runs;
+A long-running server (an editor's `kenning serve`, an agent's `kenning mcp`,
+or a background daemon from `kenning serve --background`) holds `writer.lock`
+for as long as it runs (server/workspace_service.py takes it for the first two);
 the lock file says who holds it (pid, role, workspace). The kernel releases
 the lock when its process dies, however it dies, so a killed server never
 leaves an index locked. A one-shot command (`kenning index`, a search's
@@ -32,6 +33,16 @@ BACKGROUND = "background"
 """A daemon started for the command line: steps aside when an editor's server starts."""
 ONE_SHOT = "command"
 """A command-line process writing for the length of one command."""
+MCP = "mcp"
+"""An agent's MCP server (`kenning mcp`): keeps the index while its agent runs, like an editor's."""
+LONG_LIVED = (EDITOR, MCP)
+"""The servers a background daemon steps aside for."""
+ROLE_NAMES = {
+    EDITOR: "an editor's language server",
+    MCP: "an MCP server",
+    BACKGROUND: "the background daemon",
+    ONE_SHOT: "a kenning command",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,10 @@ class Holder:
     role: str
     workspace: str
     since: float
+
+    def describe(self) -> str:
+        """For messages: `an MCP server (pid 4242)`."""
+        return f"{ROLE_NAMES.get(self.role, 'another Kenning process')} (pid {self.pid})"
 
 
 class WriterLock:

@@ -67,6 +67,28 @@ def test_default_index_dir_is_per_workspace(tmp_path):
     assert sa.resolved_index_dir(a) != sb.resolved_index_dir(b)
 
 
+def test_one_index_dir_set_for_two_workspaces_gives_each_its_own_index(tmp_path, capsys):
+    from kenning.server.cli import main
+    from kenning.server.settings import workspace_key
+
+    shared = tmp_path / "index"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for ws, code in ((first, "def add(a, b):\n    return a + b\n"), (second, "X = 1\n")):
+        ws.mkdir()
+        (ws / "mod.py").write_text(code * 3)
+    assert main(["index", str(first), "--index-dir", str(shared)]) == 0
+    assert main(["index", str(second), "--index-dir", str(shared)]) == 0
+    capsys.readouterr()
+
+    settings = load_settings(second, environ={}, cli={"index_dir": str(shared)})
+    assert settings.resolved_index_dir(first) == shared.resolve()
+    assert settings.resolved_index_dir(second) == shared.resolve() / "folders" / workspace_key(
+        second
+    )
+    assert main(["status", str(first), "--index-dir", str(shared), "--json"]) == 0
+    assert '"files": 1' in capsys.readouterr().out
+
+
 def test_a_dotted_key_and_a_table_of_the_same_name_merge(tmp_path: Path):
     (tmp_path / "kenning.toml").write_text('"train.on_cpu" = true\n[train]\nschedule = "off"\n')
     s = load_settings(tmp_path, environ={})

@@ -93,15 +93,16 @@ class Session:
             await asyncio.sleep(0.1)
 
     async def settled(self, timeout: float = SETTLE_TIMEOUT_S) -> Any:
-        """The status once the server is idle with nothing queued and every vector embedded."""
+        """The status once the server is idle with nothing queued and every vector embedded,
+        in every workspace folder."""
+
+        def done(s: Any) -> bool:
+            return s.state == "idle" and s.queued == 0 and s.pending == 0
 
         async def idle() -> Any:
             status = await self.status()
-            return (
-                status
-                if (status.state == "idle" and status.queued == 0 and status.pending == 0)
-                else None
-            )
+            folders = getattr(status, "folders", None) or []
+            return status if done(status) and all(done(f) for f in folders) else None
 
         return await self.eventually(idle, what="the index to settle", timeout=timeout)
 
@@ -142,11 +143,14 @@ async def kenning_server(
     editor: str = "visual-studio-code",
     options: Any = None,
     env: dict[str, str] | None = None,
+    folders: list[Path] | None = None,
+    capabilities: types.ClientCapabilities | None = None,
 ) -> AsyncIterator[Session]:
     """A started and initialized server; shut down (shutdown + exit) on leaving.
 
     The index lives in `index_dir` through `KENNING_INDEX_DIR` unless `options` or
-    `env` say otherwise.
+    `env` say otherwise. `folders` are the workspace folders (default: `workspace`
+    alone); `capabilities` replace the recorded editor's.
     """
     client = make_test_lsp_client()
     session = Session(client=client, workspace=workspace, index_dir=index_dir)
@@ -160,10 +164,11 @@ async def kenning_server(
     try:
         await client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities(editor),
+                capabilities=capabilities or client_capabilities(editor),
                 root_uri=session.uri(""),
                 workspace_folders=[
-                    types.WorkspaceFolder(uri=from_fs_path(str(workspace)), name=workspace.name)
+                    types.WorkspaceFolder(uri=from_fs_path(str(f)), name=f.name)
+                    for f in (folders or [workspace])
                 ],
                 initialization_options=options,
             )

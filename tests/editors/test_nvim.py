@@ -208,6 +208,17 @@ def test_opening_a_result_tells_the_server_which_one_was_picked(session):
     assert session["picks_after_select"] == 2
 
 
+def test_related_lists_similar_code_in_the_quickfix_list_without_the_code_itself(session):
+    passed(session, "related_command")
+    related = session["related"]
+    orders = session["workspace"] / "shop" / "orders.py"
+    start = line_of(orders, "def apply_late_fee")
+    assert related["title"] == f"Kenning: similar to apply_late_fee (shop/orders.py:{start})"
+    places = [(Path(i["filename"]).resolve(), i["lnum"]) for i in related["items"]]
+    assert places and (orders.resolve(), start) not in places
+    assert not [m for m in related["messages"] if m["level"] >= 3]
+
+
 def test_status_returns_counts_and_model(session):
     passed(session, "indexed")
     status = session["status"]
@@ -271,7 +282,7 @@ def test_outside_a_workspace_commands_say_what_to_do(nvim, tmp_path):
     assert data["clients"] == 0
     assert len(data["messages"]) == 1, data["messages"]
     assert "no server is running" in data["messages"][0]["msg"]
-    assert data["completion"] == ["reindex", "search", "status", "train"]
+    assert data["completion"] == ["reindex", "related", "search", "status", "train"]
 
 
 def test_the_lsp_start_path_and_the_select_picker(nvim, tmp_path):

@@ -1,4 +1,4 @@
--- :Kenning {search|status|reindex|train} — see :help kenning.
+-- :Kenning {search|related|status|reindex|train} — see :help kenning.
 if vim.g.loaded_kenning then
   return
 end
@@ -8,7 +8,7 @@ vim.api.nvim_create_user_command("Kenning", function(opts)
   require("kenning").command(opts)
 end, {
   nargs = "*",
-  desc = "Kenning: semantic code search (search, status, reindex, train)",
+  desc = "Kenning: semantic code search (search, related, status, reindex, train)",
   complete = function(arglead, cmdline)
     return require("kenning").complete(arglead, cmdline)
   end,

@@ -99,12 +99,12 @@ local function wait_message(what, since, pattern)
   return found
 end
 
---- Run `:Kenning search {q}` and wait for the quickfix list it makes (or a message).
-local function search(q)
+--- Run an Ex command that fills the quickfix list and wait for the list (or a message).
+local function quickfix_of(command)
   local before = vim.fn.getqflist({ id = 0, changedtick = 0 })
   local n = #out.messages
-  vim.cmd("Kenning search " .. q)
-  wait("the results of '" .. q .. "'", function()
+  vim.cmd(command)
+  wait("the results of '" .. command .. "'", function()
     local now = vim.fn.getqflist({ id = 0, changedtick = 0 })
     if now.id ~= before.id or now.changedtick ~= before.changedtick then
       return true
@@ -129,6 +129,11 @@ local function search(q)
     })
   end
   return { title = info.title, items = items, messages = messages_since(n) }
+end
+
+--- Run `:Kenning search {q}` and wait for the quickfix list it makes (or a message).
+local function search(q)
+  return quickfix_of("Kenning search " .. q)
 end
 
 local function step(name, fn)
@@ -185,6 +190,12 @@ local steps = {
     vim.ui.select = original
     out.picks_after_select = status().picks
     out.select_pick = { filename = vim.api.nvim_buf_get_name(0) }
+  end },
+  { "related_command", function()
+    vim.cmd.edit(vim.fn.fnameescape(ws .. "/shop/orders.py"))
+    local line = vim.fn.search("return round(order.total_cents", "nw")
+    vim.api.nvim_win_set_cursor(0, { line, 4 })
+    out.related = quickfix_of("Kenning related")
   end },
   { "status_command", function()
     local n = #out.messages

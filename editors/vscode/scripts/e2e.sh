@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end test of the packaged extension in a real VS Code (code-server),
-# driven by playwright-core with Debian's chromium: open the fixture workspace,
-# run "Kenning: Semantic Search" from the command palette, type a query, pick the
-# top result, and check that the editor opened that file at that line and that the
-# server kept the pick.
+# driven by playwright-core with Debian's chromium: open a two-folder workspace
+# (a .code-workspace of test/fixture and test/fixture-second), run "Kenning:
+# Semantic Search" from the command palette, type a query, pick the top result and
+# check that the editor opened that file at that line and that the server kept the
+# pick; search code in the second folder; run "Find Similar Code" from the editor's
+# context menu.
 #
 # Idempotent: installs what is missing and reuses what is there.
 #   - Debian packages libkrb5-dev (code-server builds a kerberos module) and chromium;
@@ -103,6 +105,10 @@ read -r -a server_argv <<< "$server"
 
 # -- a throwaway VS Code profile ---------------------------------------------------------
 cp -r "$here/test/fixture" "$tmp/workspace"
+cp -r "$here/test/fixture-second" "$tmp/second"
+cat > "$tmp/two.code-workspace" <<'JSON'
+{"folders": [{"path": "workspace"}, {"path": "second"}], "settings": {}}
+JSON
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$tmp/config.yaml" <<YAML
 bind-addr: 127.0.0.1:$port
@@ -139,12 +145,12 @@ cs_args=(--config "$tmp/config.yaml" --user-data-dir "$tmp/data" --extensions-di
   || { cat "$tmp/install.log" >&2; exit 1; }
 
 "$code_server" "${cs_args[@]}" --disable-telemetry --disable-update-check --disable-workspace-trust \
-  --disable-getting-started-override --ignore-last-opened "$tmp/workspace" >"$tmp/code-server.log" 2>&1 &
+  --disable-getting-started-override --ignore-last-opened >"$tmp/code-server.log" 2>&1 &
 cs_pid=$!
 
 say "code-server on port $port; driving it with chromium"
 node "$here/test/e2e/drive.mjs" \
-  --url "http://127.0.0.1:$port/?folder=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$tmp/workspace")" \
+  --url "http://127.0.0.1:$port/?workspace=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$tmp/two.code-workspace")" \
   --playwright "$tools/node_modules/playwright-core" \
   --artifacts "$artifacts" \
   --machine-settings "$tmp/data/Machine/settings.json" \

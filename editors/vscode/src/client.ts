@@ -14,6 +14,7 @@ import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
   CloseAction,
+  DidChangeConfigurationNotification,
   ErrorAction,
   LanguageClient,
   RevealOutputChannelOn,
@@ -30,10 +31,13 @@ import {
   FEEDBACK,
   INDEX_CHANGED,
   REINDEX,
+  RELATED,
   SEARCH,
   STATUS,
   TRAIN,
   type FeedbackParams,
+  type RelatedParams,
+  type RelatedResponse,
   type ReindexResponse,
   type SearchParams,
   type SearchResponse,
@@ -260,6 +264,17 @@ export class FolderClient implements vscode.Disposable {
         stdout: () => {},
         stderr: (input, channel) => this.showStderr(input, channel),
       },
+      middleware: {
+        workspace: {
+          // The server pulls its settings after workspace/didChangeConfiguration: answer
+          // the `kenning` section as initializationOptions carries it (set values only).
+          configuration: (params, token, next) => {
+            if (!params.items.some((item) => item.section === 'kenning')) return next(params, token);
+            const settings = initializationOptions(readSettings(this.folder), place);
+            return params.items.map((item) => (item.section === 'kenning' ? settings : null));
+          },
+        },
+      },
     };
     const client = new QuietLanguageClient('kenning', `Kenning (${this.name})`, this.serverOptions(resolved), clientOptions);
     client.registerFeature(new ProgressTracker(client, (token, value) => {
@@ -318,6 +333,19 @@ export class FolderClient implements vscode.Disposable {
   /** `kenning/feedback`: the user opened a result. A notification: nothing to wait for. */
   async feedback(params: FeedbackParams): Promise<void> {
     if (this.running) await this.ready().sendNotification(FEEDBACK, params);
+  }
+
+  async related(params: RelatedParams): Promise<RelatedResponse> {
+    return this.ready().sendRequest<RelatedResponse>(RELATED, params);
+  }
+
+  /**
+   * The folder's settings changed: the server pulls them (workspace/configuration, answered
+   * by the middleware above) and applies them without a restart, re-indexing if they ask for it.
+   */
+  settingsChanged(): void {
+    if (this.client === undefined || !this.running) return;
+    void this.client.sendNotification(DidChangeConfigurationNotification.type, { settings: null });
   }
 
   async status(): Promise<StatusResponse> {

@@ -8,9 +8,10 @@ import { FolderClient, Notifier, readSettings } from './client';
 import type { StatusResponse } from './core/protocol';
 import { StatusBoard } from './core/status';
 import { semanticSearch } from './searchPick';
+import { findSimilar } from './similarPick';
 
-/** Settings that only the extension reads: changing them needs no server restart. */
-const CLIENT_ONLY = ['kenning.search', 'kenning.trace'];
+/** Settings the server reads (applied live); `kenning.search.*` and `trace` are the extension's own. */
+const SERVER_SETTINGS = ['model', 'device', 'indexDir', 'include', 'exclude', 'maxFileBytes', 'train'];
 
 let kenning: Kenning | undefined;
 
@@ -41,6 +42,7 @@ class Kenning implements vscode.Disposable {
     const command = (id: string, fn: () => unknown) =>
       this.disposables.push(vscode.commands.registerCommand(id, fn));
     command('kenning.search', () => this.search());
+    command('kenning.findSimilar', () => this.findSimilar());
     command('kenning.reindex', () => this.reindex());
     command('kenning.train', () => this.train());
     command('kenning.showStatus', () => this.showStatus());
@@ -88,20 +90,22 @@ class Kenning implements vscode.Disposable {
     this.paint();
   }
 
+  /**
+   * `kenning.server.*` (how the server is started) restarts it; the index settings go to the
+   * running server, which applies them live and says when they start a re-index.
+   */
   private configurationChanged(e: vscode.ConfigurationChangeEvent): void {
     for (const client of this.clients.values()) {
-      if (!e.affectsConfiguration('kenning', client.folder.uri)) continue;
-      if (CLIENT_ONLY.some((s) => e.affectsConfiguration(s, client.folder.uri))
-          && !this.serverSettingChanged(e, client.folder)) continue;
-      this.output.info(`[${client.name}] settings changed; restarting the server`);
-      this.notifier.reset();
-      void client.restart();
+      const uri = client.folder.uri;
+      if (e.affectsConfiguration('kenning.server', uri)) {
+        this.output.info(`[${client.name}] the server command changed; restarting the server`);
+        this.notifier.reset();
+        void client.restart();
+      } else if (SERVER_SETTINGS.some((n) => e.affectsConfiguration(`kenning.${n}`, uri))) {
+        this.output.info(`[${client.name}] settings changed; the server applies them`);
+        client.settingsChanged();
+      }
     }
-  }
-
-  private serverSettingChanged(e: vscode.ConfigurationChangeEvent, folder: vscode.WorkspaceFolder): boolean {
-    const names = ['server', 'model', 'device', 'indexDir', 'include', 'exclude', 'maxFileBytes', 'train'];
-    return names.some((n) => e.affectsConfiguration(`kenning.${n}`, folder.uri));
   }
 
   private paint(): void {
@@ -120,6 +124,13 @@ class Kenning implements vscode.Disposable {
       : vscode.workspace.workspaceFolders?.[0];
     const settings = folder ? readSettings(folder).search : { limit: 20, mode: 'hybrid' as const, debounceMs: 150 };
     await semanticSearch(clients, settings);
+  }
+
+  private async findSimilar(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const folder = editor ? vscode.workspace.getWorkspaceFolder(editor.document.uri) : undefined;
+    const limit = folder ? readSettings(folder).search.limit : 20;
+    await findSimilar([...this.clients.values()], limit);
   }
 
   private async reindex(): Promise<void> {

@@ -19,7 +19,7 @@ import {
 } from './core/search';
 import type { KenningSettings } from './core/settings';
 
-interface ResultItem extends vscode.QuickPickItem {
+export interface ResultItem extends vscode.QuickPickItem {
   row?: ResultRow;
 }
 
@@ -41,12 +41,6 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
   pick.matchOnDetail = false;
   pick.ignoreFocusOut = false;
 
-  const original = vscode.window.activeTextEditor;
-  const originalSelection = original?.selection;
-  const openBefore = new Set(
-    vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => tabUri(t)).filter((u): u is string => u !== undefined),
-  );
-  let accepted = false;
   let answeredQuery = '';
 
   const search = new LatestOnly<MergedAnswer>(
@@ -80,26 +74,16 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
   );
 
   pick.onDidChangeValue((value) => search.update(value));
-  pick.onDidChangeActive(([item]) => {
-    if (item?.row) void reveal(item.row, { preview: true });
-  });
-  pick.onDidAccept(() => {
-    const row = pick.selectedItems[0]?.row ?? pick.activeItems[0]?.row;
-    if (!row) return;
-    accepted = true;
-    pick.hide();
-    void reveal(row, { preview: false });
-    // The user chose this result for what they typed: the strongest thing to learn from.
-    const params = feedbackParams(answeredQuery, row);
-    const client = clients.find((c) => c.folder.uri.toString() === row.folder);
-    if (params && client) void client.feedback(params).catch(() => undefined);
-  });
-  pick.onDidHide(() => {
-    search.dispose();
-    pick.dispose();
-    if (!accepted) void restore(original, originalSelection, openBefore);
-    else setTimeout(clearHighlight, 1500);
-  });
+  followSelection(
+    pick,
+    () => search.dispose(),
+    (row) => {
+      // The user chose this result for what they typed: the strongest thing to learn from.
+      const params = feedbackParams(answeredQuery, row);
+      const client = clients.find((c) => c.folder.uri.toString() === row.folder);
+      if (params && client) void client.feedback(params).catch(() => undefined);
+    },
+  );
 
   const initial = selectedText();
   pick.show();
@@ -109,7 +93,41 @@ export async function semanticSearch(clients: FolderClient[], settings: KenningS
   }
 }
 
-function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefined): void {
+/**
+ * Preview the row under the cursor, open the accepted one at its range, and when
+ * the box is dismissed go back to where the user was (closing the previews it opened).
+ */
+export function followSelection(
+  pick: vscode.QuickPick<ResultItem>,
+  onHide?: () => void,
+  onAccept?: (row: ResultRow) => void,
+): void {
+  const original = vscode.window.activeTextEditor;
+  const originalSelection = original?.selection;
+  const openBefore = new Set(
+    vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => tabUri(t)).filter((u): u is string => u !== undefined),
+  );
+  let accepted = false;
+  pick.onDidChangeActive(([item]) => {
+    if (item?.row) void reveal(item.row, { preview: true });
+  });
+  pick.onDidAccept(() => {
+    const row = pick.selectedItems[0]?.row ?? pick.activeItems[0]?.row;
+    if (!row) return;
+    accepted = true;
+    pick.hide();
+    void reveal(row, { preview: false });
+    onAccept?.(row);
+  });
+  pick.onDidHide(() => {
+    onHide?.();
+    pick.dispose();
+    if (!accepted) void restore(original, originalSelection, openBefore);
+    else setTimeout(clearHighlight, 1500);
+  });
+}
+
+export function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefined): void {
   if (answer === undefined) {
     pick.title = 'Kenning: Semantic Search';
     pick.items = [];
@@ -132,7 +150,7 @@ function show(pick: vscode.QuickPick<ResultItem>, answer: MergedAnswer | undefin
 }
 
 /** Show a result: `preview` keeps focus in the box and reuses the preview tab. */
-async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> {
+export async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> {
   const uri = vscode.Uri.parse(row.uri);
   const { first, last } = coveredLines(row.range);
   let editor: vscode.TextEditor;
@@ -155,12 +173,12 @@ async function reveal(row: ResultRow, how: { preview: boolean }): Promise<void> 
   editor.revealRange(span, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
 }
 
-function clearHighlight(): void {
+export function clearHighlight(): void {
   for (const editor of vscode.window.visibleTextEditors) editor.setDecorations(highlight, []);
 }
 
 /** Cancelled: close the preview tabs the box opened and return to where the user was. */
-async function restore(
+export async function restore(
   original: vscode.TextEditor | undefined,
   selection: vscode.Selection | undefined,
   openBefore: Set<string>,
@@ -179,7 +197,7 @@ async function restore(
   }
 }
 
-function tabUri(tab: vscode.Tab): string | undefined {
+export function tabUri(tab: vscode.Tab): string | undefined {
   return tab.input instanceof vscode.TabInputText ? tab.input.uri.toString() : undefined;
 }
 
@@ -195,6 +213,6 @@ function notRunning(clients: FolderClient[]): string {
   return `Kenning is not running (${clients.map((c) => c.name).join(', ')}): see "Kenning: Show Status".`;
 }
 
-function messageOf(error: unknown): string {
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -32,16 +32,18 @@ import { LatestOnly } from '../src/core/debounce';
 import {
   INDEX_CHANGED,
   REINDEX,
+  RELATED,
   SEARCH,
   STATUS,
   TRAIN,
+  type RelatedResponse,
   type ReindexResponse,
   type SearchResponse,
   type StatusResponse,
   type TrainResponse,
   type WorkDoneProgressValue,
 } from '../src/core/protocol';
-import { mergeAnswers, searchParams, type MergedAnswer } from '../src/core/search';
+import { mergeAnswers, relatedAnswer, searchParams, type MergedAnswer } from '../src/core/search';
 import {
   DEFAULT_SETTINGS,
   explainStartFailure,
@@ -109,16 +111,19 @@ describe('the client logic against a real kenning serve', { timeout: STARTUP_MS 
   const board = new StatusBoard();
   const progress: WorkDoneProgressValue[] = [];
   const indexChanged: unknown[] = [];
+  const shown: string[] = [];
+  let settings: KenningSettings;
+  let place: { folder: string; home: string };
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kenning-vscode-'));
     workspace = path.join(tmp, 'workspace');
     fs.cpSync(path.join(HERE, 'test', 'fixture'), workspace, { recursive: true });
-    const settings = serverSettings();
+    settings = serverSettings();
     // What a user would put in settings.json: leave the README out, never retrain in the background.
     settings.exclude = ['README.md'];
     settings.train.schedule = 'off';
-    const place = { folder: workspace, home: os.homedir() };
+    place = { folder: workspace, home: os.homedir() };
     const resolved = resolveServerCommand(settings, place, lookup);
     assert.ok(!isProblem(resolved), `no server to test against: ${JSON.stringify(resolved)}`);
     command = resolved;
@@ -142,16 +147,20 @@ describe('the client logic against a real kenning serve', { timeout: STARTUP_MS 
       indexChanged.push(params);
     });
     connection.onNotification('window/logMessage', () => {});
-    connection.onNotification('window/showMessage', (m) => {
+    connection.onNotification('window/showMessage', (m: { message: string }) => {
+      shown.push(m.message);
       stderr += `showMessage: ${JSON.stringify(m)}\n`;
     });
+    // As the extension's middleware answers it: the settings initializationOptions would carry.
+    connection.onRequest('workspace/configuration', (params: { items: { section?: string }[] }) =>
+      params.items.map((item) => (item.section === 'kenning' ? initializationOptions(settings, place) : null)));
     connection.listen();
     const uri = pathToFileURL(workspace).href;
     const init = await connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
       rootUri: uri,
       workspaceFolders: [{ uri, name: 'workspace' }],
-      capabilities: { window: { workDoneProgress: true }, workspace: { symbol: {} } },
+      capabilities: { window: { workDoneProgress: true }, workspace: { symbol: {}, configuration: true } },
       initializationOptions: initializationOptions(settings, place),
     });
     assert.ok(init.capabilities.workspaceSymbolProvider, 'workspace/symbol is advertised');
@@ -242,6 +251,39 @@ describe('the client logic against a real kenning serve', { timeout: STARTUP_MS 
       assert.match(error.message, /limit/);
       return true;
     });
+  });
+
+  it('finds code similar to the definition at a position, leaving it out', async () => {
+    const uri = pathToFileURL(path.join(workspace, 'billing', 'invoice.py')).href;
+    const response = await connection.sendRequest<RelatedResponse>(RELATED, {
+      uri,
+      position: { line: 14, character: 8 },
+      limit: 5,
+    });
+    const answer = relatedAnswer(response, { name: 'workspace', uri: pathToFileURL(workspace).href }, 5);
+    assert.equal(answer.title, 'Similar to invoice_total · billing/invoice.py:13');
+    assert.ok(answer.rows.length > 0);
+    assert.ok(!answer.rows.some((r) => r.description === 'billing/invoice.py:13'), 'the code itself is left out');
+    await assert.rejects(
+      connection.sendRequest(RELATED, { uri, position: { line: 400, character: 0 } }),
+      (error: { code: number; message: string }) => {
+        assert.equal(error.code, -32602);
+        assert.match(error.message, /line 401 is past the end of billing\/invoice.py/);
+        return true;
+      },
+    );
+  });
+
+  it('applies changed settings without a restart when told they changed', async () => {
+    settings.exclude = ['README.md', 'storage/'];
+    const before = shown.length;
+    await connection.sendNotification('workspace/didChangeConfiguration', { settings: null });
+    const status = await waitFor('the re-index without storage/', 60_000, async () => {
+      const s = await connection.sendRequest<StatusResponse>(STATUS, {});
+      return s.state === 'idle' && s.files === 3 ? s : undefined;
+    });
+    assert.equal(status.files, 3);
+    assert.ok(shown.slice(before).some((m) => /exclude changed for workspace: re-indexing/.test(m)), shown.join('\n'));
   });
 
   it('answers workspace/symbol, reindex and train', async () => {

@@ -70,6 +70,8 @@ function M.notify_error(method, err)
   local fix = FIXES[code]
   if code == -32602 and method == "kenning/search" then
     fix = "check `limit` and `mode` in require('kenning').setup()"
+  elseif code == -32602 and method == "kenning/related" then
+    fix = nil -- the server's message says what to change (a line past the end, a binary file)
   elseif code == -32803 then -- RequestFailed: the server cannot answer now
     fix = "see :checkhealth kenning"
   end
@@ -436,6 +438,9 @@ end
 M.subcommands = {
   search = function(args)
     require("kenning.search").search(args ~= "" and args or nil)
+  end,
+  related = function()
+    require("kenning.search").related()
   end,
   status = function()
     M.status()

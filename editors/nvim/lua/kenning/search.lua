@@ -220,4 +220,44 @@ function M.search(query, opts)
   end)
 end
 
+--- Find code similar to the definition under the cursor (`kenning/related`: the index's
+--- stored vector of that code is the query) and show it like search results.
+--- @param opts table|nil {picker?, limit?, paths?, on_result?: fun(result, items)}
+function M.related(opts)
+  opts = opts or {}
+  local bufnr = vim.api.nvim_get_current_buf()
+  if vim.api.nvim_buf_get_name(bufnr) == "" or vim.bo[bufnr].buftype ~= "" then
+    kenning.notify("put the cursor in a function or class of a file to find code like it", vim.log.levels.WARN)
+    return
+  end
+  local row = vim.api.nvim_win_get_cursor(0)[1]
+  local params = {
+    uri = vim.uri_from_bufnr(bufnr),
+    -- Only the line matters to the server; 0 avoids converting a byte column to UTF-16.
+    position = { line = row - 1, character = 0 },
+    limit = opts.limit or kenning.config.limit,
+    paths = opts.paths,
+  }
+  kenning.call("kenning/related", params, function(result)
+    local items = M.to_items(result)
+    local source = result.source or {}
+    local start = source.range and source.range.start and source.range.start.line or (row - 1)
+    local file = source.path or vim.fn.fnamemodify(vim.uri_to_fname(params.uri), ":~:.")
+    local where = ("%s:%d"):format(file, start + 1)
+    local title = "similar to " .. (source.symbol and (source.symbol .. " (" .. where .. ")") or where)
+    if opts.on_result then
+      opts.on_result(result, items)
+    end
+    if #items == 0 then
+      local notes = result.notes or {}
+      kenning.notify(
+        ("nothing found %s%s"):format(title, #notes > 0 and (": " .. table.concat(notes, "; ")) or ""),
+        vim.log.levels.WARN
+      )
+      return
+    end
+    M.show(title, items, result, opts.picker or kenning.config.picker)
+  end)
+end
+
 return M

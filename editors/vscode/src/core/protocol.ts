@@ -10,6 +10,7 @@ export const REINDEX = 'kenning/reindex';
 export const TRAIN = 'kenning/train';
 /** Client -> server notification: the user opened a search result (a pick to learn from). */
 export const FEEDBACK = 'kenning/feedback';
+export const RELATED = 'kenning/related';
 export const INDEX_CHANGED = 'kenning/indexChanged';
 
 export type SearchMode = 'hybrid' | 'semantic' | 'lexical';
@@ -43,6 +44,8 @@ export interface SearchHit {
   language?: string;
   /** function, method, class, type, header or window. */
   kind?: string;
+  /** URI of the workspace folder `path` is relative to. */
+  folder?: string;
 }
 
 export interface SearchResponse {
@@ -56,7 +59,39 @@ export interface SearchResponse {
   notes?: string[];
 }
 
+/** `kenning/related`: code similar to the definition at a position. */
+export interface RelatedParams {
+  uri: string;
+  position: Position;
+  limit?: number;
+  paths?: string[];
+}
+
+export interface RelatedResponse {
+  /** The code at the position asked about, whose stored vector was the query. */
+  source: SearchHit;
+  results: SearchHit[];
+  took_ms: number;
+  model: string;
+  generation: number | null;
+  notes?: string[];
+}
+
 export type ServerState = 'starting' | 'indexing' | 'idle' | 'training';
+
+/** One workspace folder in `kenning/status` (a server given several folders). */
+export interface FolderStatus {
+  name: string;
+  uri: string;
+  /** URI of the folder whose index holds this one (itself, or the folder it lies in). */
+  indexed_in: string;
+  state: ServerState | 'failed' | 'stopping';
+  files: number;
+  chunks: number;
+  pending: number;
+  queued: number;
+  error?: string;
+}
 
 export interface StatusResponse {
   state: ServerState;
@@ -72,6 +107,9 @@ export interface StatusResponse {
   queued?: number;
   index_bytes?: number;
   warnings?: string[];
+  /** False while another Kenning process (an MCP server, say) writes this index. */
+  writer?: boolean;
+  folders?: FolderStatus[];
 }
 
 /** `kenning/feedback`: the query as typed, and the result the user opened. */

@@ -4,7 +4,15 @@
  * QuickPick items and opens them.
  */
 
-import type { FeedbackParams, Range, SearchHit, SearchMode, SearchParams, SearchResponse } from './protocol';
+import type {
+  FeedbackParams,
+  Range,
+  RelatedResponse,
+  SearchHit,
+  SearchMode,
+  SearchParams,
+  SearchResponse,
+} from './protocol';
 
 /** Queries shorter than this are not sent: one or two letters match everything. */
 export const MIN_QUERY_LENGTH = 2;
@@ -134,4 +142,24 @@ export function feedbackParams(query: string, row: ResultRow): FeedbackParams | 
   const text = query.trim();
   if (text.length < MIN_QUERY_LENGTH) return undefined;
   return { query: text, uri: row.uri, range: row.range };
+}
+
+/**
+ * The search box's rows for a `kenning/related` answer, and its title: what the
+ * results are similar to (`invoice_total · billing/invoice.py:13`).
+ */
+export function relatedAnswer(
+  response: RelatedResponse,
+  folder: { name: string; uri: string },
+  limit: number,
+): MergedAnswer & { title: string } {
+  const merged = mergeAnswers(
+    [{ folder, response: { results: response.results, took_ms: response.took_ms, model: response.model,
+      generation: response.generation, notes: response.notes } }],
+    limit,
+  );
+  const src = response.source;
+  const where = `${hitPath(src, folder.uri)}:${src.range.start.line + 1}`;
+  const what = src.symbol ? `${src.symbol} · ${where}` : where;
+  return { ...merged, title: `Similar to ${what}` };
 }

@@ -1,7 +1,8 @@
-// Drives code-server with playwright-core and Debian's chromium (see scripts/e2e.sh):
-// wait for Kenning to be idle, run "Kenning: Semantic Search" from the command palette,
-// type a query, pick the top result, and check the editor's file and line, and that the
-// server kept the pick (`kenning/feedback`) in the index folder.
+// Drives code-server with playwright-core and Debian's chromium (see scripts/e2e.sh) on a
+// two-folder workspace: wait for Kenning to be idle, run "Kenning: Semantic Search" from the
+// command palette, type a query, pick the top result, and check the editor's file and line,
+// and that the server kept the pick (`kenning/feedback`) in the index folder; search code
+// that only the second folder has; "Find Similar Code" from the context menu.
 // Exits 0 on success; on failure prints why and leaves a screenshot in --artifacts.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,7 +23,9 @@ const require = createRequire(import.meta.url);
 const { chromium } = require(opts.playwright);
 
 const QUERY = 'add sales tax to an invoice total';
-const EXPECTED = { file: 'invoice.py', description: 'billing/invoice.py:13', line: 13, symbol: 'invoice_total' };
+// Two folders are open, so each row names its folder.
+const EXPECTED = { file: 'invoice.py', description: 'workspace/billing/invoice.py:13', line: 13, symbol: 'invoice_total' };
+const SECOND = { query: 'great circle distance between two places on earth', symbol: 'haversine_km', description: 'second/geo/distance.py:' };
 const deadline = Date.now() + Number(opts['timeout-s']) * 1000;
 const left = () => Math.max(1000, deadline - Date.now());
 const t0 = Date.now();
@@ -64,14 +67,17 @@ try {
 
   step = 'running "Kenning: Semantic Search" from the command palette';
   await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => {});
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input[type="text"], .quick-input-widget input.input').first();
-  await input.waitFor({ state: 'visible', timeout: 30_000 });
-  await input.fill('>Kenning: Semantic Search');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
-    .waitFor({ timeout: 30_000 });
-  await page.keyboard.press('Enter');
-  await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  const openSearchBox = async () => {
+    await page.keyboard.press('F1');
+    await input.waitFor({ state: 'visible', timeout: 30_000 });
+    await input.fill('>Kenning: Semantic Search');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Kenning: Semantic Search' }).first()
+      .waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Kenning' }).waitFor({ timeout: 30_000 });
+  };
+  await openSearchBox();
   log('search box open');
 
   step = `typing "${QUERY}"`;
@@ -119,6 +125,35 @@ try {
   }
   log(`pick kept: ${pick.path}:${pick.start_line}-${pick.end_line}`);
 
+  step = 'finding code similar to invoice_total from the editor context menu';
+  await page.locator('.monaco-editor .view-line', { hasText: 'def invoice_total' }).first().click({ button: 'right' });
+  const menuItem = page.locator('.context-view .action-item', { hasText: 'Find Similar Code' }).first();
+  await menuItem.waitFor({ timeout: 30_000 });
+  await menuItem.click();
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: 'Similar to invoice_total' }).waitFor({ timeout: 60_000 });
+  await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 60_000 });
+  const similar = await page.locator('.quick-input-list .monaco-list-row').evaluateAll((els) =>
+    els.map((e) => e.getAttribute('aria-label') ?? e.textContent ?? ''));
+  log(`similar: ${(await page.locator('.quick-input-widget .quick-input-title').textContent()).trim()}`);
+  log(`rows: ${JSON.stringify(similar.slice(0, 5))}`);
+  // One folder answers, so its rows carry no folder name.
+  if (similar.some((r) => r.includes('billing/invoice.py:13,'))) throw new Error('invoice_total is listed as similar to itself');
+  await page.screenshot({ path: join(opts.artifacts, 'similar-code.png') });
+  await page.keyboard.press('Escape');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
+
+  step = `searching the second folder for "${SECOND.query}"`;
+  await openSearchBox();
+  await input.pressSequentially(SECOND.query, { delay: 20 });
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: SECOND.symbol }).first().waitFor({ timeout: 60_000 });
+  const second = (await page.locator('.quick-input-list .monaco-list-row').first().getAttribute('aria-label')) ?? '';
+  log(`top in the second folder: ${second}`);
+  if (!second.includes(SECOND.symbol) || !second.includes(SECOND.description)) {
+    throw new Error(`the top result is ${JSON.stringify(second)}, expected ${SECOND.symbol} in ${SECOND.description}`);
+  }
+  await page.keyboard.press('Escape');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
+
   // A server that dies while starting: changing the command restarts the client, and the
   // user gets exactly one notification that quotes what the server said.
   step = 'breaking the server command';
@@ -141,7 +176,7 @@ try {
   }
   if (!failed) throw new Error('the status-bar item does not show the failure');
   log('done');
-  console.log('e2e: 2 passed, 0 failed');
+  console.log('e2e: 4 passed, 0 failed');
   await browser.close();
   process.exit(0);
 } catch (error) {
