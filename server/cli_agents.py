@@ -9,7 +9,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `mcp` and `related` through cli.py's `command` (shared flags included)."""
+    p = command(
+        "mcp", "serve the workspace to coding agents over MCP (stdio)", positional_workspace=False
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2000,
+        help="default token budget of a search_code or find_related answer (default 2000)",
+    )
+
+    p = command(
+        "related", "code similar to the definition at FILE:LINE", positional_workspace=False
+    )
+    p.add_argument("location", metavar="FILE:LINE", help="a file and a line in it (1-based)")
+    p.add_argument("-k", "--limit", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
