@@ -139,6 +139,7 @@ async def latency(
                 tokens.append(count_tokens(text))
         return {
             "workspace": str(ws),
+            "package": package,
             "vectors": "random" if package is None else "bundled model",
             "subset": subset or [],
             "chunks": chunks,

@@ -462,7 +462,7 @@ def mcp_section() -> str:
                 "rows; random vectors)"
             )
         else:
-            pkg = lat["workspace"].split("/.corpus/")[-1].split("/")[0]
+            pkg = lat.get("package") or lat["workspace"].split("/.corpus/")[-1].split("/")[0]
             kept = ", ".join(f"`{p}`" for p in lat.get("subset") or [])
             where = f"{pkg} ({kept} only)" if kept else pkg
             where += " with the bundled model's real vectors"
