@@ -40,8 +40,9 @@ def index_cli(capsys, workspace: Path, index_dir: Path, model: Path, *extra: str
     return json.loads(out)
 
 
-def stored_vectors(index_dir: Path, model: Path) -> dict[str, np.ndarray]:
-    with Engine.open(index_dir.parent, {"index_dir": str(index_dir), "model": str(model)}) as e:
+def stored_vectors(workspace: Path, index_dir: Path, model: Path) -> dict[str, np.ndarray]:
+    # The workspace the index was built for: an index folder holds one workspace's index.
+    with Engine.open(workspace, {"index_dir": str(index_dir), "model": str(model)}) as e:
         gen = e.serving_generation()
         assert gen is not None and e.store.consistency_problems() == []
         rows = e.store.conn.execute("SELECT hash, vec FROM embeddings WHERE gen = ?", (gen.id,))
@@ -64,7 +65,8 @@ def test_ray_writes_the_vectors_one_process_writes_and_a_rerun_embeds_nothing(
     assert on_ray["embedded"] == alone["embedded"] > 0
     assert on_ray["chunks"] == alone["chunks"]
     assert_same_vectors(
-        stored_vectors(tmp_path / "alone", tiny_model), stored_vectors(tmp_path / "ray", tiny_model)
+        stored_vectors(core_workspace, tmp_path / "alone", tiny_model),
+        stored_vectors(core_workspace, tmp_path / "ray", tiny_model),
     )
     again = index_cli(capsys, core_workspace, tmp_path / "ray", tiny_model, "--ray")
     assert again["embedded"] == 0 and again["changed_files"] == 0
