@@ -238,6 +238,10 @@ def load_summary() -> list[dict[str, Any]]:
 
 
 def save_row(row: dict[str, Any]) -> None:
+    from bench.report import _commit
+
+    # Ranking changes move every system's figures: a row says which code measured it.
+    row = {**row, "commit": _commit()}
     rows = [
         r
         for r in load_summary()

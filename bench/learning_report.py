@@ -118,6 +118,26 @@ def picks_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) if found else ""
 
 
+def _measured_at(rows: Sequence[dict[str, Any]]) -> str:
+    """Which code measured each package: ranking changes move base and trained rows alike,
+    so lifts compare only within a package measured at one commit."""
+    by_commit: dict[str, list[str]] = {}
+    for pkg in ORDER:
+        commits = sorted({r.get("commit") or "before" for r in rows if r["package"] == pkg})
+        if commits:
+            by_commit.setdefault(", ".join(commits), []).append(pkg)
+    said = [
+        f"{', '.join(pkgs)}: "
+        + (
+            "the ranking before issue 15's (rows without a commit)"
+            if key == "before"
+            else f"commit {key}"
+        )
+        for key, pkgs in by_commit.items()
+    ]
+    return "Measured at: " + "; ".join(said) + "."
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -208,8 +228,7 @@ def learning_section() -> str:
         "cell shows a spread, with seed 42 alone where it says 1 seed. `both` = the "
         "fine-tuned index plus an adapter trained on it. The adapter's knobs were chosen on "
         "tqdm, marshmallow and flask; the packages marked untouched were not looked at while "
-        "choosing. These lifts were measured on the ranking of the main branch this work "
-        "started from.\n",
+        "choosing. " + _measured_at(rows) + "\n",
     ]
     for protocol, title in (
         ("partial", "Partly documented protocol (half the query functions keep their docstrings)"),
