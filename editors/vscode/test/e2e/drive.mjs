@@ -4,7 +4,7 @@
 // and that the server kept the pick (`kenning/feedback`) in the index folder; search code
 // that only the second folder has; "Find Similar Code" from the context menu.
 // Exits 0 on success; on failure prints why and leaves a screenshot in --artifacts.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -113,10 +113,15 @@ try {
   log(`opened ${tabTitle} at ${where}`);
 
   step = 'checking that the server kept the pick';
-  const picks = join(opts['index-dir'], 'picks.jsonl');
-  const kept = () => (existsSync(picks) ? readFileSync(picks, 'utf8') : '');
+  // Each folder has its own index: the one that claimed the index-dir first has it, the
+  // other a subfolder of it (`folders/<name>-<hash>`), so the pick may be in either.
+  const picksFiles = () =>
+    readdirSync(opts['index-dir'], { recursive: true })
+      .filter((f) => String(f).endsWith('picks.jsonl'))
+      .map((f) => join(opts['index-dir'], String(f)));
+  const kept = () => picksFiles().map((f) => readFileSync(f, 'utf8')).find((t) => t.includes(QUERY)) ?? '';
   while (!kept().includes(QUERY)) {
-    if (Date.now() > deadline) throw new Error(`no pick for "${QUERY}" in ${picks}`);
+    if (Date.now() > deadline) throw new Error(`no pick for "${QUERY}" under ${opts['index-dir']}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   const pick = JSON.parse(kept().trim().split('\n').at(-1));
