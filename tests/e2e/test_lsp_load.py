@@ -6,6 +6,7 @@ threads come back to where they were."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,7 +30,13 @@ QUERIES = [
 
 
 def threads(pid: int) -> int:
-    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+    """Threads that stay: the fewest seen over two seconds. A leaked thread stays; a
+    short-lived one (a debounce timer, a native pool's helper) comes and goes."""
+    counts = []
+    for _ in range(10):
+        counts.append(len(list(Path(f"/proc/{pid}/task").iterdir())))
+        time.sleep(0.2)
+    return min(counts)
 
 
 @pytest.mark.skipif(
@@ -40,8 +47,9 @@ async def test_a_thousand_concurrent_searches_with_cancellations(tmp_path):
     async with kenning_server(workspace, tmp_path / "index") as kenning:
         await kenning.settled()
         pid = kenning.client._server.pid
-        # Warm up (pools start their threads on demand) before measuring.
-        await asyncio.gather(*(kenning.search(q) for q in QUERIES * 4))
+        # Warm up with a whole burst before measuring: a thread that starts once, on the
+        # first large batch of queries (a native pool, most likely), is not a leak.
+        await burst(kenning)
         rss_before, threads_before = rss_kib(pid), threads(pid)
 
         first = await burst(kenning)
