@@ -86,10 +86,8 @@ class Engine:
     def __init__(self, root: Path, settings: Settings):
         self.root = root
         self.settings = settings
-        self.index_dir = settings.resolved_index_dir(root)
+        self.index_dir = claim_index_dir(settings.resolved_index_dir(root), root)
         self.store = Store.open(self.index_dir)
-        if not self.store.read_only:
-            claim_index_dir(self.index_dir, root)
         self.store.use_vector_index(settings.vector_index)
         self.store.cleanup_leftovers()
         self.filter = FileFilter(root, settings.include, settings.exclude)

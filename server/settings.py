@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -171,13 +172,33 @@ def index_owner(index_dir: Path) -> Path | None:
     return Path(text) if text else None
 
 
-def claim_index_dir(index_dir: Path, workspace: Path) -> None:
-    """Record that `index_dir` holds `workspace`'s index (once; it is never reassigned)."""
-    if index_owner(index_dir) is None:
+def claim_index_dir(index_dir: Path, workspace: Path) -> Path:
+    """The folder `workspace`'s index goes in, claimed for it: `index_dir` when it is
+    unclaimed or already this workspace's, else this workspace's folder inside it.
+
+    The owner file is created with a hard link, which fails when the file exists, so of
+    two servers that resolved the same unclaimed folder at once exactly one gets it and
+    the other moves to its own subfolder. A folder that cannot be written is used as is
+    (nothing else will be written there either)."""
+    root = workspace.resolve()
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{OWNER_FILE}.", dir=index_dir)
+        staged = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(str(root) + "\n")
         try:
-            (index_dir / OWNER_FILE).write_text(str(workspace.resolve()) + "\n", "utf-8")
-        except OSError:
-            pass  # a read-only index folder: nothing else will be written there either
+            os.link(staged, index_dir / OWNER_FILE)
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink(missing_ok=True)
+    except OSError:
+        return index_dir
+    owner = index_owner(index_dir)
+    if owner is None or owner == root:
+        return index_dir
+    return claim_index_dir(index_dir / "folders" / workspace_key(workspace), workspace)
 
 
 def workspace_key(workspace: Path) -> str:

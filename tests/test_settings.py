@@ -67,6 +67,25 @@ def test_default_index_dir_is_per_workspace(tmp_path):
     assert sa.resolved_index_dir(a) != sb.resolved_index_dir(b)
 
 
+def test_two_workspaces_claiming_one_unclaimed_index_dir_at_once_never_share_it(tmp_path):
+    # Two editors' servers (a multi-root workspace) resolve the same unclaimed folder at
+    # the same moment: exactly one gets it, the other its own folder inside it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kenning.server.settings import claim_index_dir, workspace_key
+
+    for attempt in range(20):
+        shared = tmp_path / f"index-{attempt}"
+        first, second = tmp_path / "first", tmp_path / "second"
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(claim_index_dir, (shared, shared), (first, second)))
+        assert len(set(got)) == 2
+        assert shared in got
+        loser = second if got[0] == shared else first
+        assert shared / "folders" / workspace_key(loser) in got
+        assert claim_index_dir(shared, loser) == shared / "folders" / workspace_key(loser)
+
+
 def test_one_index_dir_set_for_two_workspaces_gives_each_its_own_index(tmp_path, capsys):
     from kenning.server.cli import main
     from kenning.server.settings import workspace_key
