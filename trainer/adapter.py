@@ -12,11 +12,10 @@ negatives taken from the index itself:
 - a few random chunks, so the map does not forget the rest of the index.
 
 A penalty `penalty * ||W - I||^2` pulls W back toward the identity: with a
-few hundred pairs a free 384 x 384 map would memorise them. Its strength is
-chosen each run on a validation split of the training pairs (by file, like
-the held-out split), trying strong penalties first and warm-starting each
-weaker one from the previous fit; the identity itself is a candidate, so a
-workspace that teaches nothing gets (close to) the model as it is.
+few hundred pairs a free 384 x 384 map would memorise them. W is fitted
+along a path of penalties, strongest first, each fit warm-started from the
+previous one (`penalty_path`); which penalty to keep, and whether any beats
+the identity, is decided by cross-fitting (`cross_fit`).
 
 Everything here is numpy and a few hundred small torch steps on the CPU:
 seconds for a few thousand pairs, whatever the size of the index.
@@ -24,10 +23,8 @@ seconds for a few thousand pairs, whatever the size of the index.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,14 +37,11 @@ RANDOM_NEGATIVES = 32
 PENALTIES = (1.0, 0.3, 0.1, 0.03, 0.01)
 """Tried strongest first; each fit starts from the previous one's matrix."""
 STEPS = 150
-"""Adam steps per fit (full batches up to BATCH pairs); a fit takes seconds."""
+"""Adam steps of a fit on its own (full batches up to BATCH pairs); a fit takes seconds."""
 WARM_STEPS = 60
-"""Steps per penalty while choosing it, each warm-started from the previous fit."""
+"""Steps per penalty along the path, each warm-started from the previous fit."""
 BATCH = 512
 LR = 3e-3
-MIN_VALIDATION = 10
-"""Fewer validation queries than this: no choice is made, DEFAULT_PENALTY is used."""
-DEFAULT_PENALTY = 0.1
 
 
 @dataclass(frozen=True)
@@ -77,17 +71,6 @@ class FitData:
             self.files[idx],
             self.weights[idx],
         )
-
-
-@dataclass
-class AdapterFit:
-    matrix: np.ndarray
-    """(dim, dim) float32."""
-    penalty: float
-    validation: dict[str, float] = field(default_factory=dict)
-    """Validation MRR@10 per penalty tried (`identity` for none), when one was chosen."""
-    steps: int = 0
-    took_s: float = 0.0
 
 
 def candidate_negatives(
@@ -203,55 +186,29 @@ def validation_mrr(data: FitData, chunks: np.ndarray, matrix: np.ndarray | None)
     return float(np.where(ranks <= 10, 1.0 / ranks, 0.0).mean())
 
 
-def fit_adapter(
-    train: FitData,
+def penalty_path(
+    data: FitData,
     chunks: np.ndarray,
-    chunk_files: np.ndarray,
-    split: tuple[Sequence[int], Sequence[int]],
+    negatives: np.ndarray,
+    rows: Sequence[int] | np.ndarray,
     *,
     seed: int = 0,
-) -> AdapterFit:
-    """Choose the penalty by fitting on `split[0]` and scoring `split[1]` (rows of
-    `train`), then fit W on all of `train` with it."""
-    start = time.perf_counter()
-    negatives = candidate_negatives(train, chunks, chunk_files, seed=seed)
-    inner = np.asarray(split[0], dtype=np.int64)
-    val = np.asarray(split[1], dtype=np.int64)
-    scores: dict[str, float] = {}
-    penalty = DEFAULT_PENALTY
-    steps = 0
-    if len(val) >= MIN_VALIDATION and len(inner):
-        held = train.subset(val)
-        best = validation_mrr(held, chunks, None)
-        scores["identity"] = round(best, 4)
-        penalty = math.inf
-        current: np.ndarray | None = None
-        for p in PENALTIES:
-            current = fit(
-                train.subset(inner),
-                chunks,
-                negatives[inner],
-                p,
-                steps=WARM_STEPS,
-                init=current,
-                seed=seed,
-            )
-            steps += WARM_STEPS
-            score = validation_mrr(held, chunks, current)
-            scores[f"{p:g}"] = round(score, 4)
-            if score > best:
-                best, penalty = score, p
-    if math.isinf(penalty):
-        # Nothing beat the model as it is on validation: the identity stays (the gate
-        # will find no gain and keep what searches use now).
-        matrix = np.eye(chunks.shape[1], dtype=np.float32)
-    else:
-        matrix = fit(train, chunks, negatives, penalty, steps=STEPS, seed=seed)
-        steps += STEPS
-    return AdapterFit(
-        matrix=matrix,
-        penalty=penalty,
-        validation=scores,
-        steps=steps,
-        took_s=time.perf_counter() - start,
-    )
+    until: float | None = None,
+) -> dict[float, np.ndarray]:
+    """W fitted on `rows` of `data` at each penalty of PENALTIES, strongest first, each
+    warm-started from the one before (WARM_STEPS each); stops after `until` when given.
+
+    Cross-fitting (`cross_fit`) measures this whole path on every fold, and the
+    adapter that is kept is the same path on every pair: what is promoted is
+    trained exactly as what was measured.
+    """
+    idx = np.asarray(rows, dtype=np.int64)
+    subset, sub_negatives = data.subset(idx), negatives[idx]
+    out: dict[float, np.ndarray] = {}
+    current: np.ndarray | None = None
+    for p in PENALTIES:
+        current = fit(subset, chunks, sub_negatives, p, steps=WARM_STEPS, init=current, seed=seed)
+        out[p] = current
+        if until is not None and p == until:
+            break
+    return out

@@ -8,16 +8,19 @@ vectors its measurement computed are used instead. Only the queries, and the
 positives that are not chunks as the index holds them (a definition with its
 docstring cut out), are embedded.
 
-The gate is the model's: the new adapter is measured on the held-out pairs
-(files and picked queries the training never saw) against every chunk, next
-to what searches use now (the current adapter for this model, or none), and
-promoted only when its MRR@10 is higher. Promotion is one pointer rename; a
-running server follows it within seconds.
+The gate is cross-fitted (`cross_fit`): the run's training and held-out pairs
+are dealt into folds by file (picks by query), and every query-like pair is
+ranked against every chunk by an adapter fitted without its fold, next to what
+searches use now (the current adapter for this model, or none) on the same
+folds. The new adapter is promoted only when that MRR@10 is higher and a
+penalty beat the identity. Promotion is one pointer rename; a running server
+follows it within seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,16 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kenning.server.adapters import QueryAdapter, adapter_for_identity
+from kenning.server.adapters import adapter_for_identity
 from kenning.server.models import ModelRef, vector_identity
 from kenning.server.store import read_index_vectors
 
 from . import checkpoints as ckpt
-from .adapter import FitData, fit_adapter
-from .evaluate import Corpus, Encoder, Gated, Metrics, PairedTest, paired_test, split_by_file
+from .adapter import FitData
+from .cross_fit import IDENTITY, cross_fit, fold_count
+from .evaluate import Corpus, Encoder, Gated, Metrics, PairedTest, metrics_of, paired_test
 from .options import TrainOptions
 from .pairs import WEAK_KINDS, Pair
-from .pick_pairs import PICK_WEIGHT, norm_query, split_by_query
+from .pick_pairs import PICK_WEIGHT
 
 Say = Callable[[str], None]
 
@@ -54,8 +58,12 @@ class AdapterResult(Gated):
     after: Metrics | None = None
     paired: PairedTest | None = None
     penalty: float | None = None
-    """The chosen pull toward the identity; None when the identity won on validation."""
+    """The chosen pull toward the identity; None when the identity won."""
     validation: dict[str, float] = field(default_factory=dict)
+    """Cross-fitted MRR@10 per penalty tried (`identity` for none)."""
+    folds: int = 0
+    gain: float | None = None
+    """Cross-fitted MRR@10 over the model as it is."""
     steps: int = 0
     chunk_vectors: str = "index"
     """Where the chunk vectors came from: `index`; `embedded` for this run (no index for
@@ -80,6 +88,8 @@ class AdapterResult(Gated):
             "mrr_after": self.after.mrr_at_10 if self.after else None,
             "paired_test": self.paired.to_json() if self.paired else None,
             "penalty": self.penalty,
+            "gain": None if self.gain is None else round(self.gain, 4),
+            "folds": self.folds,
             "took_s": round(self.took_s, 2),
         }
 
@@ -105,12 +115,14 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
     corpus = inputs.corpus
     identity = vector_identity(inputs.model, inputs.seq_length)
     result = AdapterResult("skipped", "", inputs.model.label)
+    # The run's split is for the fine-tune; the adapter cross-fits on all of its pairs
+    # (`cross_fit`), so every query-like pair is measured once and trained on otherwise.
     # Signature pairs stay (capped, as for the fine-tune): on the tuning packages they
     # helped the adapter too (flask +0.015 hybrid MRR@10 with them, tqdm level).
-    train = list(inputs.train)
-    heldout = list(inputs.heldout)
-    result.train_pairs, result.heldout_pairs = len(train), len(heldout)
-    if not train or len(heldout) < options.min_heldout or not len(corpus):
+    pool = list(inputs.train) + list(inputs.heldout)
+    measured = sum(1 for p in pool if p.kind not in WEAK_KINDS)
+    result.train_pairs, result.heldout_pairs = len(pool), measured
+    if measured < options.min_heldout or fold_count(pool) < 2 or not len(corpus):
         result.reason = "too few pairs to train and measure an adapter"
         return _done(result, start)
 
@@ -120,32 +132,46 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
     else:
         result.chunk_vectors = "embedded" if embedded == len(corpus) else "index"
     result.chunks_embedded = embedded
-    say(f"training a query adapter for {inputs.model.label} on {len(train)} pairs")
-    fit_data, n = _fit_data(train, corpus, chunks, inputs.encode)
+    say(f"training a query adapter for {inputs.model.label} on {len(pool)} pairs")
+    data, n = _fit_data(pool, corpus, chunks, inputs.encode)
     result.embedded = embedded + n
-    files = _file_codes(corpus)
-    fitted = fit_adapter(
-        fit_data, chunks, files, _validation_split(train, options.seed), seed=options.seed
-    )
-    result.penalty = None if np.isinf(fitted.penalty) else fitted.penalty
-    result.validation, result.steps, result.fit_s = fitted.validation, fitted.steps, fitted.took_s
 
+    def score(rows: Sequence[int], matrix: np.ndarray | None) -> np.ndarray:
+        queries = data.queries[list(rows)]
+        if matrix is not None:
+            queries = queries @ matrix.T  # ranks ignore the length, no need to normalise
+        picked = [pool[i] for i in rows]
+        return np.asarray(corpus.score(queries, data.positives[list(rows)], chunks, picked).ranks)
+
+    fitted = cross_fit(pool, data, chunks, _file_codes(corpus), score, seed=options.seed)
+    result.penalty = None if fitted.penalty == IDENTITY else fitted.penalty
+    result.validation, result.steps, result.fit_s = fitted.scores, fitted.steps, fitted.took_s
+    result.folds = fitted.folds
+
+    # Measured against the model as it is. The adapter in use (if any) was trained on
+    # these same pairs, so ranking them with it would flatter it: a new adapter replaces
+    # it when it gains at least as much over the model as that one did when promoted.
     current = adapter_for_identity(inputs.index_dir, identity)
-    new = QueryAdapter("new", identity, inputs.model.label, fitted.matrix)
-    query_vecs = inputs.encode([p.anchor for p in heldout])  # (n_held, dim)
-    pos_vecs, m = _positive_vectors(heldout, corpus, chunks, inputs.encode)
-    result.embedded += len(heldout) + m
-    before_q = current.apply_many(query_vecs) if current else query_vecs
-    result.before = corpus.score(before_q, pos_vecs, chunks, heldout)
-    result.after = corpus.score(new.apply_many(query_vecs), pos_vecs, chunks, heldout)
+    heldout = [pool[i] for i in fitted.scored]
+    result.before = metrics_of(fitted.identity_ranks, heldout, len(corpus))
+    result.after = metrics_of(fitted.ranks, heldout, len(corpus))
     result.paired = paired_test(result.before.ranks, result.after.ranks)
-    what = f"adapter {current.id}" if current else "no adapter"
+    gain = result.after.mrr_at_10 - result.before.mrr_at_10
+    result.gain = gain
+    to_beat = recorded_gain(inputs.index_dir, current.id) if current else None
     verdict = (
-        f"held-out MRR@10 {result.before.mrr_at_10:.3f} ({what}) -> {result.after.mrr_at_10:.3f} "
+        f"cross-fitted MRR@10 on {len(heldout)} queries in {fitted.folds} folds "
+        f"{result.before.mrr_at_10:.3f} (no adapter) -> {result.after.mrr_at_10:.3f} "
         f"({result.paired.better} queries better, {result.paired.worse} worse, "
         f"Wilcoxon p={result.paired.wilcoxon_p:.2g})"
     )
-    passed = result.after.mrr_at_10 > result.before.mrr_at_10
+    if fitted.penalty == IDENTITY or gain <= 0:
+        passed, why = False, "not better than the model as it is"
+    elif current is not None and to_beat is not None and gain < to_beat:
+        passed = False
+        why = f"adapter {current.id}, in use, gained {to_beat:+.3f} when it was promoted"
+    else:
+        passed, why = True, ""
     if passed or options.no_gate:
         folder = ckpt.save_adapter(
             inputs.index_dir,
@@ -155,11 +181,12 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
                 "model": inputs.model.label,
                 "dim": int(chunks.shape[1]),
                 "workspace": inputs.workspace,
-                "pairs": {"train": len(train), "heldout": len(heldout)},
+                "pairs": {"train": len(pool), "heldout": len(heldout), "folds": fitted.folds},
                 "penalty": result.penalty,
-                "validation": fitted.validation,
+                "validation": fitted.scores,
                 "metrics": {"before": result.before.to_json(), "after": result.after.to_json()},
                 "paired_test": result.paired.to_json(),
+                "gain": round(gain, 6),
                 "gate": {"passed": passed, "bypassed": not passed},
             },
         )
@@ -169,8 +196,19 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
             "" if passed else " (promoted without the gate, --no-gate)"
         )
     else:
-        result.status, result.reason = "rejected", f"{verdict}: not better than {what}"
+        result.status, result.reason = "rejected", f"{verdict}: {why}"
     return _done(result, start)
+
+
+def recorded_gain(index_dir: Path, adapter_id: str) -> float | None:
+    """What an adapter gained over the model when it was promoted (its card), or None
+    when the card does not say (an adapter from before cross-fitting: then any gain wins)."""
+    try:
+        card = json.loads((ckpt.adapters_dir(index_dir) / adapter_id / ckpt.CARD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    gain = card.get("gain")
+    return float(gain) if isinstance(gain, int | float) else None
 
 
 def _done(result: AdapterResult, start: float) -> AdapterResult:
@@ -239,21 +277,3 @@ def _fit_data(
 def _file_codes(corpus: Corpus) -> np.ndarray:
     codes = {path: i for i, path in enumerate(sorted(set(corpus.paths)))}
     return np.array([codes[p] for p in corpus.paths], dtype=np.int64)
-
-
-def _validation_split(pairs: Sequence[Pair], seed: int) -> tuple[list[int], list[int]]:
-    """(rows to fit on, rows to score) while choosing the penalty: whole files of mined
-    pairs and whole queries of picks are set aside, as the held-out split does; only
-    their query-like pairs are scored (the penalty is chosen for queries)."""
-    mined = [p for p in pairs if p.kind != "pick"]
-    picks = [p for p in pairs if p.kind == "pick"]
-    held_files = set(split_by_file(mined, seed=seed + 1).heldout_files)
-    held_queries = set(split_by_query(picks, seed=seed + 1).heldout_files)
-    inner, scored = [], []
-    for i, p in enumerate(pairs):
-        aside = p.path in held_files if p.kind != "pick" else norm_query(p.anchor) in held_queries
-        if not aside:
-            inner.append(i)
-        elif p.kind not in WEAK_KINDS:
-            scored.append(i)
-    return inner, scored

@@ -207,20 +207,27 @@ class Corpus:
             np.fill_diagonal(others, -np.inf)
             better += (others > own[:, None]).sum(axis=1)
             ranks[idx] = better + 1
-        by_kind = {
-            kind: _summary(ranks[[i for i, p in enumerate(heldout) if p.kind == kind]])
-            for kind in kinds
-        }
-        total = _summary(ranks)
-        return Metrics(
-            mrr_at_10=total["mrr_at_10"],
-            recall_at_1=total["recall_at_1"],
-            recall_at_10=total["recall_at_10"],
-            queries=len(heldout),
-            corpus=len(self),
-            by_kind=by_kind,
-            ranks=[int(r) for r in ranks],
-        )
+        return metrics_of(ranks, heldout, len(self))
+
+
+def metrics_of(ranks: Sequence[int] | np.ndarray, pairs: Sequence[Pair], corpus: int) -> Metrics:
+    """The metrics of the positives' 1-based `ranks` (one per pair, in order), overall
+    and per pair kind, against a corpus of `corpus` chunks."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    kinds = sorted({p.kind for p in pairs})
+    by_kind = {
+        kind: _summary(ranks[[i for i, p in enumerate(pairs) if p.kind == kind]]) for kind in kinds
+    }
+    total = _summary(ranks)
+    return Metrics(
+        mrr_at_10=total["mrr_at_10"],
+        recall_at_1=total["recall_at_1"],
+        recall_at_10=total["recall_at_10"],
+        queries=len(pairs),
+        corpus=corpus,
+        by_kind=by_kind,
+        ranks=[int(r) for r in ranks],
+    )
 
 
 class Gated:

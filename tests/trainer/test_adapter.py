@@ -21,7 +21,9 @@ from kenning.server.engine import Engine
 from kenning.server.models import CARD_NAME
 from kenning.server.picks import PickStore, make_pick
 from kenning.trainer import adapter as fitting
+from kenning.trainer.cross_fit import FOLDS, IDENTITY, cross_fit, deal_folds, fold_count
 from kenning.trainer.options import TrainOptions
+from kenning.trainer.pairs import Pair
 from kenning.trainer.run import train_workspace
 
 # -- the fit, on vectors whose right answer is known ---------------------------------------
@@ -51,15 +53,58 @@ def distorted_pairs(n: int, seed: int = 0):
     return data, chunks, files
 
 
+def pairs_for(data: fitting.FitData) -> list[Pair]:
+    """One docstring pair per row, in the file of its positive (what folds group by)."""
+    return [
+        Pair(f"query {i}", f"code {i}", "docstring", f"f{int(code)}.py")
+        for i, code in enumerate(data.files)
+    ]
+
+
+def rank_score(data: fitting.FitData, chunks: np.ndarray):
+    """The `cross_fit` scorer on plain vectors: each positive's rank among all chunks."""
+
+    def score(rows, matrix):
+        held = data.subset(list(rows))
+        q = held.queries if matrix is None else held.queries @ matrix.T
+        own = np.einsum("ij,ij->i", q, held.positives)
+        sims = q @ chunks.T
+        sims[np.arange(len(held)), held.own_rows] = -np.inf
+        return (sims > own[:, None]).sum(axis=1) + 1
+
+    return score
+
+
+def mrr(ranks: np.ndarray) -> float:
+    return float(np.where(ranks <= 10, 1 / ranks, 0).mean())
+
+
 def test_the_adapter_learns_to_undo_what_the_model_gets_wrong():
     data, chunks, files = distorted_pairs(200)
-    inner, val = list(range(150)), list(range(150, 200))
-    fitted = fitting.fit_adapter(data, chunks, files, (inner, val), seed=1)
-    held = data.subset(val)
-    before = fitting.validation_mrr(held, chunks, None)
-    after = fitting.validation_mrr(held, chunks, fitted.matrix)
+    pairs = pairs_for(data)
+    fitted = cross_fit(pairs, data, chunks, files, rank_score(data, chunks), seed=1)
+    before, after = mrr(fitted.identity_ranks), mrr(fitted.ranks)
+    # Every pair was measured once, by adapters fitted without its file.
+    assert fitted.folds == FOLDS and sorted(fitted.scored) == list(range(200))
+    assert sorted(i for rows in fitted.fold_rows for i in rows) == list(range(200))
     assert after > before + 0.2, (before, after)
-    assert fitted.penalty in fitting.PENALTIES and fitted.validation["identity"] == round(before, 4)
+    assert fitted.penalty in fitting.PENALTIES and fitted.scores["identity"] == round(before, 4)
+    # The kept adapter is the path on every pair: it maps unseen distorted queries home.
+    fresh, _, _ = distorted_pairs(100, seed=0)
+    assert fitting.validation_mrr(fresh, chunks, fitted.matrix) > fitting.validation_mrr(
+        fresh, chunks, None
+    )
+
+
+def test_folds_keep_a_file_together_and_hold_about_as_many_queries_each():
+    data, _, _ = distorted_pairs(200)
+    pairs = pairs_for(data)
+    fold = deal_folds(pairs, FOLDS, seed=3)
+    for path in {p.path for p in pairs}:
+        assert len({int(fold[i]) for i, p in enumerate(pairs) if p.path == path}) == 1
+    sizes = np.bincount(fold, minlength=FOLDS)
+    assert sizes.max() - sizes.min() <= 10  # a file holds at most 10 of these pairs
+    assert fold_count(pairs[:1]) == 1  # one file: nothing to cross-fit
 
 
 def test_a_strong_penalty_keeps_the_identity_and_weak_data_keeps_the_model_as_it_is():
@@ -69,9 +114,10 @@ def test_a_strong_penalty_keeps_the_identity_and_weak_data_keeps_the_model_as_it
     assert np.abs(held - np.eye(chunks.shape[1])).max() < 1e-2
     # Queries that already sit on their chunks: nothing to learn, the identity wins.
     exact = fitting.FitData(data.positives, data.positives, data.own_rows, data.files, data.weights)
-    fitted = fitting.fit_adapter(exact, chunks, files, (range(40), range(40, 60)), seed=0)
-    assert fitted.penalty == float("inf")
+    fitted = cross_fit(pairs_for(exact), exact, chunks, files, rank_score(exact, chunks), seed=0)
+    assert fitted.penalty == IDENTITY
     assert np.array_equal(fitted.matrix, np.eye(chunks.shape[1], dtype=np.float32))
+    assert np.array_equal(fitted.ranks, fitted.identity_ranks)
 
 
 def test_negatives_are_the_nearest_chunks_and_file_siblings_never_the_own_chunk():
@@ -129,7 +175,8 @@ def test_an_adapter_is_trained_on_the_index_vectors_and_searches_use_it(workspac
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in folder.iterdir())
     card = json.loads((folder / CARD_NAME).read_text())
     assert card["model"] == "all-MiniLM-L6-v2@base" and card["dim"] == 384
-    assert card["pairs"] == {"train": run.train_pairs, "heldout": run.heldout_pairs}
+    assert card["pairs"] == {"train": run.train_pairs, "heldout": run.heldout_pairs, "folds": 4}
+    assert card["gain"] == pytest.approx(run.after.mrr_at_10 - run.before.mrr_at_10, abs=1e-6)
     assert card["metrics"]["after"]["mrr_at_10"] == pytest.approx(run.after.mrr_at_10)
     [record] = json.loads(f"[{_history(index_dir)}]")
     assert record["parts"] == "adapter" and record["adapter"]["adapter"] == run.adapter
@@ -147,20 +194,25 @@ def _history(index_dir: Path) -> str:
     return ",".join((index_dir / "trainer" / "history.jsonl").read_text().splitlines())
 
 
-def test_an_adapter_that_is_not_better_is_not_kept(workspace):
+def test_a_new_adapter_must_gain_as_much_as_the_one_in_use(workspace):
     ws, settings = workspace
+    index_dir = Path(settings["index_dir"])
     first = train_workspace(ws, settings, TrainOptions(**{**ADAPTER.__dict__, "no_gate": True}))
-    # The same pairs and seed again: the new adapter equals the one in use, so it is
-    # measured against it and cannot beat it.
+    assert first.adapter.status == "promoted", first.reason
+    # The card of the adapter in use says it gained more than any adapter can.
+    card_path = adapters_dir(index_dir) / first.adapter.adapter / CARD_NAME
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "gain": 1.0}))
     again = train_workspace(ws, settings, ADAPTER)
     assert again.adapter.status == "rejected" and again.status == "rejected"
-    assert f"not better than adapter {first.adapter.adapter}" in again.reason
-    assert again.adapter.before.mrr_at_10 == pytest.approx(first.adapter.after.mrr_at_10)
-    pointer = json.loads(adapter_pointer_path(Path(settings["index_dir"])).read_text())
+    # On its own it would pass: it gains over the model, just less than the card claims.
+    assert 0 < again.adapter.gain < 1.0 and again.adapter.penalty is not None
+    assert f"adapter {first.adapter.adapter}, in use, gained +1.000" in again.reason
+    # Measured against the model as it is, as the first one was: same pairs, same folds.
+    assert again.adapter.before.mrr_at_10 == pytest.approx(first.adapter.before.mrr_at_10)
+    pointer = json.loads(adapter_pointer_path(index_dir).read_text())
     assert pointer["adapter"] == first.adapter.adapter
-    assert [p.name for p in adapters_dir(Path(settings["index_dir"])).iterdir()] == [
-        first.adapter.adapter
-    ]
+    assert [p.name for p in adapters_dir(index_dir).iterdir()] == [first.adapter.adapter]
 
 
 def test_a_corrupt_adapter_is_refused_once_and_the_model_alone_answers(workspace):
