@@ -102,8 +102,17 @@ class KenningLanguageServer(LanguageServer):
     def __init__(
         self, overrides: Mapping[str, Any] | None = None, workspace: str | Path | None = None
     ):
+        # pygls reads stdin on its thread pool, one line or body at a time, and runs
+        # nothing else there (no handler here is a `@thread()` one). With the default
+        # max_workers (cores + 4) the pool grows under load for no use: the loop often
+        # submits the next read before the worker that finished the last one has marked
+        # itself idle, so another worker starts, and stays. One worker is all it needs.
         super().__init__(
-            "kenning", VERSION, protocol_cls=KenningProtocol, converter_factory=make_converter
+            "kenning",
+            VERSION,
+            protocol_cls=KenningProtocol,
+            converter_factory=make_converter,
+            max_workers=1,
         )
         self.overrides: dict[str, Any] = dict(overrides or {})
         """Settings from the command line: above everything else."""
