@@ -11,6 +11,8 @@ hybrid, `Engine.search`, as users get them) with:
   `--parts both` does, without paying for the fine-tune twice);
 - ``adapter-nohard``, ``adapter-noid``: ablations of the adapter, without hard
   negatives (random chunks instead, as many) and without identifier pairs;
+- ``adapter-split`` (not run any more): rows kept from the adapter before
+  cross-fitting (one validation split, one held-out split), for the ablation;
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
   same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
   only the other half is measured, next to ``base`` and ``adapter`` on that half.

@@ -13,8 +13,10 @@ every query-like pair is measured once, by adapters that never saw its file.
 - The gate's figure for the new adapter is nested, so the choice does not
   flatter it: a fold's pairs are scored at the penalty chosen on the *other*
   folds.
-- The adapter promoted is the same path fitted on every pair, stopped at the
-  chosen penalty: trained as what was measured, on all the data.
+- The adapter promoted is the same path, stopped at the chosen penalty, fitted
+  on the rows the caller names (`final_rows`): the run's training side, so
+  the held-out files stay unseen by what searches use, and `kenning eval` and
+  the next fine-tune's gate still measure on pairs it never trained on.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class CrossFit:
     penalty: float
     """The penalty kept (IDENTITY when nothing beat the model as it is)."""
     matrix: np.ndarray
-    """(dim, dim) float32: the path on every pair at `penalty`, or the identity."""
+    """(dim, dim) float32: the path on `final_rows` at `penalty`, or the identity."""
     scored: list[int]
     """Rows of the pairs that were measured (the query-like ones), in the order of `ranks`."""
     identity_ranks: np.ndarray
@@ -98,11 +100,12 @@ def cross_fit(
     chunk_files: np.ndarray,
     score: Score,
     *,
+    final_rows: Sequence[int] | np.ndarray | None = None,
     seed: int = 0,
 ) -> CrossFit:
     """Fit the penalty path per fold, choose the penalty, measure it (nested), and fit the
-    kept adapter on every pair. `pairs[i]` is row i of `data`; needs `fold_count(pairs)`
-    of at least 2."""
+    kept adapter on `final_rows` (every pair when None). `pairs[i]` is row i of `data`;
+    needs `fold_count(pairs)` of at least 2."""
     start = time.perf_counter()
     folds = fold_count(pairs)
     if folds < 2:
@@ -134,7 +137,8 @@ def cross_fit(
     if chosen == IDENTITY:
         matrix = np.eye(dim, dtype=np.float32)
     else:
-        path = penalty_path(data, chunks, negatives, np.arange(len(pairs)), seed=seed, until=chosen)
+        rows = np.arange(len(pairs)) if final_rows is None else np.asarray(final_rows)
+        path = penalty_path(data, chunks, negatives, rows, seed=seed, until=chosen)
         matrix = path[chosen]
         steps += WARM_STEPS * len(path)
     return CrossFit(

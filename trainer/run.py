@@ -47,6 +47,7 @@ from . import checkpoints as ckpt
 from . import distributed
 from .adapter_step import AdapterInputs, AdapterResult, train_adapter
 from .chart import write_chart
+from .cross_fit import fold_count, group_of
 from .evaluate import Corpus, Gated, Metrics, PairedTest, Split, sample, split_by_file
 from .model_step import encoder, train_model
 from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_MAX_COMMITS, DEFAULT_SEED, TrainOptions
@@ -358,15 +359,18 @@ def _train(
         result.notes.append(
             f"{prep.picks_stale} picks point at code that is no longer there and were skipped"
         )
-    too_little = _too_little(prep, options)
-    if too_little:
+    wants_model = options.parts in ("model", "both")
+    wants_adapter = options.parts in ("adapter", "both")
+    model_too_little = _too_little(prep, options) if wants_model else None
+    adapter_too_little = _adapter_too_little(prep, options) if wants_adapter else None
+    if (model_too_little or not wants_model) and (adapter_too_little or not wants_adapter):
         # Never promote what cannot be measured; say what there is and what would help.
-        result.reason = too_little
+        result.reason = model_too_little or adapter_too_little or ""
         return result
     corpus = Corpus(prep.mined.chunks)
     model, chunk_vecs = prep.current, None
-    if options.parts in ("model", "both"):
-        too_few = _too_few_to_finetune(prep, options)
+    if wants_model:
+        too_few = model_too_little or _too_few_to_finetune(prep, options)
         if too_few:
             result.status, result.reason = "skipped", too_few
         else:
@@ -382,7 +386,10 @@ def _train(
             )
             model, chunk_vecs = step.model, step.chunk_vecs
         result.model_status = result.status
-    if options.parts in ("adapter", "both"):
+    if wants_adapter and adapter_too_little:
+        result.adapter = AdapterResult("skipped", adapter_too_little, model.label)
+        _combine(result, result.adapter)
+    elif wants_adapter:
         result.adapter = train_adapter(
             AdapterInputs(
                 index_dir=prep.index_dir,
@@ -435,15 +442,37 @@ def model_skip_reason(prep: _Prepared, options: TrainOptions) -> str | None:
 
 
 def _too_little(prep: _Prepared, options: TrainOptions) -> str | None:
-    """Why nothing can be measured (None when enough can), with what was found and what helps."""
+    """Why a fine-tune cannot be measured (None when it can), with what was found and what
+    would help."""
     held = len(prep.heldout)
     if held >= options.min_heldout and prep.train:
         return None
-    found = ", ".join(f"{n} {k}" for k, n in prep.mined.counts.items() if n) or "no pairs at all"
     picks = f" and {prep.picks_heldout} picked queries" if prep.picks_heldout else ""
     return (
         f"not enough held-out pairs to measure a new model: {held - prep.picks_heldout} from "
         f"{len(prep.split.heldout_files)} files{picks}, need at least {options.min_heldout}. "
+        + _what_would_help(prep)
+    )
+
+
+def _adapter_too_little(prep: _Prepared, options: TrainOptions) -> str | None:
+    """Why an adapter cannot be measured (None when it can). It cross-fits on every pair,
+    so it counts the query-like pairs of both sides of the split."""
+    pool = [*prep.train, *prep.heldout]
+    measured = [p for p in pool if p.kind not in WEAK_KINDS]
+    if len(measured) >= options.min_heldout and fold_count(pool) >= 2:
+        return None
+    groups = len({group_of(p) for p in measured})
+    return (
+        f"not enough pairs to measure a query adapter: {len(measured)} query-like pairs from "
+        f"{groups} files and picked queries, need at least {options.min_heldout} from two or "
+        "more. " + _what_would_help(prep)
+    )
+
+
+def _what_would_help(prep: _Prepared) -> str:
+    found = ", ".join(f"{n} {k}" for k, n in prep.mined.counts.items() if n) or "no pairs at all"
+    return (
         f"Found {found}. What would help: docstrings or leading comments on more functions, "
         "tests named after what they check, a git history whose messages say what changed, "
         "or opening search results in the editor (each opened result is a pair)"

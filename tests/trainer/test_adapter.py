@@ -274,7 +274,8 @@ def test_picks_are_the_pairs_of_a_workspace_with_too_few_of_its_own(tmp_path):
         engine.index()
     options = TrainOptions(**{**ADAPTER.__dict__, "no_gate": True})
     before = train_workspace(ws, settings, options)
-    assert before.status == "skipped" and "not enough held-out pairs" in before.reason
+    assert before.status == "skipped"
+    assert before.reason.startswith("not enough pairs to measure a query adapter: 0 query-like")
 
     # Someone searched, in their own words, and opened these functions.
     store = PickStore(tmp_path / "index")
@@ -306,6 +307,35 @@ def test_picks_are_the_pairs_of_a_workspace_with_too_few_of_its_own(tmp_path):
     assert after.picks == 54 and after.adapter is not None, after.reason
     assert after.adapter.heldout_pairs >= 10 and after.adapter.status == "promoted"
     assert after.adapter.before.by_kind["pick"]["queries"] == after.adapter.heldout_pairs
+
+
+def test_a_lightly_documented_workspace_still_measures_an_adapter(tmp_path):
+    # Fifteen one-line docstrings in three files: a fifth held out is too few to measure a
+    # fine-tune, but cross-fitting measures every one of them for the adapter.
+    ws = tmp_path / "light"
+    ws.mkdir()
+    topics = {
+        "money.py": ["parse a price", "format a price", "round a price", "add tax", "convert"],
+        "stock.py": ["reserve units", "restock units", "count units", "move units", "audit"],
+        "mail.py": ["send a receipt", "send a reminder", "queue a mail", "render a mail", "bounce"],
+    }
+    for name, docs in topics.items():
+        (ws / name).write_text(
+            "\n\n".join(
+                f'def {name[:-3]}_{i}(value):\n    """{doc.capitalize()} for the shop."""\n'
+                f"    result = value * {i + 2}\n    return result + {i}\n"
+                for i, doc in enumerate(docs)
+            )
+        )
+    settings = {"index_dir": str(tmp_path / "index"), "device": "cpu"}
+    with Engine.open(ws, settings) as engine:
+        engine.index()
+    result = train_workspace(ws, settings, TrainOptions(parts="both", max_commits=0))
+    assert result.model_status == "skipped" and "not enough held-out pairs" in result.reason
+    run = result.adapter
+    assert run is not None and run.status in ("promoted", "rejected"), result.reason
+    assert run.heldout_pairs == 15 and run.folds == 3 and run.before.queries == 15
+    assert "cross-fitted MRR@10 on 15 queries in 3 folds" in run.reason
 
 
 def test_a_promoted_model_retires_the_old_adapter_and_gets_its_own(shopcart, tmp_path, tiny_model):

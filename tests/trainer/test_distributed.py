@@ -54,6 +54,8 @@ def test_cli_nproc_2_rejects_a_model_that_cannot_win(shopcart, tmp_path, tiny_mo
         [
             "train",
             str(shopcart),
+            "--parts",
+            "model",
             "--nproc",
             "2",
             "--lr",
