@@ -9,8 +9,10 @@ hybrid, `Engine.search`, as users get them) with:
   index re-embedded with whatever the gate left in place;
 - ``both``: the ``model`` run's index, then `--parts adapter` on top (what
   `--parts both` does, without paying for the fine-tune twice);
-- ``adapter-nohard``, ``adapter-noid``: ablations of the adapter, without hard
-  negatives (random chunks instead, as many) and without identifier pairs;
+- ``adapter-nohard``, ``adapter-noid``, ``adapter-bychunk``: ablations of the
+  adapter, without hard negatives (random chunks instead, as many), without
+  identifier pairs, and with cross-fitting folds that keep a chunk's pairs
+  together instead of a file's;
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
@@ -68,7 +70,7 @@ RANKS_DIR = RESULTS_DIR / "learning"
 MODES = ("semantic", "hybrid")
 PROTOCOLS = ("full", "partial")
 SYSTEMS = ("base", "adapter", "model", "both", "picks")
-ABLATIONS = ("adapter-nohard", "adapter-noid")
+ABLATIONS = ("adapter-nohard", "adapter-noid", "adapter-bychunk")
 
 
 def workspace_and_queries(pkg: str, protocol: str) -> tuple[Path, list[Query]]:
@@ -136,20 +138,24 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
 @contextlib.contextmanager
 def ablated(variant: str | None) -> Iterator[None]:
     """The trainer with one ingredient taken out, for an ablation row."""
-    from kenning.trainer import adapter, run
+    from kenning.trainer import adapter, cross_fit, run
     from kenning.trainer.pairs import KINDS
 
     saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
+    grouping = cross_fit.GROUP_BY
     if variant == "nohard":
         total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
     elif variant == "noid":
         kinds = tuple(k for k in KINDS if k != "identifier")
         run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
+    elif variant == "bychunk":
+        cross_fit.GROUP_BY = "chunk"
     try:
         yield
     finally:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
+        cross_fit.GROUP_BY = grouping
 
 
 def train(

@@ -64,9 +64,19 @@ class CrossFit:
     took_s: float = 0.0
 
 
+GROUP_BY = "file"
+"""What a fold keeps together: `file` (every mined pair of a file) or `chunk` (every pair
+whose positive is one chunk: its docstring, comment, signature, test and name pairs)."""
+
+
 def group_of(pair: Pair) -> str:
-    """What stays on one side of a fold: a file's mined pairs, a picked query's picks."""
-    return f"pick:{norm_query(pair.anchor)}" if pair.kind == "pick" else f"file:{pair.path}"
+    """What stays on one side of a fold: a file's (or a chunk's) mined pairs, a picked
+    query's picks."""
+    if pair.kind == "pick":
+        return f"pick:{norm_query(pair.anchor)}"
+    if GROUP_BY == "chunk" and pair.source_hash:
+        return f"chunk:{pair.source_hash}"
+    return f"file:{pair.path}"
 
 
 def deal_folds(pairs: Sequence[Pair], folds: int, seed: int) -> np.ndarray:
