@@ -73,6 +73,7 @@ def quality_table(rows: Sequence[dict[str, Any]], protocol: str) -> tuple[str, d
 
 ABLATION_COLUMNS = (
     ("adapter-split", "one held-out split (before cross-fitting)"),
+    ("adapter-bychunk", "folds by chunk, not by file"),
     ("adapter-nohard", "without hard negatives"),
     ("adapter-noid", "without identifier pairs"),
 )
@@ -267,8 +268,10 @@ def learning_section() -> str:
             "the adapter changed in one way: *one held-out split* is the adapter as it was "
             "before cross-fitting (the penalty chosen on a validation split of the training "
             "files, the gate on one held-out fifth of the files; measured at the commits the "
-            "header lists for these packages, on the same ranking); the others take one "
-            "ingredient out (hard negatives and file siblings replaced by as many random "
+            "header lists for these packages, on the same ranking); *folds by chunk* keeps "
+            "the pairs of one chunk together in cross-fitting instead of those of one file "
+            "(the kept adapter is the same whenever the same penalty wins); the others take "
+            "one ingredient out (hard negatives and file siblings replaced by as many random "
             "chunks, or no identifier pairs mined).\n\n" + ablations + "\n"
         )
     picks = picks_table(rows)
