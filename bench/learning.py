@@ -9,10 +9,11 @@ hybrid, `Engine.search`, as users get them) with:
   index re-embedded with whatever the gate left in place;
 - ``both``: the ``model`` run's index, then `--parts adapter` on top (what
   `--parts both` does, without paying for the fine-tune twice);
-- ``adapter-nohard``, ``adapter-noid``, ``adapter-bychunk``: ablations of the
-  adapter, without hard negatives (random chunks instead, as many), without
-  identifier pairs, and with cross-fitting folds that keep a chunk's pairs
-  together instead of a file's;
+- ``adapter-nohard``, ``adapter-noid``, ``adapter-bychunk``, ``adapter-docchoice``:
+  ablations of the adapter, without hard negatives (random chunks instead, as
+  many), without identifier pairs, with cross-fitting folds that keep a chunk's
+  pairs together instead of a file's, and with the penalty chosen on docstring
+  and pick pairs only;
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
@@ -70,7 +71,7 @@ RANKS_DIR = RESULTS_DIR / "learning"
 MODES = ("semantic", "hybrid")
 PROTOCOLS = ("full", "partial")
 SYSTEMS = ("base", "adapter", "model", "both", "picks")
-ABLATIONS = ("adapter-nohard", "adapter-noid", "adapter-bychunk")
+ABLATIONS = ("adapter-nohard", "adapter-noid", "adapter-bychunk", "adapter-docchoice")
 
 
 def workspace_and_queries(pkg: str, protocol: str) -> tuple[Path, list[Query]]:
@@ -142,7 +143,7 @@ def ablated(variant: str | None) -> Iterator[None]:
     from kenning.trainer.pairs import KINDS
 
     saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
-    grouping = cross_fit.GROUP_BY
+    grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
     if variant == "nohard":
         total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
@@ -151,11 +152,13 @@ def ablated(variant: str | None) -> Iterator[None]:
         run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
     elif variant == "bychunk":
         cross_fit.GROUP_BY = "chunk"
+    elif variant == "docchoice":
+        cross_fit.CHOOSE_ON = ("docstring", "pick")
     try:
         yield
     finally:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
-        cross_fit.GROUP_BY = grouping
+        cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
 
 
 def train(

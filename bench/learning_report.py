@@ -74,6 +74,7 @@ def quality_table(rows: Sequence[dict[str, Any]], protocol: str) -> tuple[str, d
 ABLATION_COLUMNS = (
     ("adapter-split", "one held-out split (before cross-fitting)"),
     ("adapter-bychunk", "folds by chunk, not by file"),
+    ("adapter-docchoice", "penalty chosen on docstring and pick pairs"),
     ("adapter-nohard", "without hard negatives"),
     ("adapter-noid", "without identifier pairs"),
 )
@@ -270,7 +271,9 @@ def learning_section() -> str:
             "files, the gate on one held-out fifth of the files; measured at the commits the "
             "header lists for these packages, on the same ranking); *folds by chunk* keeps "
             "the pairs of one chunk together in cross-fitting instead of those of one file "
-            "(the kept adapter is the same whenever the same penalty wins); the others take "
+            "(the kept adapter is the same whenever the same penalty wins); *penalty chosen on "
+            "docstring and pick pairs* lets only those kinds choose it (the gate still "
+            "measures every kind); the others take "
             "one ingredient out (hard negatives and file siblings replaced by as many random "
             "chunks, or no identifier pairs mined).\n\n" + ablations + "\n"
         )

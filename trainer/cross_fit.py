@@ -69,6 +69,13 @@ GROUP_BY = "file"
 whose positive is one chunk: its docstring, comment, signature, test and name pairs)."""
 
 
+CHOOSE_ON: tuple[str, ...] | None = None
+"""Pair kinds whose ranks choose the penalty (None: every measured kind). The gate is
+measured on every kind either way."""
+MIN_CHOOSING = 20
+"""Fewer pairs of the CHOOSE_ON kinds than this: every measured kind chooses."""
+
+
 def group_of(pair: Pair) -> str:
     """What stays on one side of a fold: a file's (or a chunk's) mined pairs, a picked
     query's picks."""
@@ -138,11 +145,17 @@ def cross_fit(
             ranks[p][at] = score(fold_rows, matrix)
         steps += WARM_STEPS * len(PENALTIES)
     folds_of_scored = fold[scored]
-    chosen = _best(ranks, candidates, np.ones(len(scored), dtype=bool))
+    # Which pairs choose the penalty (all the measured ones unless CHOOSE_ON narrows it).
+    chooses = np.array(
+        [CHOOSE_ON is None or pairs[i].kind in CHOOSE_ON for i in scored], dtype=bool
+    )
+    if chooses.sum() < MIN_CHOOSING:
+        chooses[:] = True
+    chosen = _best(ranks, candidates, chooses)
     nested = np.zeros(len(scored), dtype=np.int64)
     for k in range(folds):
         inside = folds_of_scored == k
-        nested[inside] = ranks[_best(ranks, candidates, ~inside)][inside]
+        nested[inside] = ranks[_best(ranks, candidates, ~inside & chooses)][inside]
     dim = chunks.shape[1]
     if chosen == IDENTITY:
         matrix = np.eye(dim, dtype=np.float32)
