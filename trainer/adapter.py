@@ -171,21 +171,6 @@ def fit(
     return w.detach().numpy().astype(np.float32)
 
 
-def validation_mrr(data: FitData, chunks: np.ndarray, matrix: np.ndarray | None) -> float:
-    """MRR@10 of each query's positive among all chunks (its own chunk left out)."""
-    if not len(data):
-        return 0.0
-    q = data.queries if matrix is None else data.queries @ matrix.T  # (n, dim)
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    own = np.einsum("ij,ij->i", q, data.positives)  # (n,)
-    sims = q @ chunks.T  # (n, N)
-    rows = np.arange(len(data))
-    has = data.own_rows >= 0
-    sims[rows[has], data.own_rows[has]] = -np.inf
-    ranks = (sims > own[:, None]).sum(axis=1) + 1
-    return float(np.where(ranks <= 10, 1.0 / ranks, 0.0).mean())
-
-
 def penalty_path(
     data: FitData,
     chunks: np.ndarray,
@@ -199,8 +184,8 @@ def penalty_path(
     warm-started from the one before (WARM_STEPS each); stops after `until` when given.
 
     Cross-fitting (`cross_fit`) measures this whole path on every fold, and the
-    adapter that is kept is the same path on every pair: what is promoted is
-    trained exactly as what was measured.
+    adapter that is kept is the same path on the run's training side: what is
+    promoted is trained as what was measured.
     """
     idx = np.asarray(rows, dtype=np.int64)
     subset, sub_negatives = data.subset(idx), negatives[idx]

@@ -10,11 +10,11 @@ docstring cut out), are embedded.
 
 The gate is cross-fitted (`cross_fit`): the run's training and held-out pairs
 are dealt into folds by file (picks by query), and every query-like pair is
-ranked against every chunk by an adapter fitted without its fold, next to what
-searches use now (the current adapter for this model, or none) on the same
-folds. The new adapter is promoted only when that MRR@10 is higher and a
-penalty beat the identity. Promotion is one pointer rename; a running server
-follows it within seconds.
+ranked against every chunk by an adapter fitted without its fold, next to the
+model as it is. The new adapter is promoted only when a penalty beat the
+identity and its MRR@10 gain is positive and at least what the adapter in use
+gained when it was promoted (its card). Promotion is one pointer rename; a
+running server follows it within seconds.
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
     # Signature pairs stay (capped, as for the fine-tune): on the tuning packages they
     # helped the adapter too (flask +0.015 hybrid MRR@10 with them, tqdm level).
     pool = list(inputs.train) + list(inputs.heldout)
-    measured = sum(1 for p in pool if p.kind not in WEAK_KINDS)
-    result.train_pairs, result.heldout_pairs = len(pool), measured
-    if measured < options.min_heldout or fold_count(pool) < 2 or not len(corpus):
+    result.train_pairs = len(pool)
+    result.heldout_pairs = sum(1 for p in pool if p.kind not in WEAK_KINDS)
+    if not enough_to_measure(pool, options.min_heldout) or not len(corpus):
         result.reason = "too few pairs to train and measure an adapter"
         return _done(result, start)
 
@@ -207,6 +207,13 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
     else:
         result.status, result.reason = "rejected", f"{verdict}: {why}"
     return _done(result, start)
+
+
+def enough_to_measure(pairs: Sequence[Pair], minimum: int) -> bool:
+    """Whether cross-fitting can measure an adapter on `pairs`: at least `minimum`
+    query-like pairs, from two or more files or picked queries."""
+    measured = sum(1 for p in pairs if p.kind not in WEAK_KINDS)
+    return measured >= minimum and fold_count(pairs) >= 2
 
 
 def recorded_gain(index_dir: Path, adapter_id: str) -> float | None:

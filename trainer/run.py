@@ -45,9 +45,9 @@ from kenning.server.settings import Settings, load_settings, resolve_workspace
 
 from . import checkpoints as ckpt
 from . import distributed
-from .adapter_step import AdapterInputs, AdapterResult, train_adapter
+from .adapter_step import AdapterInputs, AdapterResult, enough_to_measure, train_adapter
 from .chart import write_chart
-from .cross_fit import fold_count, group_of
+from .cross_fit import group_of
 from .evaluate import Corpus, Gated, Metrics, PairedTest, Split, sample, split_by_file
 from .model_step import encoder, train_model
 from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_MAX_COMMITS, DEFAULT_SEED, TrainOptions
@@ -459,9 +459,9 @@ def _adapter_too_little(prep: _Prepared, options: TrainOptions) -> str | None:
     """Why an adapter cannot be measured (None when it can). It cross-fits on every pair,
     so it counts the query-like pairs of both sides of the split."""
     pool = [*prep.train, *prep.heldout]
-    measured = [p for p in pool if p.kind not in WEAK_KINDS]
-    if len(measured) >= options.min_heldout and fold_count(pool) >= 2:
+    if enough_to_measure(pool, options.min_heldout):
         return None
+    measured = [p for p in pool if p.kind not in WEAK_KINDS]
     groups = len({group_of(p) for p in measured})
     return (
         f"not enough pairs to measure a query adapter: {len(measured)} query-like pairs from "
