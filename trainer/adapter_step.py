@@ -13,8 +13,10 @@ are dealt into folds by file (picks by query), and every query-like pair is
 ranked against every chunk by an adapter fitted without its fold, next to the
 model as it is. The new adapter is promoted only when a penalty beat the
 identity and its MRR@10 gain is positive and at least what the adapter in use
-gained when it was promoted (its card). Promotion is one pointer rename; a
-running server follows it within seconds.
+gained when it was promoted (its card), while that figure still describes the
+workspace: once fewer than half of today's pairs were among the ones it was
+measured on (`SAME_WORKSPACE`), beating the model as it is suffices. Promotion
+is one pointer rename; a running server follows it within seconds.
 """
 
 from __future__ import annotations
@@ -159,15 +161,18 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
 
     # Measured against the model as it is. The adapter in use (if any) was trained on
     # these same pairs, so ranking them with it would flatter it: a new adapter replaces
-    # it when it gains at least as much over the model as that one did when promoted.
+    # it when it gains at least as much over the model as that one did when promoted,
+    # unless most of today's pairs are new to it (`recorded_gain`).
     current = adapter_for_identity(inputs.index_dir, identity)
+    keys = pair_keys(pool)
+    recorded = recorded_gain(inputs.index_dir, current.id, keys) if current else None
     heldout = [pool[i] for i in fitted.scored]
     result.before = metrics_of(fitted.identity_ranks, heldout, len(corpus))
     result.after = metrics_of(fitted.ranks, heldout, len(corpus))
     result.paired = paired_test(result.before.ranks, result.after.ranks)
     gain = result.after.mrr_at_10 - result.before.mrr_at_10
     result.gain = gain
-    to_beat = recorded_gain(inputs.index_dir, current.id) if current else None
+    to_beat = recorded.gain if recorded is not None and recorded.applies else None
     verdict = (
         f"cross-fitted MRR@10 on {len(heldout)} queries in {fitted.folds} folds "
         f"{result.before.mrr_at_10:.3f} (no adapter) -> {result.after.mrr_at_10:.3f} "
@@ -181,6 +186,12 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
         why = f"adapter {current.id}, in use, gained {to_beat:+.3f} when it was promoted"
     else:
         passed, why = True, ""
+        if current is not None and recorded is not None and not recorded.applies:
+            verdict += (
+                f"; adapter {current.id}, in use, gained {recorded.gain:+.3f} on pairs of "
+                f"which {recorded.shared:.0%} are still here, so only the model as it is "
+                "had to be beaten"
+            )
     if passed or options.no_gate:
         folder = ckpt.save_adapter(
             inputs.index_dir,
@@ -196,6 +207,7 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
                 "metrics": {"before": result.before.to_json(), "after": result.after.to_json()},
                 "paired_test": result.paired.to_json(),
                 "gain": round(gain, 6),
+                "pair_keys": sorted(keys),
                 "gate": {"passed": passed, "bypassed": not passed},
             },
         )
@@ -216,15 +228,54 @@ def enough_to_measure(pairs: Sequence[Pair], minimum: int) -> bool:
     return measured >= minimum and fold_count(pairs) >= 2
 
 
-def recorded_gain(index_dir: Path, adapter_id: str) -> float | None:
-    """What an adapter gained over the model when it was promoted (its card), or None
-    when the card does not say (an adapter from before cross-fitting: then any gain wins)."""
+SAME_WORKSPACE = 0.5
+"""An adapter's recorded gain is a bar for the next one while at least this share of
+the next run's pairs were among those it was measured on."""
+
+
+def pair_key(pair: Pair) -> str:
+    """A short digest of a pair, for telling whether two runs measured the same pairs."""
+    text = f"{pair.kind}\0{pair.path}\0{pair.anchor}"
+    return hashlib.blake2b(text.encode("utf-8", errors="replace"), digest_size=4).hexdigest()
+
+
+def pair_keys(pairs: Sequence[Pair]) -> set[str]:
+    return {pair_key(p) for p in pairs}
+
+
+@dataclass(frozen=True)
+class RecordedGain:
+    gain: float
+    """What the adapter gained over the model when it was promoted."""
+    shared: float
+    """Share of today's pairs that were among those it was measured on (1.0 when its
+    card does not list them: an adapter from before the list was kept)."""
+
+    @property
+    def applies(self) -> bool:
+        return self.shared >= SAME_WORKSPACE
+
+
+def recorded_gain(index_dir: Path, adapter_id: str, keys: set[str]) -> RecordedGain | None:
+    """What an adapter's card says it gained, and how much of today's pairs (`keys`) it
+    was measured on; None when the card does not say (an adapter from before
+    cross-fitting: then any gain wins).
+
+    The figure stops being a bar once the workspace has moved on: otherwise an adapter
+    promoted on a workspace that later changed could never be replaced, even after it
+    stopped helping."""
     try:
         card = json.loads((ckpt.adapters_dir(index_dir) / adapter_id / ckpt.CARD_NAME).read_text())
     except (OSError, ValueError):
         return None
     gain = card.get("gain")
-    return float(gain) if isinstance(gain, int | float) else None
+    if not isinstance(gain, int | float):
+        return None
+    listed = card.get("pair_keys")
+    if not isinstance(listed, list) or not keys:
+        return RecordedGain(float(gain), 1.0)
+    shared = len(keys & {str(k) for k in listed}) / len(keys)
+    return RecordedGain(float(gain), shared)
 
 
 def _done(result: AdapterResult, start: float) -> AdapterResult:

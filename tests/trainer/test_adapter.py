@@ -214,6 +214,25 @@ def test_a_new_adapter_must_gain_as_much_as_the_one_in_use(workspace):
     assert [p.name for p in adapters_dir(index_dir).iterdir()] == [first.adapter.adapter]
 
 
+def test_a_recorded_gain_stops_counting_once_the_workspace_has_moved_on(workspace):
+    ws, settings = workspace
+    index_dir = Path(settings["index_dir"])
+    first = train_workspace(ws, settings, TrainOptions(**{**ADAPTER.__dict__, "no_gate": True}))
+    card_path = adapters_dir(index_dir) / first.adapter.adapter / CARD_NAME
+    card = json.loads(card_path.read_text())
+    assert len(card["pair_keys"]) == len(set(card["pair_keys"])) > 0
+    # It gained more than any adapter can, but on pairs of which only a third are here now.
+    kept = card["pair_keys"][: len(card["pair_keys"]) // 3]
+    card_path.write_text(json.dumps({**card, "gain": 1.0, "pair_keys": kept + ["0000abcd"]}))
+    again = train_workspace(ws, settings, ADAPTER)
+    assert again.adapter.status == "promoted", again.reason
+    assert again.adapter.adapter != first.adapter.adapter
+    assert f"adapter {first.adapter.adapter}, in use, gained +1.000 on pairs of which" in (
+        again.reason
+    )
+    assert "so only the model as it is had to be beaten" in again.reason
+
+
 def test_a_corrupt_adapter_is_refused_once_and_the_model_alone_answers(workspace):
     ws, settings = workspace
     run = train_workspace(ws, settings, TrainOptions(**{**ADAPTER.__dict__, "no_gate": True}))
