@@ -16,9 +16,14 @@ hybrid, `Engine.search`, as users get them) with:
   and pick pairs only;
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
+- ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
+  every pair went into every step (`adapter.FULL_BATCH_FLOATS`), when steps above
+  512 pairs took minibatches of 512; the only package with that many;
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
   same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
-  only the other half is measured, next to ``base`` and ``adapter`` on that half.
+  only the other half is measured, next to ``base`` and ``adapter`` on that half;
+- ``picks-heavy``: the same with each pick weighing HEAVY_PICK_WEIGHT in the
+  adapter's loss instead of `pick_pairs.PICK_WEIGHT` (an ablation).
 
 Protocols: ``full`` is the classic one (every query function loses its
 docstring: `bench.corpus`); ``partial`` keeps the docstrings of a stable half of
@@ -72,6 +77,9 @@ MODES = ("semantic", "hybrid")
 PROTOCOLS = ("full", "partial")
 SYSTEMS = ("base", "adapter", "model", "both", "picks")
 ABLATIONS = ("adapter-nohard", "adapter-noid", "adapter-bychunk", "adapter-docchoice")
+PICKS_SYSTEMS = {"picks": None, "picks-heavy": "heavypicks"}
+"""The picks system and its ablation, with the variant of the trainer each runs."""
+HEAVY_PICK_WEIGHT = 5.0
 
 
 def workspace_and_queries(pkg: str, protocol: str) -> tuple[Path, list[Query]]:
@@ -139,11 +147,12 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
 @contextlib.contextmanager
 def ablated(variant: str | None) -> Iterator[None]:
     """The trainer with one ingredient taken out, for an ablation row."""
-    from kenning.trainer import adapter, cross_fit, run
+    from kenning.trainer import adapter, adapter_step, cross_fit, run
     from kenning.trainer.pairs import KINDS
 
     saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
     grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
+    pick_weight = adapter_step.PICK_WEIGHT
     if variant == "nohard":
         total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
@@ -154,11 +163,14 @@ def ablated(variant: str | None) -> Iterator[None]:
         cross_fit.GROUP_BY = "chunk"
     elif variant == "docchoice":
         cross_fit.CHOOSE_ON = ("docstring", "pick")
+    elif variant == "heavypicks":
+        adapter_step.PICK_WEIGHT = HEAVY_PICK_WEIGHT
     try:
         yield
     finally:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
         cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
+        adapter_step.PICK_WEIGHT = pick_weight
 
 
 def train(
@@ -287,11 +299,11 @@ def run_one(
             raise SystemExit(f"{label}: run the model system with seed {seed} first")
         index = fresh_copy(source, f"both-s{seed}")
         row["train"] = train(index, workspace, "adapter", seed or 0)
-    else:  # picks
+    else:  # picks, picks-heavy
         played, measured = pick_halves(pkg, queries)
-        index = fresh_copy(base, f"picks-s{seed}")
+        index = fresh_copy(base, f"{system}-s{seed}")
         row["picks"] = play_picks(index, workspace, [queries[i] for i in played], args.picks)
-        row["train"] = train(index, workspace, "adapter", seed or 0)
+        row["train"] = train(index, workspace, "adapter", seed or 0, PICKS_SYSTEMS[system])
         queries = [queries[i] for i in measured]
         measured_ids = [q.id for q in queries]
     result = measure(index, workspace, queries)

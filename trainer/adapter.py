@@ -37,10 +37,14 @@ RANDOM_NEGATIVES = 32
 PENALTIES = (1.0, 0.3, 0.1, 0.03, 0.01)
 """Tried strongest first; each fit starts from the previous one's matrix."""
 STEPS = 150
-"""Adam steps of a fit on its own (full batches up to BATCH pairs); a fit takes seconds."""
+"""Adam steps of a fit on its own; a fit takes seconds."""
 WARM_STEPS = 60
 """Steps per penalty along the path, each warm-started from the previous fit."""
+FULL_BATCH_FLOATS = 1 << 26
+"""Every pair goes in every step while all their negatives' vectors fit in this many
+floats (256 MB: 1,680 pairs of 104 negatives at 384 dimensions), gathered once per fit."""
 BATCH = 512
+"""Pairs per step above that, their negatives gathered again each step."""
 LR = 3e-3
 
 
@@ -152,10 +156,12 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     n = len(data)
     # Gathering each query's negatives is most of a step's cost (memory, not arithmetic):
-    # with every pair in one batch, gather them once.
-    full = table[cand] if n <= BATCH else None  # (n, k, dim)
+    # while they fit, every step takes every pair and they are gathered once. Gathering
+    # 512 pairs' negatives each step made a 900-pair workspace's run take two minutes.
+    one_batch = n * cand.shape[1] * dim <= FULL_BATCH_FLOATS
+    full = table[cand] if one_batch else None  # (n, k, dim)
     for _ in range(steps):
-        idx = torch.randperm(n, generator=generator)[:BATCH] if n > BATCH else torch.arange(n)
+        idx = torch.arange(n) if one_batch else torch.randperm(n, generator=generator)[:BATCH]
         q = torch.nn.functional.normalize(queries[idx] @ w.T, dim=1)  # (b, dim)
         pos = (q * positives[idx]).sum(dim=1, keepdim=True)  # (b, 1)
         negatives_b = full if full is not None else table[cand[idx]]  # (b, k, dim)
