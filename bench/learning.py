@@ -12,8 +12,9 @@ hybrid, `Engine.search`, as users get them) with:
 - ``adapter-nohard``, ``adapter-noid``, ``adapter-bychunk``, ``adapter-docchoice``:
   ablations of the adapter, without hard negatives (random chunks instead, as
   many), without identifier pairs, with cross-fitting folds that keep a chunk's
-  pairs together instead of a file's, and with the penalty chosen on docstring
-  and pick pairs only;
+  pairs together instead of a file's, with the penalty chosen on docstring
+  and pick pairs only, and (``adapter-halfsteps``) with half as many steps per
+  penalty along the path;
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
@@ -76,7 +77,13 @@ RANKS_DIR = RESULTS_DIR / "learning"
 MODES = ("semantic", "hybrid")
 PROTOCOLS = ("full", "partial")
 SYSTEMS = ("base", "adapter", "model", "both", "picks")
-ABLATIONS = ("adapter-nohard", "adapter-noid", "adapter-bychunk", "adapter-docchoice")
+ABLATIONS = (
+    "adapter-nohard",
+    "adapter-noid",
+    "adapter-bychunk",
+    "adapter-docchoice",
+    "adapter-halfsteps",
+)
 PICKS_SYSTEMS = {"picks": None, "picks-heavy": "heavypicks"}
 """The picks system and its ablation, with the variant of the trainer each runs."""
 HEAVY_PICK_WEIGHT = 5.0
@@ -151,6 +158,7 @@ def ablated(variant: str | None) -> Iterator[None]:
     from kenning.trainer.pairs import KINDS
 
     saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
+    warm_steps = adapter.WARM_STEPS
     grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
     pick_weight = adapter_step.PICK_WEIGHT
     if variant == "nohard":
@@ -163,6 +171,8 @@ def ablated(variant: str | None) -> Iterator[None]:
         cross_fit.GROUP_BY = "chunk"
     elif variant == "docchoice":
         cross_fit.CHOOSE_ON = ("docstring", "pick")
+    elif variant == "halfsteps":
+        adapter.WARM_STEPS = warm_steps // 2
     elif variant == "heavypicks":
         adapter_step.PICK_WEIGHT = HEAVY_PICK_WEIGHT
     try:
@@ -171,6 +181,7 @@ def ablated(variant: str | None) -> Iterator[None]:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
         cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
         adapter_step.PICK_WEIGHT = pick_weight
+        adapter.WARM_STEPS = warm_steps
 
 
 def train(

@@ -76,6 +76,7 @@ ABLATION_COLUMNS = (
     ("adapter-minibatch", "minibatches of 512 pairs (before full batches)"),
     ("adapter-bychunk", "folds by chunk, not by file"),
     ("adapter-docchoice", "penalty chosen on docstring and pick pairs"),
+    ("adapter-halfsteps", "half the steps per penalty"),
     ("adapter-nohard", "without hard negatives"),
     ("adapter-noid", "without identifier pairs"),
 )

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adapter import PENALTIES, WARM_STEPS, FitData, candidate_negatives, penalty_path
+from . import adapter
+from .adapter import PENALTIES, FitData, candidate_negatives, penalty_path
 from .evaluate import reciprocal_ranks
 from .pairs import WEAK_KINDS, Pair
 from .pick_pairs import norm_query
@@ -143,7 +144,7 @@ def cross_fit(
         ranks[IDENTITY][at] = score(fold_rows, None)
         for p, matrix in penalty_path(data, chunks, negatives, fit_rows, seed=seed).items():
             ranks[p][at] = score(fold_rows, matrix)
-        steps += WARM_STEPS * len(PENALTIES)
+        steps += adapter.WARM_STEPS * len(PENALTIES)
     folds_of_scored = fold[scored]
     # Which pairs choose the penalty (all the measured ones unless CHOOSE_ON narrows it).
     chooses = np.array(
@@ -163,7 +164,7 @@ def cross_fit(
         rows = np.arange(len(pairs)) if final_rows is None else np.asarray(final_rows)
         path = penalty_path(data, chunks, negatives, rows, seed=seed, until=chosen)
         matrix = path[chosen]
-        steps += WARM_STEPS * len(path)
+        steps += adapter.WARM_STEPS * len(path)
     return CrossFit(
         penalty=chosen,
         matrix=matrix,
