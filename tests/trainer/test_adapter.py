@@ -95,6 +95,19 @@ def test_the_adapter_learns_to_undo_what_the_model_gets_wrong():
     assert mrr(ranked(range(100), fitted.matrix)) > mrr(ranked(range(100), None))
 
 
+@pytest.mark.parametrize("one_batch", [True, False], ids=["every pair each step", "minibatches"])
+def test_a_fit_learns_the_map_whether_its_pairs_fit_in_one_batch_or_not(monkeypatch, one_batch):
+    data, chunks, files = distorted_pairs(200)
+    negatives = fitting.candidate_negatives(data, chunks, files, seed=0)
+    if not one_batch:  # as a workspace whose negatives would not fit in memory at once
+        monkeypatch.setattr(fitting, "FULL_BATCH_FLOATS", 1000)
+        monkeypatch.setattr(fitting, "BATCH", 64)
+    matrix = fitting.fit(data, chunks, negatives, 0.01, seed=0)
+    fresh, _, _ = distorted_pairs(100, seed=0)
+    ranked = rank_score(fresh, chunks)
+    assert mrr(ranked(range(100), matrix)) > mrr(ranked(range(100), None)) + 0.2
+
+
 def test_folds_keep_a_file_together_and_hold_about_as_many_queries_each():
     data, _, _ = distorted_pairs(200)
     pairs = pairs_for(data)
