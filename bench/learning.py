@@ -20,6 +20,10 @@ hybrid, `Engine.search`, as users get them) with:
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
   every pair went into every step (`adapter.FULL_BATCH_FLOATS`), when steps above
   512 pairs took minibatches of 512; the only package with that many;
+- ``adapter-w1.5``, ``model-w1.5``, ``both-w1.5`` (not run any more): the rows of
+  ``adapter``, ``model`` and ``both`` as measured before a model trained on the
+  workspace weighed `Ranking.trained_dense_weight` in hybrid fusion, when it
+  weighed 1.5 like the bundled one (same indexes, copied with their ranks);
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
   same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
   only the other half is measured, next to ``base`` and ``adapter`` on that half;
@@ -44,7 +48,7 @@ Usage (from the repository root)::
 
     python -m bench.learning [--packages tqdm,flask] [--protocols full,partial]
         [--systems base,adapter,model,both,picks] [--seeds 42,43,44] [--model-seeds 42]
-        [--picks 50]
+        [--picks 50] [--remeasure]
 """
 
 from __future__ import annotations
@@ -296,7 +300,10 @@ def run_one(
     print(f"{label} ...", file=sys.stderr, flush=True)
     row: dict[str, Any] = {"package": pkg, "protocol": protocol, "system": system, "seed": seed}
     measured_ids = [q.id for q in queries]
-    if system == "base":
+    if args.remeasure and system != "base":
+        index, queries = remeasured(pkg, protocol, system, seed, row, queries)
+        measured_ids = [q.id for q in queries]
+    elif system == "base":
         index = base
     elif system in ("adapter", "model"):
         index = fresh_copy(base, f"{system}-s{seed}")
@@ -327,21 +334,57 @@ def run_one(
     save_row(row)
 
 
+def remeasured(
+    pkg: str,
+    protocol: str,
+    system: str,
+    seed: int | None,
+    row: dict[str, Any],
+    queries: list[Query],
+) -> tuple[Path, list[Query]]:
+    """For `--remeasure`: the index a past run left trained, its row's training record
+    copied into `row`, and the queries it is measured on (the unplayed half for picks)."""
+    index = WORK / pkg / protocol / f"{system}-s{seed}"
+    past = [
+        r
+        for r in load_summary()
+        if (r["package"], r["protocol"], r["system"], r.get("seed"))
+        == (pkg, protocol, system, seed)
+    ]
+    if not (index / "index.sqlite").is_file() or not past:
+        raise SystemExit(f"{pkg}/{protocol}/{system}/seed {seed}: nothing trained to remeasure")
+    row.update({k: past[0][k] for k in ("train", "picks") if k in past[0]})
+    if system in PICKS_SYSTEMS:
+        _, measured = pick_halves(pkg, queries)
+        queries = [queries[i] for i in measured]
+    return index, queries
+
+
 def paired(
-    pkg: str, protocol: str, system: str, seeds: Sequence[int], mode: str
+    pkg: str,
+    protocol: str,
+    system: str,
+    seeds: Sequence[int],
+    mode: str,
+    against: str = "base",
 ) -> dict[str, Any] | None:
-    """Per-query reciprocal ranks of `system`, averaged over `seeds`, against base on the
-    same queries: mean difference, queries better/worse, Wilcoxon p."""
+    """Per-query reciprocal ranks of `system`, averaged over `seeds`, against base (or
+    `against`, averaged over the same seeds) on the same queries: mean difference,
+    queries better/worse, Wilcoxon p."""
     from scipy.stats import wilcoxon
 
-    base_path = ranks_path(pkg, protocol, "base", None)
+    if against == "base":
+        base_paths = [ranks_path(pkg, protocol, "base", None)]
+    else:
+        base_paths = [ranks_path(pkg, protocol, against, s) for s in seeds]
     paths = [ranks_path(pkg, protocol, system, s) for s in seeds]
     paths = [p for p in paths if p.exists()]
-    if not base_path.exists() or not paths:
+    if not all(p.exists() for p in base_paths) or not paths:
         return None
-    base = load_ranks(base_path)[mode]
+    bases = [load_ranks(p)[mode] for p in base_paths]
     runs = [load_ranks(p)[mode] for p in paths]
-    ids = sorted(set.intersection(*(set(r) for r in runs)))
+    ids = sorted(set.intersection(*(set(r) for r in runs + bases)))
+    base = {i: statistics.fmean(b[i] for b in bases) for i in ids}
     diff = np.array([statistics.fmean(r[i] for r in runs) - base[i] for i in ids])
     nonzero = diff[diff != 0]
     p = float(wilcoxon(nonzero).pvalue) if len(nonzero) else 1.0
@@ -369,6 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model-seeds", default="42", help="seeds of the fine-tune runs (minutes each)"
     )
     parser.add_argument("--picks", type=int, default=50, help="picks played per package")
+    parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure the indexes earlier runs trained again, without training (after a "
+        "ranking change); their training records are kept",
+    )
     args = parser.parse_args(argv)
 
     def split(value: str) -> list[str]:

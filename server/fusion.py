@@ -60,6 +60,8 @@ def weights_for(
     dense: list[tuple[int, float]],
     lexical: list[tuple[int, float]],
     ranking: Ranking,
+    *,
+    trained: bool = False,
 ) -> Weights:
     """How much each side counts for this query.
 
@@ -67,25 +69,28 @@ def weights_for(
     far above its tenth means a few chunks share the query's rare words; a flat
     head means many chunks share its common ones, and then the model should
     decide. A query that is a name or a path is the identifier itself, which the
-    words match and the model reads as prose.
+    words match and the model reads as prose. A model `trained` on this
+    workspace weighs `trained_dense_weight`.
     """
+    model = ranking.trained_dense_weight if trained else ranking.dense_weight
     if not ranking.adaptive:
-        return Weights(ranking.dense_weight, ranking.lexical_weight)
-    if shape.looks_like_code:
-        return Weights(
-            ranking.dense_weight, ranking.name_lexical_weight, "the query is a name or a path"
+        weights = Weights(model, ranking.lexical_weight)
+    elif shape.looks_like_code:
+        weights = Weights(model, ranking.name_lexical_weight, "the query is a name or a path")
+    else:
+        gap = lexical_gap(lexical)
+        low, high = ranking.lexical_gap_range
+        sure = min(1.0, max(0.0, (gap - low) / (high - low)))
+        weight = ranking.lexical_weight_min + sure * (
+            ranking.lexical_weight_max - ranking.lexical_weight_min
         )
-    gap = lexical_gap(lexical)
-    low, high = ranking.lexical_gap_range
-    sure = min(1.0, max(0.0, (gap - low) / (high - low)))
-    weight = ranking.lexical_weight_min + sure * (
-        ranking.lexical_weight_max - ranking.lexical_weight_min
-    )
-    return Weights(
-        ranking.dense_weight,
-        weight,
-        f"the words' first answer stands {gap:.0%} above their tenth",
-    )
+        weights = Weights(
+            model, weight, f"the words' first answer stands {gap:.0%} above their tenth"
+        )
+    if trained:
+        why = "; ".join(filter(None, [weights.why, "the model was trained on this workspace"]))
+        weights = attrs.evolve(weights, why=why)
+    return weights
 
 
 def lexical_gap(lexical: list[tuple[int, float]]) -> float:
@@ -104,11 +109,14 @@ def fuse(
     mode: str,
     shape: QueryShape,
     ranking: Ranking,
+    *,
+    trained: bool = False,
 ) -> tuple[list[Candidate], Weights]:
     """Candidates of both sides, best fused first, and the weights that fused them.
 
     `dense` and `lexical` are (chunk id, score) best first; a chunk may repeat
     (one text embedded once, shared by several chunks), its first place counts.
+    `trained`: the dense side comes from a model trained on this workspace.
     """
     by_id: dict[int, Candidate] = {}
     use_dense = mode != "lexical"
@@ -121,7 +129,7 @@ def fuse(
     dense_on = use_dense and bool(dense)
     lexical_on = use_lexical and bool(lexical)
     if dense_on and lexical_on:
-        weights = weights_for(shape, dense, lexical, ranking)
+        weights = weights_for(shape, dense, lexical, ranking, trained=trained)
     elif dense_on:
         weights = Weights(1.0, 0.0, "the model's side alone")
     else:

@@ -264,7 +264,8 @@ def search(
         adapter=adapter,
     )
 
-    candidates, weights = fuse(dense, lexical, mode, shape, ranking)
+    trained = bool(dense) and (adapter is not None or fine_tuned(gen))
+    candidates, weights = fuse(dense, lexical, mode, shape, ranking, trained=trained)
     candidates = candidates[: pool * 2]
     if (ranking.definition_boost or ranking.embedded_definition_boost) and mode != "semantic":
         candidates.extend(_definitions(store, shape, {c.chunk_id for c in candidates}))
@@ -284,6 +285,12 @@ def search(
         weights=weights if mode == "hybrid" else None,
         adapter=adapter.id if adapter is not None and use_dense else None,
     )
+
+
+def fine_tuned(gen: Generation | None) -> bool:
+    """The generation's vectors come from a checkpoint trained on this workspace: its
+    label's version is a checkpoint id, not `base` (`models.ModelRef`)."""
+    return gen is not None and gen.model.rpartition("@")[2] not in ("", "base")
 
 
 def _sides(

@@ -10,11 +10,12 @@ from kenning.server.search import (
     ModePlan,
     Semantic,
     SemanticUnavailable,
+    fine_tuned,
     plan_mode,
     select,
     snippet_of,
 )
-from kenning.server.store import StoredChunk
+from kenning.server.store import Generation, StoredChunk
 
 
 def chunk(
@@ -98,6 +99,27 @@ def test_the_words_count_for_more_when_their_first_answer_stands_out():
         weights_for(shape, [], standout, DEFAULT).lexical
         > weights_for(shape, [], flat, DEFAULT).lexical
     )
+
+
+def test_a_model_trained_on_the_workspace_weighs_more_than_the_bundled_one():
+    dense, lexical = [(1, 0.9)], [(2, 5.0)]
+    for query in ("parse_url", "parse the url"):
+        bundled = weights_for(shape_of(query), dense, lexical, DEFAULT)
+        trained = weights_for(shape_of(query), dense, lexical, DEFAULT, trained=True)
+        assert (bundled.dense, trained.dense) == (
+            DEFAULT.dense_weight,
+            DEFAULT.trained_dense_weight,
+        )
+        assert trained.lexical == bundled.lexical
+        assert "trained on this workspace" in trained.why and "trained" not in bundled.why
+
+
+def test_a_generation_from_a_promoted_checkpoint_counts_as_trained():
+    def gen(label: str) -> Generation:
+        return Generation(1, label, "identity", "/models/x", 384, "active")
+
+    assert fine_tuned(gen("all-MiniLM-L6-v2@20261203-231556-08c82e"))
+    assert not fine_tuned(gen("all-MiniLM-L6-v2@base")) and not fine_tuned(None)
 
 
 def test_fusion_rewards_agreement_between_the_two_rankings():

@@ -20,6 +20,7 @@ from kenning.server.answers import search_json
 from kenning.server.engine import Engine
 from kenning.server.models import CARD_NAME
 from kenning.server.picks import PickStore, make_pick
+from kenning.server.ranking import DEFAULT
 from kenning.trainer import adapter as fitting
 from kenning.trainer.cross_fit import FOLDS, IDENTITY, cross_fit, deal_folds, fold_count
 from kenning.trainer.options import TrainOptions
@@ -197,7 +198,12 @@ def test_an_adapter_is_trained_on_the_index_vectors_and_searches_use_it(workspac
         assert engine.status().adapter == run.adapter
         mapped = engine.search_outcome("add an item to the shopping cart", mode="semantic")
         lexical = engine.search_outcome("add an item to the shopping cart", mode="lexical")
+        hybrid = engine.search_outcome("add an item to the shopping cart")
     assert mapped.adapter == run.adapter and mapped.results
+    # A model that learnt the workspace's words gets more of the say in hybrid fusion.
+    assert hybrid.adapter == run.adapter and hybrid.weights is not None
+    assert hybrid.weights.dense == DEFAULT.trained_dense_weight > DEFAULT.dense_weight
+    assert "trained on this workspace" in hybrid.weights.why
     assert search_json(mapped)["adapter"] == run.adapter  # what `kenning search --json` prints
     assert lexical.adapter is None  # the words alone need no query vector
 
