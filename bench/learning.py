@@ -13,8 +13,9 @@ hybrid, `Engine.search`, as users get them) with:
   ablations of the adapter, without hard negatives (random chunks instead, as
   many), without identifier pairs, with cross-fitting folds that keep a chunk's
   pairs together instead of a file's, with the penalty chosen on docstring
-  and pick pairs only, and (``adapter-halfsteps``) with half as many steps per
-  penalty along the path;
+  and pick pairs only, with half as many steps per penalty along the path
+  (``adapter-halfsteps``), and without the pairs whose positive is a test's own
+  code (``adapter-notests``: a test's docstring describes the test);
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
@@ -87,6 +88,7 @@ ABLATIONS = (
     "adapter-bychunk",
     "adapter-docchoice",
     "adapter-halfsteps",
+    "adapter-notests",
 )
 PICKS_SYSTEMS = {"picks": None, "picks-heavy": "heavypicks"}
 """The picks system and its ablation, with the variant of the trainer each runs."""
@@ -171,6 +173,8 @@ def ablated(variant: str | None) -> Iterator[None]:
     elif variant == "noid":
         kinds = tuple(k for k in KINDS if k != "identifier")
         run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
+    elif variant == "notests":
+        run.mine_pairs = _without_test_code(saved[3])  # type: ignore[assignment]
     elif variant == "bychunk":
         cross_fit.GROUP_BY = "chunk"
     elif variant == "docchoice":
@@ -186,6 +190,23 @@ def ablated(variant: str | None) -> Iterator[None]:
         cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
         adapter_step.PICK_WEIGHT = pick_weight
         adapter.WARM_STEPS = warm_steps
+
+
+def _without_test_code(mine: Any) -> Any:
+    """`mine_pairs` keeping no pair whose positive is a test's code (a test's docstring,
+    comment or signature describes the test, not the code it exercises)."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from kenning.trainer.pairs import KINDS, _is_test_path
+
+    def mined(*args: Any, **kwargs: Any) -> Any:
+        found = mine(*args, **kwargs)
+        pairs = [p for p in found.pairs if p.kind == "pick" or not _is_test_path(p.path)]
+        counts = Counter(p.kind for p in pairs)
+        return replace(found, pairs=pairs, counts={k: counts.get(k, 0) for k in KINDS})
+
+    return mined
 
 
 def train(
@@ -301,7 +322,11 @@ def run_one(
     row: dict[str, Any] = {"package": pkg, "protocol": protocol, "system": system, "seed": seed}
     measured_ids = [q.id for q in queries]
     if args.remeasure and system != "base":
-        index, queries = remeasured(pkg, protocol, system, seed, row, queries)
+        found = remeasured(pkg, protocol, system, seed, row, queries)
+        if found is None:
+            print(f"  {label}: nothing trained to remeasure, skipped", file=sys.stderr)
+            return
+        index, queries = found
         measured_ids = [q.id for q in queries]
     elif system == "base":
         index = base
@@ -341,9 +366,10 @@ def remeasured(
     seed: int | None,
     row: dict[str, Any],
     queries: list[Query],
-) -> tuple[Path, list[Query]]:
+) -> tuple[Path, list[Query]] | None:
     """For `--remeasure`: the index a past run left trained, its row's training record
-    copied into `row`, and the queries it is measured on (the unplayed half for picks)."""
+    copied into `row`, and the queries it is measured on (the unplayed half for picks);
+    None when no past run left both."""
     index = WORK / pkg / protocol / f"{system}-s{seed}"
     past = [
         r
@@ -352,7 +378,7 @@ def remeasured(
         == (pkg, protocol, system, seed)
     ]
     if not (index / "index.sqlite").is_file() or not past:
-        raise SystemExit(f"{pkg}/{protocol}/{system}/seed {seed}: nothing trained to remeasure")
+        return None
     row.update({k: past[0][k] for k in ("train", "picks") if k in past[0]})
     if system in PICKS_SYSTEMS:
         _, measured = pick_halves(pkg, queries)

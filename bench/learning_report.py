@@ -112,6 +112,7 @@ ABLATION_COLUMNS = (
     ("adapter-bychunk", "folds by chunk, not by file"),
     ("adapter-docchoice", "penalty chosen on docstring and pick pairs"),
     ("adapter-halfsteps", "half the steps per penalty"),
+    ("adapter-notests", "without pairs into tests' own code"),
     ("adapter-nohard", "without hard negatives"),
     ("adapter-noid", "without identifier pairs"),
 )
