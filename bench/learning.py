@@ -15,7 +15,9 @@ hybrid, `Engine.search`, as users get them) with:
   pairs together instead of a file's, with the penalty chosen on docstring
   and pick pairs only, with half as many steps per penalty along the path
   (``adapter-halfsteps``), and without the pairs whose positive is a test's own
-  code (``adapter-notests``: a test's docstring describes the test);
+  code (``adapter-notests``: a test's docstring describes the test), and
+  measured on those pairs too (``adapter-testsmeasured``: as it was before they
+  only trained);
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
@@ -89,6 +91,7 @@ ABLATIONS = (
     "adapter-docchoice",
     "adapter-halfsteps",
     "adapter-notests",
+    "adapter-testsmeasured",
 )
 PICKS_SYSTEMS = {"picks": None, "picks-heavy": "heavypicks"}
 """The picks system and its ablation, with the variant of the trainer each runs."""
@@ -160,7 +163,7 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
 @contextlib.contextmanager
 def ablated(variant: str | None) -> Iterator[None]:
     """The trainer with one ingredient taken out, for an ablation row."""
-    from kenning.trainer import adapter, adapter_step, cross_fit, run
+    from kenning.trainer import adapter, adapter_step, cross_fit, pairs, run
     from kenning.trainer.pairs import KINDS
 
     saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
@@ -173,6 +176,8 @@ def ablated(variant: str | None) -> Iterator[None]:
     elif variant == "noid":
         kinds = tuple(k for k in KINDS if k != "identifier")
         run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
+    elif variant == "testsmeasured":
+        pairs.MEASURE_TESTS_OWN_CODE = True
     elif variant == "notests":
         run.mine_pairs = _without_test_code(saved[3])  # type: ignore[assignment]
     elif variant == "bychunk":
@@ -189,6 +194,7 @@ def ablated(variant: str | None) -> Iterator[None]:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
         cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
         adapter_step.PICK_WEIGHT = pick_weight
+        pairs.MEASURE_TESTS_OWN_CODE = False
         adapter.WARM_STEPS = warm_steps
 
 

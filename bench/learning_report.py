@@ -113,6 +113,7 @@ ABLATION_COLUMNS = (
     ("adapter-docchoice", "penalty chosen on docstring and pick pairs"),
     ("adapter-halfsteps", "half the steps per penalty"),
     ("adapter-notests", "without pairs into tests' own code"),
+    ("adapter-testsmeasured", "measured on pairs into tests' own code too (before)"),
     ("adapter-nohard", "without hard negatives"),
     ("adapter-noid", "without identifier pairs"),
 )

@@ -51,7 +51,7 @@ from .cross_fit import group_of
 from .evaluate import Corpus, Gated, Metrics, PairedTest, Split, sample, split_by_file
 from .model_step import encoder, train_model
 from .options import DEFAULT_HELDOUT_FRACTION, DEFAULT_MAX_COMMITS, DEFAULT_SEED, TrainOptions
-from .pairs import QUERY_KINDS, WEAK_KINDS, MinedPairs, Pair, mine_pairs
+from .pairs import QUERY_KINDS, WEAK_KINDS, MinedPairs, Pair, measured_by_adapter, mine_pairs
 from .pick_pairs import pick_pairs, split_by_query
 
 log = logging.getLogger(__name__)
@@ -461,12 +461,12 @@ def _adapter_too_little(prep: _Prepared, options: TrainOptions) -> str | None:
     pool = [*prep.train, *prep.heldout]
     if enough_to_measure(pool, options.min_heldout):
         return None
-    measured = [p for p in pool if p.kind not in WEAK_KINDS]
+    measured = [p for p in pool if measured_by_adapter(p)]
     groups = len({group_of(p) for p in measured})
     return (
-        f"not enough pairs to measure a query adapter: {len(measured)} query-like pairs from "
-        f"{groups} files and picked queries, need at least {options.min_heldout} from two or "
-        "more. " + _what_would_help(prep)
+        f"not enough pairs to measure a query adapter: {len(measured)} query-like pairs "
+        f"(tests' own code not counted) from {groups} files and picked queries, need at "
+        f"least {options.min_heldout} from two or more. " + _what_would_help(prep)
     )
 
 

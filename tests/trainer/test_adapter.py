@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from kenning.server.ranking import DEFAULT
 from kenning.trainer import adapter as fitting
 from kenning.trainer.cross_fit import FOLDS, IDENTITY, cross_fit, deal_folds, fold_count
 from kenning.trainer.options import TrainOptions
-from kenning.trainer.pairs import Pair
+from kenning.trainer.pairs import Pair, measured_by_adapter
 from kenning.trainer.run import train_workspace
 
 # -- the fit, on vectors whose right answer is known ---------------------------------------
@@ -118,6 +119,21 @@ def test_folds_keep_a_file_together_and_hold_about_as_many_queries_each():
     sizes = np.bincount(fold, minlength=FOLDS)
     assert sizes.max() - sizes.min() <= 10  # a file holds at most 10 of these pairs
     assert fold_count(pairs[:1]) == 1  # one file: nothing to cross-fit
+
+
+def test_pairs_into_a_tests_own_code_train_the_adapter_but_are_not_measured():
+    data, chunks, files = distorted_pairs(120)
+    pairs = pairs_for(data)
+    # A third of the described code lives in tests; a person's pick of a test still counts.
+    pairs = [
+        replace(p, path=f"tests/test_{p.path}") if i % 3 == 0 else p for i, p in enumerate(pairs)
+    ]
+    pairs[0] = replace(pairs[0], kind="pick")
+    fitted = cross_fit(pairs, data, chunks, files, rank_score(data, chunks), seed=0)
+    measured = {i for i, p in enumerate(pairs) if not p.path.startswith("tests/")} | {0}
+    assert set(fitted.scored) == measured
+    assert [measured_by_adapter(p) for p in pairs[:4]] == [True, True, True, False]
+    assert not measured_by_adapter(Pair("parse url", "def parse_url(): ...", "identifier", "u.py"))
 
 
 def test_a_strong_penalty_keeps_the_identity_and_weak_data_keeps_the_model_as_it_is():
