@@ -79,12 +79,7 @@ of the same runs, before their cross-fit stopped measuring tests' own code."""
 def fusion_table(rows: Sequence[dict[str, Any]]) -> str:
     """Each trained system with the model weighed `trained_dense_weight` in fusion against
     the same index measured when it weighed 1.5 (rows `<system>-w1.5`)."""
-    lines = [
-        "| package | protocol | system | seeds | base | model weighed 1.5 (before) | "
-        "weighed 2.5 (now) | change | better/worse, p |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    found = False
+    lines: list[str] = []
     for pkg in ORDER:
         for protocol in ("partial", "full"):
             base_runs = _runs(rows, pkg, protocol, "base")
@@ -94,7 +89,6 @@ def fusion_table(rows: Sequence[dict[str, Any]]) -> str:
                 seeds = sorted({r["seed"] for r in before} & {r["seed"] for r in now})
                 if not seeds or not base_runs:
                     continue
-                found = True
                 old = statistics.fmean(r["mrr"][MODE] for r in before if r["seed"] in seeds)
                 new = statistics.fmean(r["mrr"][MODE] for r in now if r["seed"] in seeds)
                 now_system = FUSION_NOW.get(system, system)
@@ -108,7 +102,19 @@ def fusion_table(rows: Sequence[dict[str, Any]]) -> str:
                     f"{base_runs[0]['mrr'][MODE]:.3f} | {old:.3f} | {new:.3f} | "
                     f"**{new - old:+.3f}** | {tested} |"
                 )
-    return "\n".join(lines) if found else ""
+    columns = ["package", "protocol", "system", "seeds:", "base:", "model weighed 1.5 (before):"]
+    columns += ["weighed 2.5 (now):", "change:", "better/worse, p"]
+    return _table(columns, lines)
+
+
+def _table(columns: Sequence[str], body: Sequence[str]) -> str:
+    """A Markdown table of `body` rows under `columns` (a trailing colon aligns a column
+    right), or "" without rows."""
+    if not body:
+        return ""
+    titles = [c.removesuffix(":") for c in columns]
+    rule = ["---:" if c.endswith(":") else "---" for c in columns]
+    return "\n".join(["| " + " | ".join(titles) + " |", "| " + " | ".join(rule) + " |", *body])
 
 
 ABLATION_COLUMNS = (
@@ -156,19 +162,12 @@ def _test(pkg: str, protocol: str, system: str, runs: Sequence[dict[str, Any]]) 
 
 
 def picks_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| package | protocol | picks played | queries measured | base | adapter, no picks | "
-        "adapter + picks | picks' lift over the adapter | over base | "
-        "picks weighing 5, not 2: over base |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    found = False
+    lines: list[str] = []
     for pkg in ORDER:
         for protocol in ("full", "partial"):
             runs = _runs(rows, pkg, protocol, "picks")
             if not runs:
                 continue
-            found = True
             ids = _measured_ids(pkg, protocol, runs)
             base = _mean_on(pkg, protocol, "base", [None], ids)
             adapter = _mean_on(pkg, protocol, "adapter", [r["seed"] for r in runs], ids)
@@ -184,7 +183,10 @@ def picks_table(rows: Sequence[dict[str, Any]]) -> str:
                 f"| {pkg} | {protocol} | {runs[0]['picks']} | {runs[0]['queries']} | "
                 f"{_fmt(base)} | {_fmt(adapter)} | {mean:.3f} | **{lift}** | {over} | {heavy} |"
             )
-    return "\n".join(lines) if found else ""
+    columns = ["package", "protocol", "picks played:", "queries measured:", "base:"]
+    columns += ["adapter, no picks:", "adapter + picks:", "picks' lift over the adapter:"]
+    columns += ["over base:", "picks weighing 5, not 2: over base:"]
+    return _table(columns, lines)
 
 
 def _measured_at(rows: Sequence[dict[str, Any]]) -> str:
