@@ -295,8 +295,9 @@ def learning_section() -> str:
         "`bench/results/learning/`). Hybrid MRR@10 on the benchmark queries, which training "
         "never sees. Each trained cell: the mean over seeds (min-max), **the change from "
         "base**, queries better/worse and the Wilcoxon p of the per-query reciprocal ranks "
-        "(averaged over seeds) against base. The adapter ran with seeds 42, 43, 44 where the "
-        "cell shows a spread, with seed 42 alone where it says 1 seed. `both` = the "
+        "(averaged over seeds) against base. A cell with a spread ran several seeds (the "
+        "adapter and picks 42, 43, 44; the fine-tune and `both` 42 and 43), one that says 1 "
+        "seed ran seed 42 alone. `both` = the "
         "fine-tuned index plus an adapter trained on it. The adapter's knobs were chosen on "
         "tqdm, marshmallow and flask; the packages marked untouched were not looked at while "
         "choosing. " + _measured_at(rows) + "\n",
