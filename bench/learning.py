@@ -170,6 +170,7 @@ def ablated(variant: str | None) -> Iterator[None]:
     warm_steps = adapter.WARM_STEPS
     grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
     pick_weight = adapter_step.PICK_WEIGHT
+    measure_tests = pairs.MEASURE_TESTS_OWN_CODE
     if variant == "nohard":
         total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
@@ -194,7 +195,7 @@ def ablated(variant: str | None) -> Iterator[None]:
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
         cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
         adapter_step.PICK_WEIGHT = pick_weight
-        pairs.MEASURE_TESTS_OWN_CODE = False
+        pairs.MEASURE_TESTS_OWN_CODE = measure_tests
         adapter.WARM_STEPS = warm_steps
 
 

@@ -84,14 +84,14 @@ def fusion_table(rows: Sequence[dict[str, Any]]) -> str:
         for protocol in ("partial", "full"):
             base_runs = _runs(rows, pkg, protocol, "base")
             for system in SYSTEMS:
+                now_system = FUSION_NOW.get(system, system)
                 before = _runs(rows, pkg, protocol, f"{system}-w1.5")
-                now = _runs(rows, pkg, protocol, FUSION_NOW.get(system, system))
+                now = _runs(rows, pkg, protocol, now_system)
                 seeds = sorted({r["seed"] for r in before} & {r["seed"] for r in now})
                 if not seeds or not base_runs:
                     continue
                 old = statistics.fmean(r["mrr"][MODE] for r in before if r["seed"] in seeds)
                 new = statistics.fmean(r["mrr"][MODE] for r in now if r["seed"] in seeds)
-                now_system = FUSION_NOW.get(system, system)
                 test = paired(pkg, protocol, now_system, seeds, MODE, against=f"{system}-w1.5")
                 tested = (
                     f"{test['better']}/{test['worse']}, p={test['wilcoxon_p']:.2g}" if test else "-"
