@@ -24,7 +24,7 @@ from .discover import FileFilter
 from .embedder import Embedder
 from .indexer import Indexer, IndexSummary, Progress, timed_index
 from .light_encoder import LightEncoder, LightPathUnavailable
-from .models import ModelRef, read_history, target_model, vector_identity
+from .models import ModelRef, read_history, split_label, target_model, vector_identity
 from .picks import PickStore, make_pick
 from .related import FileContext, RelatedOutcome, find_related
 from .search import QueryEncoder, SearchOutcome, SearchResult, search
@@ -516,9 +516,9 @@ class Engine:
         with self._embedder_lock:
             embedder = self._older_embedders.get(gen.identity)
             if embedder is None:
-                name, _, version = gen.model.partition("@")
+                name, version = split_label(gen.model)
                 embedder = Embedder(
-                    ModelRef(name, version or "base", gen.location),
+                    ModelRef(name, version, gen.location),
                     device=self.settings.device,
                     max_seq_length=self.settings.max_seq_length,
                     batch_size=self.settings.batch_size,

@@ -16,6 +16,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from .folders import Folder, FolderMap, Target, merge_results
+from .models import split_label
 from .protocol import (
     FolderStatus,
     ModelInfo,
@@ -97,8 +98,8 @@ def answer_related(folder: Folder, outcome: RelatedOutcome) -> RelatedResponse:
 
 
 def _model(label: str) -> ModelInfo:
-    name, _, version = label.partition("@")
-    return ModelInfo(name=name, version=version or "base")
+    name, version = split_label(label)
+    return ModelInfo(name=name, version=version)
 
 
 def _figures(status: ServiceStatus) -> dict[str, Any]:

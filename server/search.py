@@ -29,6 +29,7 @@ import pathspec
 from . import priors
 from .adapters import QueryAdapter
 from .fusion import Candidate, Weights, fuse
+from .models import is_trained_label
 from .pools import started_pool
 from .query_shape import QueryShape, name_parts, shape_of, whole_term
 from .ranking import DEFAULT, Ranking
@@ -290,7 +291,7 @@ def search(
 def fine_tuned(gen: Generation | None) -> bool:
     """The generation's vectors come from a checkpoint trained on this workspace: its
     label's version is a checkpoint id, not `base` (`models.ModelRef`)."""
-    return gen is not None and gen.model.rpartition("@")[2] not in ("", "base")
+    return gen is not None and is_trained_label(gen.model)
 
 
 def _sides(

@@ -4,6 +4,7 @@ code-aware boosts and the selection of places."""
 import pytest
 from kenning.server import priors
 from kenning.server.fusion import Candidate, fuse, lexical_gap, weights_for
+from kenning.server.models import split_label
 from kenning.server.query_shape import shape_of
 from kenning.server.ranking import DEFAULT
 from kenning.server.search import (
@@ -120,6 +121,18 @@ def test_a_generation_from_a_promoted_checkpoint_counts_as_trained():
 
     assert fine_tuned(gen("all-MiniLM-L6-v2@20261203-231556-08c82e"))
     assert not fine_tuned(gen("all-MiniLM-L6-v2@base")) and not fine_tuned(None)
+
+
+def test_a_model_label_splits_at_its_last_at_sign():
+    assert split_label("all-MiniLM-L6-v2@20261203-231556-08c82e") == (
+        "all-MiniLM-L6-v2",
+        "20261203-231556-08c82e",
+    )
+    # A local model folder may be named with an `@`; a label without a version is the
+    # model as configured.
+    assert split_label("team@models@base") == ("team@models", "base")
+    assert split_label("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", "base")
+    assert split_label("all-MiniLM-L6-v2@") == ("all-MiniLM-L6-v2", "base")
 
 
 def test_fusion_rewards_agreement_between_the_two_rankings():
