@@ -1,11 +1,20 @@
 """The learning section of bench/RESULTS.md, from `bench/results/learning.json` (written by
 `python -m bench.learning`) and `bench/results/adapter_swap.json` (`python -m
-bench.adapter_swap`). Paired tests are recomputed from the per-query ranks when they
-are here, else taken from the summary rows."""
+bench.adapter_swap`). Paired tests and the picks' baselines are computed from the
+per-query ranks (`bench/results/learning/`, committed) when every run they need left
+them, else taken from the figures kept for runs whose ranks are gone (`KEPT`).
+
+Keeping what a rendered report says before its ranks are lost (run from the repository
+root)::
+
+    python -m bench.learning_report --keep-from bench/RESULTS.md
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +28,11 @@ TUNED = ("tqdm", "marshmallow", "flask")
 ORDER = ("tqdm", "marshmallow", "flask", "werkzeug", "more-itertools", "sqlalchemy")
 SYSTEMS = ("adapter", "model", "both")
 MODE = "hybrid"
+KEPT = RESULTS / "learning_kept.json"
+"""Figures derived from per-query ranks that are no longer here: the paired tests and the
+picks' subset means of runs made before the ranks were committed, restored from the
+RESULTS.md those ranks rendered (`kept_from_report`). A figure is computed from the ranks
+whenever every run it needs left them, and taken from here otherwise."""
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -59,7 +73,7 @@ def quality_table(rows: Sequence[dict[str, Any]], protocol: str) -> tuple[str, d
         for system in SYSTEMS:
             runs = _runs(rows, pkg, protocol, system)
             seeds = [r["seed"] for r in runs]
-            test = paired(pkg, protocol, system, seeds, MODE) if runs else None
+            test = _paired(pkg, protocol, system, seeds) if runs else None
             cells.append(_cell(base, runs, test))
             if runs:
                 mean = statistics.fmean(r["mrr"][MODE] for r in runs)
@@ -92,7 +106,7 @@ def fusion_table(rows: Sequence[dict[str, Any]]) -> str:
                     continue
                 old = statistics.fmean(r["mrr"][MODE] for r in before if r["seed"] in seeds)
                 new = statistics.fmean(r["mrr"][MODE] for r in now if r["seed"] in seeds)
-                test = paired(pkg, protocol, now_system, seeds, MODE, against=f"{system}-w1.5")
+                test = _paired(pkg, protocol, now_system, seeds, against=f"{system}-w1.5")
                 tested = (
                     f"{test['better']}/{test['worse']}, p={test['wilcoxon_p']:.2g}" if test else "-"
                 )
@@ -158,7 +172,33 @@ def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _test(pkg: str, protocol: str, system: str, runs: Sequence[dict[str, Any]]) -> dict | None:
-    return paired(pkg, protocol, system, [r["seed"] for r in runs], MODE) if runs else None
+    return _paired(pkg, protocol, system, [r["seed"] for r in runs]) if runs else None
+
+
+def _kept() -> list[dict[str, Any]]:
+    return json.loads(KEPT.read_text()) if KEPT.exists() else []
+
+
+def _kept_entry(
+    kind: str, pkg: str, protocol: str, system: str, seeds: Sequence[Any], **extra: Any
+) -> dict[str, Any] | None:
+    for entry in _kept():
+        key = (entry["kind"], entry["package"], entry["protocol"], entry["system"])
+        if key == (kind, pkg, protocol, system) and sorted(entry["seeds"]) == sorted(seeds):
+            if all(entry.get(k) == v for k, v in extra.items()):
+                return entry
+    return None
+
+
+def _paired(
+    pkg: str, protocol: str, system: str, seeds: Sequence[int], against: str = "base"
+) -> dict | None:
+    """The paired test of `system` against `against` over `seeds`: from the ranks when
+    every run left them, else as kept (`KEPT`), else None."""
+    test = paired(pkg, protocol, system, seeds, MODE, against=against)
+    if test is None:
+        test = _kept_entry("paired", pkg, protocol, system, seeds, against=against)
+    return test
 
 
 def picks_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -168,20 +208,13 @@ def picks_table(rows: Sequence[dict[str, Any]]) -> str:
             runs = _runs(rows, pkg, protocol, "picks")
             if not runs:
                 continue
-            ids = _measured_ids(pkg, protocol, runs)
-            base = _mean_on(pkg, protocol, "base", [None], ids)
-            adapter = _mean_on(pkg, protocol, "adapter", [r["seed"] for r in runs], ids)
-            mean = statistics.fmean(r["mrr"][MODE] for r in runs)
-            lift = f"{mean - adapter:+.3f}" if adapter is not None else "-"
-            over = f"{mean - base:+.3f}" if base is not None else "-"
             heavy_runs = _runs(rows, pkg, protocol, "picks-heavy")
-            heavy = "-"
-            if heavy_runs and base is not None:
-                heavy_mean = statistics.fmean(r["mrr"][MODE] for r in heavy_runs)
-                heavy = f"{heavy_mean - base:+.3f} ({len(heavy_runs)} seeds)"
+            f = _picks_figures(pkg, protocol, runs, heavy_runs)
+            heavy = "-" if f["heavy"] is None else f"{f['heavy']:+.3f} ({len(heavy_runs)} seeds)"
             lines.append(
                 f"| {pkg} | {protocol} | {runs[0]['picks']} | {runs[0]['queries']} | "
-                f"{_fmt(base)} | {_fmt(adapter)} | {mean:.3f} | **{lift}** | {over} | {heavy} |"
+                f"{_fmt(f['base'])} | {_fmt(f['adapter'])} | {f['mean']:.3f} | "
+                f"**{_signed(f['lift'])}** | {_signed(f['over'])} | {heavy} |"
             )
     columns = ["package", "protocol", "picks played:", "queries measured:", "base:"]
     columns += ["adapter, no picks:", "adapter + picks:", "picks' lift over the adapter:"]
@@ -213,6 +246,40 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _picks_figures(
+    pkg: str,
+    protocol: str,
+    runs: Sequence[dict[str, Any]],
+    heavy_runs: Sequence[dict[str, Any]],
+) -> dict[str, float | None]:
+    """The picks table's figures: the runs' `mean`; `base` and `adapter` (same seeds) on the
+    queries the picks runs measured; the picks' `lift` over the adapter, the runs' change
+    `over` base and that of `heavy_runs`. Base and the adapter come from the ranks when
+    they are all here, else every figure that needs them is as kept (`KEPT`)."""
+    seeds = [r["seed"] for r in runs]
+    mean = statistics.fmean(r["mrr"][MODE] for r in runs)
+    ids = _measured_ids(pkg, protocol, runs)
+    base = _mean_on(pkg, protocol, "base", [None], ids)
+    adapter = _mean_on(pkg, protocol, "adapter", seeds, ids)
+    heavy = statistics.fmean(r["mrr"][MODE] for r in heavy_runs) if heavy_runs else None
+    kept = _kept_entry("picks", pkg, protocol, "picks", seeds)
+    if (base is None or adapter is None) and kept is not None:
+        figures = {k: kept[k] for k in ("base", "adapter", "lift", "over")}
+        return {"mean": mean, **figures, "heavy": kept.get("heavy") if heavy_runs else None}
+    return {
+        "mean": mean,
+        "base": base,
+        "adapter": adapter,
+        "lift": None if adapter is None else mean - adapter,
+        "over": None if base is None else mean - base,
+        "heavy": None if heavy is None or base is None else heavy - base,
+    }
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
 def _measured_ids(pkg: str, protocol: str, runs: Sequence[dict[str, Any]]) -> list[str]:
     from bench.learning import load_ranks, ranks_path
 
@@ -227,8 +294,7 @@ def _mean_on(
     from bench.learning import load_ranks, ranks_path
 
     paths = [ranks_path(pkg, protocol, system, s) for s in seeds]
-    paths = [p for p in paths if p.exists()]
-    if not paths or not ids:
+    if not ids or not all(p.exists() for p in paths):
         return None
     return statistics.fmean(statistics.fmean(load_ranks(p)[MODE][i] for i in ids) for p in paths)
 
@@ -375,3 +441,106 @@ def learning_section() -> str:
     )
     parts.append("### The swap\n\n" + swap_lines() + "\n")
     return "\n".join(parts)
+
+
+_TESTED = re.compile(r"(\d+)/(\d+), p=([0-9.e+-]+)")
+_QUALITY_HEADINGS = {"### Partly documented protocol": "partial", "### Full protocol": "full"}
+
+
+def kept_from_report(text: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures in `text` (a RESULTS.md this module rendered) that only per-query ranks
+    can give: every paired test (better/worse, p) and the picks table's baselines, keyed
+    by the runs of `rows` (the summary) they were computed over."""
+    kept: list[dict[str, Any]] = []
+    titles = {title: system for system, title in ABLATION_COLUMNS}
+    heading, columns = "", []
+    for line in text.splitlines():
+        if line.startswith(("## ", "### ")):
+            heading, columns = line, []
+            continue
+        if not line.startswith("| ") or line.startswith("| ---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if cells[0] == "package":
+            columns = cells
+            continue
+        pkg = cells[0].removesuffix(" (untouched)")
+        protocol = next((v for k, v in _QUALITY_HEADINGS.items() if heading.startswith(k)), "")
+        found: list[tuple[str, str, str, str]] = []  # (protocol, system, against, cell)
+        if protocol:
+            found = [(protocol, s, "base", c) for s, c in zip(SYSTEMS, cells[3:], strict=False)]
+        elif heading.startswith("### Fusion"):
+            system = cells[2]
+            found = [(cells[1], FUSION_NOW.get(system, system), f"{system}-w1.5", cells[-1])]
+        elif heading.startswith("### Ablations"):
+            for title, cell in zip(columns[3:], cells[3:], strict=False):
+                system = "adapter" if title == "adapter" else titles.get(title, "")
+                if system:
+                    found.append((cells[1], system, "base", cell))
+        elif heading.startswith("### Picks") and "-" not in (cells[4], cells[5]):
+            heavy = cells[9].split(" ", 1)[0]
+            kept.append(
+                {
+                    "kind": "picks",
+                    "package": pkg,
+                    "protocol": cells[1],
+                    "system": "picks",
+                    "seeds": _seeds(rows, pkg, cells[1], "picks"),
+                    "base": float(cells[4]),
+                    "adapter": float(cells[5]),
+                    "lift": float(cells[7].strip("*")),
+                    "over": float(cells[8]),
+                    "heavy": None if heavy == "-" else float(heavy),
+                }
+            )
+        for protocol, system, against, cell in found:
+            tested = _TESTED.search(cell)
+            seeds = _seeds(rows, pkg, protocol, system)
+            if against != "base":  # the fusion table pairs the seeds both sides ran
+                seeds = sorted(set(seeds) & set(_seeds(rows, pkg, protocol, against)))
+            if tested and seeds:
+                kept.append(
+                    {
+                        "kind": "paired",
+                        "package": pkg,
+                        "protocol": protocol,
+                        "system": system,
+                        "against": against,
+                        "seeds": seeds,
+                        "better": int(tested[1]),
+                        "worse": int(tested[2]),
+                        "wilcoxon_p": float(tested[3]),
+                    }
+                )
+    # The adapter's column appears in two tables: keep each figure once.
+    figures = ("better", "worse", "wilcoxon_p", "base", "adapter", "lift", "over", "heavy")
+    unique = {
+        json.dumps({k: v for k, v in e.items() if k not in figures}, sort_keys=True): e
+        for e in kept
+    }
+    return list(unique.values())
+
+
+def _seeds(rows: Sequence[dict[str, Any]], pkg: str, protocol: str, system: str) -> list[Any]:
+    return sorted(r["seed"] for r in _runs(rows, pkg, protocol, system))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.learning_report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--keep-from",
+        type=Path,
+        required=True,
+        help="a RESULTS.md rendered from ranks that are about to be lost (or are gone)",
+    )
+    args = parser.parse_args(argv)
+    kept = kept_from_report(args.keep_from.read_text(), _rows())
+    KEPT.write_text(json.dumps(kept, indent=1) + "\n")
+    print(f"kept {len(kept)} figures in {KEPT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

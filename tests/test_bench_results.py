@@ -128,3 +128,55 @@ def test_a_part_run_again_replaces_the_earlier_one():
     when, earlier = report.previous_sections(OLD_REPORT)
     fresh = "## Indexing speed\n\nCommand: `x`\n\n| pipeline (kenning index) | 9.1 chunks/s |\n"
     assert report.carry_over(fresh, when, earlier) == fresh
+
+
+@pytest.fixture
+def learning(tmp_path, monkeypatch):
+    from bench import learning, learning_report
+
+    monkeypatch.setattr(learning, "RANKS_DIR", tmp_path / "learning")
+    monkeypatch.setattr(learning_report, "SUMMARY", tmp_path / "learning.json")
+    monkeypatch.setattr(learning_report, "KEPT", tmp_path / "learning_kept.json")
+    monkeypatch.setattr(learning_report, "RESULTS", tmp_path)
+    return learning, learning_report
+
+
+def learning_run(learning, system, seed, hybrid, ids, picks=None):
+    """One `bench.learning` run: its summary row, its per-query ranks written."""
+    queries = [corpus.Query(i, f"q {i}", "a.py", 1, 5, "f") for i in ids]
+    path = learning.ranks_path("flask", "partial", system, seed)
+    learning.save_ranks(path, queries, {"semantic": hybrid, "hybrid": hybrid})
+    row = {"package": "flask", "protocol": "partial", "system": system, "seed": seed}
+    row |= {"queries": len(ids), "mrr": {"hybrid": sum(hybrid) / len(hybrid)}}
+    return row | ({"picks": picks} if picks else {})
+
+
+def test_the_learning_report_keeps_its_paired_tests_once_the_ranks_are_gone(learning):
+    learning, report_of = learning
+    ids = [f"flask:{n}" for n in range(8)]
+    base = [1.0, 0.5, 0.0, 0.25, 0.2, 1.0, 0.0, 0.1]
+    better = [1.0, 1.0, 0.5, 0.5, 0.2, 1.0, 0.1, 0.1]
+    measured = ids[1::2]  # the half the picks run measures
+    rows = [
+        learning_run(learning, "base", None, base, ids),
+        learning_run(learning, "adapter", 42, better, ids),
+        learning_run(learning, "adapter", 43, base[:4] + better[4:], ids),
+        learning_run(learning, "picks", 42, [1.0, 1.0, 1.0, 0.5], measured, picks=4),
+    ]
+    report_of.SUMMARY.write_text(json.dumps(rows))
+    rendered = report_of.learning_section()
+    assert "| flask | 8 | 0.381 | 0.472 (0.394-0.550) **+0.091**, 4/0, p=0.12 |" in rendered
+    assert "| flask | partial | 4 | 4 | 0.463 | 0.650 | 0.875 | **+0.225** | +0.412 | - |" in (
+        rendered
+    )
+
+    kept = report_of.kept_from_report(rendered, rows)
+    report_of.KEPT.write_text(json.dumps(kept))
+    for ranks in learning.RANKS_DIR.iterdir():
+        ranks.unlink()
+
+    assert report_of.learning_section() == rendered
+    # A seed run later has no kept test over all its seeds, and none is made up.
+    rows.append(learning_run(learning, "adapter", 44, better, ids))
+    report_of.SUMMARY.write_text(json.dumps(rows))
+    assert "| flask | 8 | 0.381 | 0.498 (0.394-0.550) **+0.117** |" in report_of.learning_section()
