@@ -11,7 +11,8 @@ hybrid, `Engine.search`, as users get them) with:
   `--parts both` does, without paying for the fine-tune twice);
 - ``model-e3``, ``both-e3``: the same with three passes over the training pairs
   (`train.epochs` 3) instead of the default; ``model-lr1e4``, ``both-lr1e4``: with a
-  learning rate of 1e-4 (`train.lr`) instead of the default;
+  learning rate of 1e-4 (`train.lr`) instead of the default; ``model-s60``,
+  ``both-s60``: with at least 60 optimizer steps (`--min-steps`) instead of 20;
 - ``adapter-nohard``, ``adapter-noid``, ``adapter-bychunk``, ``adapter-docchoice``:
   ablations of the adapter, without hard negatives (random chunks instead, as
   many), without identifier pairs, with cross-fitting folds that keep a chunk's
@@ -100,6 +101,7 @@ MODEL_SYSTEMS: dict[str, dict[str, Any]] = {
     "model": {},
     "model-e3": {"epochs": 3},
     "model-lr1e4": {"lr": 1e-4},
+    "model-s60": {"min_steps": 60},
 }
 """The fine-tune systems and the `train.*` settings each changes. Each has a ``both``
 counterpart that stacks an adapter on its index (``both``, ``both-e3``, ...)."""
@@ -271,6 +273,7 @@ def train(
             (data.get("after") or {}).get("mrr_at_10"),
         ],
         "model_train_s": (data.get("training") or {}).get("took_s"),
+        "model_steps": (data.get("training") or {}).get("steps"),
     }
 
 
