@@ -46,9 +46,11 @@ class TrainOptions:
     seed: int = DEFAULT_SEED
     max_seq_length: int = 128
     """Tokens per text while training; attention cost grows with its square."""
-    min_steps: int = 20
-    """Small data is repeated until the run has at least this many optimizer steps,
-    so warmup and the schedule are not most of the run."""
+    min_steps: int = 60
+    """Small data is repeated until the run has at least this many optimizer steps. With
+    20, the benchmark's packages (a few hundred pairs each) got 20 steps, and more lifted
+    every one whose pairs gave more (bench/RESULTS.md, "The fine-tune's budget"): about
+    five minutes of steps on a 2-core CPU, seconds on a GPU."""
     warmup_ratio: float = 0.05
     """Fraction of the optimizer steps spent ramping the learning rate up from 0."""
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
