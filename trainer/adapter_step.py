@@ -39,7 +39,7 @@ from .adapter import FitData
 from .cross_fit import IDENTITY, cross_fit, fold_count
 from .evaluate import Corpus, Encoder, Gated, Metrics, PairedTest, metrics_of, paired_test
 from .options import TrainOptions
-from .pairs import Pair, measured_by_adapter
+from .pairs import Pair, is_measured
 from .pick_pairs import PICK_WEIGHT
 
 Say = Callable[[str], None]
@@ -124,7 +124,7 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
     # helped the adapter too (flask +0.015 hybrid MRR@10 with them, tqdm level).
     pool = list(inputs.train) + list(inputs.heldout)
     result.train_pairs = len(pool)
-    result.heldout_pairs = sum(1 for p in pool if measured_by_adapter(p))
+    result.heldout_pairs = sum(1 for p in pool if is_measured(p))
     if not enough_to_measure(pool, options.min_heldout) or not len(corpus):
         result.reason = "too few pairs to train and measure an adapter"
         return _done(result, start)
@@ -224,7 +224,7 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
 def enough_to_measure(pairs: Sequence[Pair], minimum: int) -> bool:
     """Whether cross-fitting can measure an adapter on `pairs`: at least `minimum`
     query-like pairs, from two or more files or picked queries."""
-    measured = sum(1 for p in pairs if measured_by_adapter(p))
+    measured = sum(1 for p in pairs if is_measured(p))
     return measured >= minimum and fold_count(pairs) >= 2
 
 

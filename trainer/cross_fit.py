@@ -5,7 +5,7 @@ few files) and which files land in it decides the verdict: on the benchmark the
 same package promoted an adapter with one seed and refused it with the next.
 Instead, the files (and picked queries) are dealt into FOLDS folds; for each
 fold the whole penalty path (`adapter.penalty_path`) is fitted on the other
-folds and every query-like pair of the fold (`pairs.measured_by_adapter`: not
+folds and every query-like pair of the fold (`pairs.is_measured`: not
 a test's own code) is ranked under each penalty. So every query-like pair is
 measured once, by adapters that never saw its file.
 
@@ -33,7 +33,7 @@ import numpy as np
 from . import adapter
 from .adapter import PENALTIES, FitData, candidate_negatives, penalty_path
 from .evaluate import reciprocal_ranks
-from .pairs import Pair, measured_by_adapter
+from .pairs import Pair, is_measured
 from .pick_pairs import norm_query
 
 FOLDS = 4
@@ -102,13 +102,13 @@ def deal_folds(pairs: Sequence[Pair], folds: int, seed: int) -> np.ndarray:
         rows = groups[name]
         k = min(range(folds), key=lambda f: (load[f], f))
         out[rows] = k
-        load[k] += sum(1 for i in rows if measured_by_adapter(pairs[i]))
+        load[k] += sum(1 for i in rows if is_measured(pairs[i]))
     return out
 
 
 def fold_count(pairs: Sequence[Pair]) -> int:
     """FOLDS, or fewer when fewer groups hold query-like pairs (0 or 1: cannot cross-fit)."""
-    measured = {group_of(p) for p in pairs if measured_by_adapter(p)}
+    measured = {group_of(p) for p in pairs if is_measured(p)}
     return min(FOLDS, len(measured))
 
 
@@ -131,7 +131,7 @@ def cross_fit(
         raise ValueError("cross-fitting needs query-like pairs from two files or picked queries")
     fold = deal_folds(pairs, folds, seed)
     negatives = candidate_negatives(data, chunks, chunk_files, seed=seed)
-    scored = [i for i, p in enumerate(pairs) if measured_by_adapter(p)]
+    scored = [i for i, p in enumerate(pairs) if is_measured(p)]
     position = {row: j for j, row in enumerate(scored)}
     candidates = (IDENTITY, *PENALTIES)
     ranks = {p: np.zeros(len(scored), dtype=np.int64) for p in candidates}

@@ -45,27 +45,33 @@ def split_by_file(
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
     seed: int = DEFAULT_SEED,
     key: Callable[[Pair], str] = lambda p: p.path,
+    counts: Callable[[Pair], bool] = lambda p: True,
 ) -> Split:
     """Put whole files on one side: files in a seeded random order go to the
-    held-out side until it has `heldout_fraction` of the pairs, the rest train.
+    held-out side until it has `heldout_fraction` of the pairs that `counts`,
+    the rest train.
 
     Every file's pairs land on one side only; at least one file is held out
-    when there are two or more files. `key` groups by something else than the
-    file (picks are split by their query); `*_files` then list those groups.
+    when there are two or more files that hold a counted pair, and a file with
+    none stays on the training side: measured, it would say nothing and take
+    its pairs from training. `key` groups by something else than the file
+    (picks are split by their query); `*_files` then list those groups.
     """
     by_file: dict[str, list[Pair]] = {}
     for p in pairs:
         by_file.setdefault(key(p), []).append(p)
+    weight = {f: sum(1 for p in group if counts(p)) for f, group in by_file.items()}
     files = sorted(by_file)
     random.Random(seed).shuffle(files)
-    target = heldout_fraction * len(pairs)
+    target = heldout_fraction * sum(weight.values())
+    candidates = [f for f in files if weight[f]]
     heldout_files: list[str] = []
     count = 0
-    for path in files[:-1] if len(files) > 1 else []:
+    for path in candidates[:-1] if len(candidates) > 1 else []:
         if count >= target and heldout_files:
             break
         heldout_files.append(path)
-        count += len(by_file[path])
+        count += weight[path]
     held = set(heldout_files)
     train_files = [f for f in files if f not in held]
     return Split(

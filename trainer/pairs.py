@@ -83,16 +83,17 @@ quality (and so the gate) is measured on these only. Signature anchors
 (`def f(x) -> y:`) and bare names are training signal, not queries anyone types."""
 
 MEASURE_TESTS_OWN_CODE = False
-"""Whether a query adapter is measured on pairs whose answer is a test's own code."""
+"""Whether training is measured on pairs whose answer is a test's own code."""
 
 
-def measured_by_adapter(pair: Pair) -> bool:
-    """Whether a query adapter's cross-fit measures (and chooses by) `pair`: a query kind
-    whose answer is what searches look for. A test's docstring describes the test, and
-    search ranks tests below the code they exercise unless asked for them; where tests
-    hold most of the described code (more-itertools: 62% of its query-like pairs), a
-    verdict on them says little about searches. They still train. A pick is what a
-    person searched for, wherever it points."""
+def is_measured(pair: Pair) -> bool:
+    """Whether `pair` measures training: the fine-tune's held-out side (and which files
+    go there) and the query adapter's cross-fit (and the penalty it chooses) count a
+    query kind whose answer is what searches look for. A test's docstring describes
+    the test, and search ranks tests below the code they exercise unless asked for
+    them; where tests hold most of the described code (more-itertools: 62% of its
+    query-like pairs), a verdict on them says little about searches. They still
+    train. A pick is what a person searched for, wherever it points."""
     if pair.kind in WEAK_KINDS:
         return False
     return MEASURE_TESTS_OWN_CODE or pair.kind == "pick" or not is_test_path(pair.path)

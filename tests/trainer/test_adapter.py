@@ -25,7 +25,7 @@ from kenning.server.ranking import DEFAULT
 from kenning.trainer import adapter as fitting
 from kenning.trainer.cross_fit import FOLDS, IDENTITY, cross_fit, deal_folds, fold_count
 from kenning.trainer.options import TrainOptions
-from kenning.trainer.pairs import Pair, measured_by_adapter
+from kenning.trainer.pairs import Pair, is_measured
 from kenning.trainer.run import train_workspace
 
 # -- the fit, on vectors whose right answer is known ---------------------------------------
@@ -132,8 +132,8 @@ def test_pairs_into_a_tests_own_code_train_the_adapter_but_are_not_measured():
     fitted = cross_fit(pairs, data, chunks, files, rank_score(data, chunks), seed=0)
     measured = {i for i, p in enumerate(pairs) if not p.path.startswith("tests/")} | {0}
     assert set(fitted.scored) == measured
-    assert [measured_by_adapter(p) for p in pairs[:4]] == [True, True, True, False]
-    assert not measured_by_adapter(Pair("parse url", "def parse_url(): ...", "identifier", "u.py"))
+    assert [is_measured(p) for p in pairs[:4]] == [True, True, True, False]
+    assert not is_measured(Pair("parse url", "def parse_url(): ...", "identifier", "u.py"))
 
 
 def test_a_strong_penalty_keeps_the_identity_and_weak_data_keeps_the_model_as_it_is():

@@ -30,6 +30,28 @@ def test_one_file_cannot_be_split():
     assert not split.heldout and len(split.train) == 5
 
 
+def test_held_out_files_are_chosen_and_counted_by_the_pairs_that_measure():
+    # One large test file, mostly signatures, used to fill the held-out side alone.
+    pairs = [
+        Pair(f"def test_{i}(x):", f"code {i}", "signature", "tests/test_big.py") for i in range(90)
+    ]
+    for name in ("a", "b", "c", "d", "e"):
+        pairs += [
+            Pair(f"query {name} {i} here", f"{name} {i}", "docstring", f"{name}.py")
+            for i in range(4)
+        ]
+    measured = lambda p: p.kind == "docstring"  # noqa: E731
+    for seed in range(8):
+        split = split_by_file(pairs, heldout_fraction=0.2, seed=seed, counts=measured)
+        assert "tests/test_big.py" in split.train_files
+        assert 1 <= len(split.heldout_files) <= 2 and all(measured(p) for p in split.heldout)
+    # Counting every pair, some seed holds out the test file and no measured pair at all.
+    assert any(
+        split_by_file(pairs, heldout_fraction=0.2, seed=s).heldout_files == ["tests/test_big.py"]
+        for s in range(30)
+    )
+
+
 def test_sample_is_seeded_and_keeps_order():
     pairs = [Pair(f"query number {i} here", f"code {i}", "docstring", f"{i}.py") for i in range(50)]
     picked = sample(pairs, 10, seed=1)
