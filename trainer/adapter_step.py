@@ -45,6 +45,12 @@ from .pick_pairs import PICK_WEIGHT
 Say = Callable[[str], None]
 
 
+KEEP_HELDOUT_UNSEEN = True
+"""Whether the adapter kept is fitted on the run's training side only, so the held-out
+files stay unseen by what searches use (`kenning eval`, the next fine-tune's gate), or on
+every pair (`bench.learning` system ``adapter-allfit``)."""
+
+
 @dataclass
 class AdapterResult(Gated):
     status: str
@@ -152,7 +158,7 @@ def train_adapter(inputs: AdapterInputs, options: TrainOptions, say: Say) -> Ada
         chunks,
         _file_codes(corpus),
         score,
-        final_rows=np.arange(len(inputs.train)),
+        final_rows=np.arange(len(inputs.train)) if KEEP_HELDOUT_UNSEEN else None,
         seed=options.seed,
     )
     result.penalty = None if fitted.penalty == IDENTITY else fitted.penalty
