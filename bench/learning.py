@@ -21,7 +21,8 @@ hybrid, `Engine.search`, as users get them) with:
   (``adapter-halfsteps``), and without the pairs whose positive is a test's own
   code (``adapter-notests``: a test's docstring describes the test), and
   measured on those pairs too (``adapter-testsmeasured``: as it was before they
-  only trained);
+  only trained); ``adapter-allfit`` keeps the adapter fitted on every pair, the
+  run's held-out files too, instead of its training side alone;
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
@@ -31,6 +32,11 @@ hybrid, `Engine.search`, as users get them) with:
   ``adapter``, ``model`` and ``both`` as measured before a model trained on the
   workspace weighed `Ranking.trained_dense_weight` in hybrid fusion, when it
   weighed 1.5 like the bundled one (same indexes, copied with their ranks);
+- ``adapter-splitall``, ``model-s60-splitall``, ``both-s60-splitall`` (not run any
+  more): the rows of ``adapter``, ``model-s60`` and ``both-s60`` on the partly
+  documented protocol as measured before the trainer's held-out files were chosen
+  and counted by the pairs that measure (`pairs.is_measured`), when every pair
+  counted (copied with their ranks);
 - ``picks``: half of the queries played as picks (`kenning/feedback`, through the
   same store the server writes), up to ``--picks`` of them, then `--parts adapter`;
   only the other half is measured, next to ``base`` and ``adapter`` on that half;
@@ -96,6 +102,7 @@ ABLATIONS = (
     "adapter-halfsteps",
     "adapter-notests",
     "adapter-testsmeasured",
+    "adapter-allfit",
 )
 MODEL_SYSTEMS: dict[str, dict[str, Any]] = {
     "model": {},
@@ -184,6 +191,7 @@ def ablated(variant: str | None) -> Iterator[None]:
     grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
     pick_weight = adapter_step.PICK_WEIGHT
     measure_tests = pairs.MEASURE_TESTS_OWN_CODE
+    keep_unseen = adapter_step.KEEP_HELDOUT_UNSEEN
     if variant == "nohard":
         total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
         adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
@@ -200,6 +208,8 @@ def ablated(variant: str | None) -> Iterator[None]:
         cross_fit.CHOOSE_ON = ("docstring", "pick")
     elif variant == "halfsteps":
         adapter.WARM_STEPS = warm_steps // 2
+    elif variant == "allfit":
+        adapter_step.KEEP_HELDOUT_UNSEEN = False
     elif variant == "heavypicks":
         adapter_step.PICK_WEIGHT = HEAVY_PICK_WEIGHT
     try:
@@ -210,6 +220,7 @@ def ablated(variant: str | None) -> Iterator[None]:
         adapter_step.PICK_WEIGHT = pick_weight
         pairs.MEASURE_TESTS_OWN_CODE = measure_tests
         adapter.WARM_STEPS = warm_steps
+        adapter_step.KEEP_HELDOUT_UNSEEN = keep_unseen
 
 
 def _without_test_code(mine: Any) -> Any:
