@@ -196,23 +196,7 @@ def finetune_table(rows: Sequence[dict[str, Any]]) -> str:
     """The fine-tune and `both` with the settings of FINETUNE_COLUMNS, on the seeds every
     column a package ran shares (so the columns compare like with like)."""
     variants = {s for s, _ in FINETUNE_COLUMNS if s not in ("model", "both")}
-    lines: list[str] = []
-    for pkg in ORDER:
-        for protocol in ("partial", "full"):
-            base_runs = _runs(rows, pkg, protocol, "base")
-            if not base_runs or not any(_runs(rows, pkg, protocol, s) for s in variants):
-                continue
-            ran = [{r["seed"] for r in _runs(rows, pkg, protocol, s)} for s, _ in FINETUNE_COLUMNS]
-            seeds = set.intersection(*(r for r in ran if r))
-            base = base_runs[0]["mrr"][MODE]
-            cells = []
-            for system, _ in FINETUNE_COLUMNS:
-                runs = [r for r in _runs(rows, pkg, protocol, system) if r["seed"] in seeds]
-                cells.append(_cell(base, runs, _test(pkg, protocol, system, runs)))
-            mark = "" if pkg in TUNED else " (untouched)"
-            lines.append(f"| {pkg}{mark} | {protocol} | {base:.3f} | " + " | ".join(cells) + " |")
-    columns = ["package", "protocol", "base:", *(title for _, title in FINETUNE_COLUMNS)]
-    return _table(columns, lines)
+    return _compared_table(rows, [FINETUNE_COLUMNS], variants)
 
 
 SPLIT_COLUMNS = (
@@ -230,24 +214,35 @@ measure (now)."""
 def split_table(rows: Sequence[dict[str, Any]]) -> str:
     """Each system of SPLIT_COLUMNS before and after the held-out side changed, on the
     seeds both sides of a pair of columns ran."""
+    pairs = [SPLIT_COLUMNS[i : i + 2] for i in range(0, len(SPLIT_COLUMNS), 2)]
+    return _compared_table(rows, pairs, {SPLIT_COLUMNS[0][0]})
+
+
+def _compared_table(
+    rows: Sequence[dict[str, Any]],
+    groups: Sequence[Sequence[tuple[str, str]]],
+    shown_if: set[str],
+) -> str:
+    """A row per package and protocol where any system of `shown_if` ran: one cell per
+    (system, title) of `groups`, each group's cells on the seeds its columns that ran share."""
     lines: list[str] = []
     for pkg in ORDER:
         for protocol in ("partial", "full"):
             base_runs = _runs(rows, pkg, protocol, "base")
-            if not base_runs or not _runs(rows, pkg, protocol, SPLIT_COLUMNS[0][0]):
+            if not base_runs or not any(_runs(rows, pkg, protocol, s) for s in shown_if):
                 continue
             base = base_runs[0]["mrr"][MODE]
             cells = []
-            for before, now in zip(SPLIT_COLUMNS[::2], SPLIT_COLUMNS[1::2], strict=True):
-                sides = [_runs(rows, pkg, protocol, s) for s, _ in (before, now)]
-                seeds = {r["seed"] for r in sides[0]} & {r["seed"] for r in sides[1]}
-                for (system, _), side in zip((before, now), sides, strict=True):
-                    runs = [r for r in side if r["seed"] in seeds]
+            for group in groups:
+                ran = [{r["seed"] for r in _runs(rows, pkg, protocol, s)} for s, _ in group]
+                seeds = set.intersection(*[r for r in ran if r] or [set()])
+                for system, _ in group:
+                    runs = [r for r in _runs(rows, pkg, protocol, system) if r["seed"] in seeds]
                     cells.append(_cell(base, runs, _test(pkg, protocol, system, runs)))
             mark = "" if pkg in TUNED else " (untouched)"
             lines.append(f"| {pkg}{mark} | {protocol} | {base:.3f} | " + " | ".join(cells) + " |")
-    columns = ["package", "protocol", "base:", *(title for _, title in SPLIT_COLUMNS)]
-    return _table(columns, lines)
+    titles = [title for group in groups for _, title in group]
+    return _table(["package", "protocol", "base:", *titles], lines)
 
 
 def _test(pkg: str, protocol: str, system: str, runs: Sequence[dict[str, Any]]) -> dict | None:
