@@ -22,11 +22,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .options import TrainOptions
 
@@ -165,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"kenning: {line}", file=sys.stderr, flush=True)
 
-    outcome: dict[str, Any]
+    outcome: dict[str, Any] = {}
+    code = 0
     try:
         result = train_workspace(
             args.workspace,
@@ -176,17 +178,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         outcome = result.to_json()
     except Exception as exc:  # noqa: BLE001 - process 0 reports it as one line
-        if not is_main():
-            raise  # torchrun stops the others and says which process failed
-        outcome = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        if is_main():
+            outcome = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        else:
+            traceback.print_exc()  # torchrun stops the others and says which process failed
+            code = 1
     finally:
         dist.destroy_process_group()
     if is_main():
         partial = Path(args.result + ".tmp")
         partial.write_text(json.dumps(outcome), "utf-8")
         partial.replace(args.result)
-    return 0
+    return code
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a torchrun process without the interpreter's teardown.
+
+    gloo's threads outlive `destroy_process_group` (torch 2.13: its run loops
+    are still there after it, and after a garbage collection). Tearing the
+    interpreter down under them now and then aborts a process whose work is
+    done ("terminate called without an active exception", seen in CI), and
+    torchrun then reports the whole run as failed. Everything this process
+    owes is on disk by now.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
