@@ -10,6 +10,7 @@ only with --verbose.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -242,6 +243,9 @@ def _progress(args: argparse.Namespace):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # A crash in native code (torch, SQLite, a parser) then leaves every thread's
+    # Python stack on stderr: the editor's log, or a daemon's daemon.log.
+    faulthandler.enable(all_threads=True)
     if args.background or args.background_child:
         return _serve_background(args)
     from .lsp import serve

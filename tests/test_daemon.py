@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -246,3 +247,20 @@ class fake_daemon:
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
         self.path.unlink(missing_ok=True)
+
+
+def test_a_daemon_that_crashes_in_native_code_leaves_its_threads_stacks_in_its_log(
+    indexed, index_dir
+):
+    env = {**os.environ, "KENNING_INDEX_DIR": str(index_dir)}
+    started = kenning(env, "serve", "--background", "--workspace", str(indexed))
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stderr.split("pid ")[1].split(")")[0])
+    os.kill(pid, signal.SIGSEGV)  # what a crash in torch or SQLite would raise
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    log = (index_dir / "daemon.log").read_text("utf-8", errors="replace")
+    assert "Fatal Python error: Segmentation fault" in log
+    assert log.count("Thread 0x") >= 2, log[-2000:]  # every thread's stack, not one
