@@ -210,6 +210,11 @@ class IndexWorker:
         )
         self._announce()
         gen = self._generation() if not self.stopping else None
+        if self.stopping:
+            # stop() may not have waited for the model to load: the engine can be
+            # closed by now, so touch nothing more.
+            self.listener.progress_end("stopped; the index keeps every finished batch")
+            return
         serving = self.engine.serving_generation()
         switching = gen is not None and serving is not None and serving.id != gen.id
         if switching:
