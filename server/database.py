@@ -12,6 +12,7 @@ folder that cannot be written (a read-only mount) opens read-only.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -80,6 +81,10 @@ class StoreError(RuntimeError):
     """The index cannot be opened or written; the message says what to do."""
 
 
+class StoreClosed(StoreError):
+    """The index was closed (its folder removed, the server stopping) while in use."""
+
+
 class Database:
     """An index folder's SQLite file. Safe for one writer thread plus readers.
 
@@ -96,6 +101,7 @@ class Database:
         """Whether opening ran the full integrity check (after an unclean shutdown)."""
         self._write_lock = threading.Lock()
         self.read_only = False
+        self._closed = False
 
     @classmethod
     def open(cls, index_dir: Path) -> Self:
@@ -187,6 +193,8 @@ class Database:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosed(f"the index at {self.dir} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None and self.read_only:
             # immutable: nothing can change the file under us, and SQLite then
@@ -219,13 +227,29 @@ class Database:
         return self._conns
 
     def close(self) -> None:
-        for conn in self._all_conns():
+        """Close this thread's connection and refuse every later use (StoreClosed).
+
+        Other threads' connections are never closed from here: CPython 3.11's
+        sqlite3 crashes the process (SIGSEGV) when a connection is closed while
+        another thread runs a statement on it, as a search still in flight on a
+        workspace folder being removed did. Their references are dropped instead
+        and the garbage collector closes every one that no statement holds (a
+        connection is in a cycle with its statement cache); one in use closes
+        at a later collection, once its statement is done.
+        """
+        self._closed = True
+        mine = getattr(self._local, "conn", None)
+        others = [c for c in self._all_conns() if c is not mine]
+        if mine is not None:
             try:
-                conn.close()
+                mine.close()
             except sqlite3.Error:
                 pass
         self._conns = []
         self._local = threading.local()
+        if others:
+            del others
+            gc.collect()
         if not self.read_only:
             markers.own_marker(self.dir).unlink(missing_ok=True)
 

@@ -31,7 +31,7 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from pygls.exceptions import FeatureRequestError, JsonRpcException, JsonRpcInval
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+from .database import StoreClosed
 from .folders import Folder, FolderError, FolderMap, indexed_folders
 from .live_settings import apply_settings
 from .lsp_answers import (
@@ -339,6 +340,10 @@ class KenningLanguageServer(LanguageServer):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self.queries, functools.partial(fn, *args, **kwargs))
+        except StoreClosed as exc:
+            raise FolderClosed(
+                f"{exc}: its folder was removed or the server is stopping", code=REQUEST_FAILED
+            ) from exc
         except SearchError as exc:
             raise JsonRpcInvalidParams(f"Invalid params: {exc}") from exc
         except RelatedError as exc:
@@ -454,14 +459,42 @@ async def on_configuration_changed(
     await ls.settings_changed(params.settings)
 
 
+class FolderClosed(JsonRpcException):
+    """A folder's index closed while a request read it: the folder was removed, or the
+    server is stopping."""
+
+
+async def each_open_folder(calls: Iterable[Awaitable[T]]) -> list[T | None]:
+    """Every folder's answer, None for one whose index closed while the request read it
+    (its folder was removed meanwhile): the others still answer. FolderClosed when
+    every folder's did; any other error as it came."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    answers: list[T | None] = []
+    closed: FolderClosed | None = None
+    for outcome in outcomes:
+        if isinstance(outcome, FolderClosed):
+            closed = closed or outcome
+            answers.append(None)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            answers.append(outcome)
+    if closed is not None and all(a is None for a in answers):
+        raise closed
+    return answers
+
+
 async def on_search(ls: KenningLanguageServer, params: SearchParams) -> SearchResponse:
     folders = await ls.ready()
     try:
         targets = folders.targets(params.folders)
     except FolderError as exc:
         raise JsonRpcInvalidParams(f"Invalid params: params.folders: {exc}") from exc
-    outcomes = await asyncio.gather(*(ls.run_query(search_one, t, params) for t in targets))
-    return merge_search(targets, outcomes, params.limit, params.explain)
+    outcomes = await each_open_folder(ls.run_query(search_one, t, params) for t in targets)
+    answered = [(t, o) for t, o in zip(targets, outcomes, strict=True) if o is not None]
+    return merge_search(
+        [t for t, _ in answered], [o for _, o in answered], params.limit, params.explain
+    )
 
 
 async def on_related(ls: KenningLanguageServer, params: RelatedParams) -> RelatedResponse:
@@ -482,8 +515,9 @@ async def on_related(ls: KenningLanguageServer, params: RelatedParams) -> Relate
 async def on_status(ls: KenningLanguageServer, params: StatusParams) -> StatusResponse:
     folders = await ls.ready()
     running = folders.running()
-    statuses = await asyncio.gather(*(ls.run_query(s.status) for _, s in running))
-    return answer_status(folders, {f.uri: st for (f, _), st in zip(running, statuses, strict=True)})
+    statuses = await each_open_folder(ls.run_query(s.status) for _, s in running)
+    answered = {f.uri: st for (f, _), st in zip(running, statuses, strict=True) if st is not None}
+    return answer_status(folders, answered)
 
 
 async def on_reindex(ls: KenningLanguageServer, params: ReindexParams) -> ReindexResponse:

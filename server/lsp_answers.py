@@ -135,7 +135,11 @@ def folder_status(
 def answer_status(folders: Folders, statuses: dict[str, ServiceStatus]) -> StatusResponse:
     """The first indexed folder's status at the top level (what single-folder clients
     read), and every folder's in `folders`; `statuses` are by indexed folder URI."""
-    first = statuses[folders.running()[0][0].uri]
+    # A folder may have closed, or opened, while the statuses were read.
+    first = next(
+        (statuses[f.uri] for f, _ in folders.running() if f.uri in statuses),
+        next(iter(statuses.values())),
+    )
     per_folder = [
         folder_status(
             folder,

@@ -13,6 +13,7 @@ from kenning.server.folders import (
     indexed_folders,
     merge_results,
 )
+from kenning.server.lsp import FolderClosed, each_open_folder
 from kenning.server.search import SearchResult
 
 
@@ -73,3 +74,23 @@ def test_answers_of_several_folders_merge_by_score():
         ("B", "sub/z.py"),
         ("A", "y.py"),
     ]
+
+
+async def _answer(value: int) -> int:
+    return value
+
+
+async def _closed() -> int:
+    raise FolderClosed("the index at /w/big is closed: its folder was removed", code=-32803)
+
+
+async def _broken() -> int:
+    raise ValueError("a real failure")
+
+
+async def test_a_folder_whose_index_closed_mid_request_is_left_out_and_the_others_answer():
+    assert await each_open_folder([_answer(1), _closed(), _answer(3)]) == [1, None, 3]
+    with pytest.raises(FolderClosed, match="is closed"):
+        await each_open_folder([_closed(), _closed()])  # nothing left to answer
+    with pytest.raises(ValueError, match="a real failure"):
+        await each_open_folder([_answer(1), _closed(), _broken()])
