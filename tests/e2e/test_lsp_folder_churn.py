@@ -17,10 +17,8 @@ import shutil
 
 import pytest
 from kenning.server.settings import workspace_key
-from kenning.server.store import Store
-from kenning.server.writer_lock import EDITOR, WriterLock
 from kenning_client import SearchLoop, copy_workspace, kenning_server, paths
-from test_lsp_folders import change_folders, folder_named, make_big_folder
+from test_lsp_folders import assert_closed_cleanly, change_folders, make_big_folder, not_listed
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.stress]
 
@@ -46,22 +44,14 @@ async def test_a_folder_closed_at_any_stage_of_its_indexing_never_kills_the_serv
                     await ls.status()
                     statuses += 1
                 change_folders(ls, removed=[big])
-
-                async def gone():
-                    return await folder_named(ls, "big") is None
-
-                await ls.eventually(gone, what="the big folder to close", timeout=120)
+                await ls.eventually(
+                    lambda: not_listed(ls, "big"), what="the big folder to close", timeout=120
+                )
         finally:
             await searches.stop()
 
         assert ls.client._server.returncode is None
         assert searches.errors == [] and searches.answers, searches.errors[:3]
         assert statuses > ROUNDS
-        big_index = index_dir / "folders" / workspace_key(big)
-        assert WriterLock(big_index).try_acquire(EDITOR, str(big))
-        store = Store.open(big_index)
-        try:
-            assert store.consistency_problems() == []
-        finally:
-            store.close()
+        assert_closed_cleanly(index_dir, big, ls.client._server.pid)
         assert "billing/invoices.py" in paths(await ls.search("invoice total"))

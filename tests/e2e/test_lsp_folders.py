@@ -118,31 +118,34 @@ async def test_folders_come_and_go_and_a_nested_folder_is_indexed_once(tmp_path)
         await ls.eventually(indexing, what="the big folder to be indexing", timeout=60)
         change_folders(ls, removed=[big])
 
-        async def gone():
-            return await folder_named(ls, "big") is None
-
-        await ls.eventually(gone, what="the big folder to close", timeout=120)
-        big_index = index_dir / "folders" / workspace_key(big)
-        server_pid = ls.client._server.pid
-        assert not (big_index / f"open-{server_pid}").exists()
-        assert WriterLock(big_index).try_acquire(EDITOR, str(big))
-        store = Store.open(big_index)
-        try:
-            assert store.consistency_problems() == []
-        finally:
-            store.close()
+        await ls.eventually(
+            lambda: not_listed(ls, "big"), what="the big folder to close", timeout=120
+        )
+        assert_closed_cleanly(index_dir, big, ls.client._server.pid)
 
         change_folders(ls, removed=[core])
         await ls.eventually(
-            lambda: _not_listed(ls, "core"), what="the core folder to close", timeout=60
+            lambda: not_listed(ls, "core"), what="the core folder to close", timeout=60
         )
         status = await ls.settled()
         assert [f.name for f in status.folders] == ["shop", "billing"]
         assert "billing/invoices.py" in paths(await ls.search("invoice total"))
 
 
-async def _not_listed(ls: Session, name: str) -> bool:
+async def not_listed(ls: Session, name: str) -> bool:
     return await folder_named(ls, name) is None
+
+
+def assert_closed_cleanly(index_dir: Path, folder: Path, server_pid: int) -> None:
+    """A closed folder's index: not marked open by the server, unlocked, and whole."""
+    index = index_dir / "folders" / workspace_key(folder)
+    assert not (index / f"open-{server_pid}").exists()
+    assert WriterLock(index).try_acquire(EDITOR, str(folder))
+    store = Store.open(index)
+    try:
+        assert store.consistency_problems() == []
+    finally:
+        store.close()
 
 
 def make_big_folder(root: Path, files: int) -> Path:
