@@ -213,8 +213,7 @@ class IndexWorker:
         if self.stopping:
             # stop() may not have waited for the model to load: the engine can be
             # closed by now, so touch nothing more.
-            self.listener.progress_end("stopped; the index keeps every finished batch")
-            return
+            raise _StopRequested
         serving = self.engine.serving_generation()
         switching = gen is not None and serving is not None and serving.id != gen.id
         if switching:

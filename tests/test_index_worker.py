@@ -9,24 +9,18 @@ import threading
 from kenning.server.engine import Engine
 from kenning.server.watcher import ChangeQueue
 from kenning.server.worker import IndexWorker
+from kenning.server.workspace_service import LogListener
 
 
-class Quiet:
-    """A listener that records the worker's last progress line."""
+class Recording(LogListener):
+    """The log's listener, keeping the worker's last progress lines too."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.ended: list[str] = []
 
-    def progress_begin(self, title, message): ...
-
-    def progress_report(self, message, percentage): ...
-
-    def progress_end(self, message):
+    def progress_end(self, message: str) -> None:
         self.ended.append(message)
-
-    def index_changed(self, counts): ...
-
-    def problem(self, message): ...
 
 
 def test_a_worker_stopped_while_its_model_loads_touches_the_closed_index_no_more(
@@ -42,7 +36,7 @@ def test_a_worker_stopped_while_its_model_loads_touches_the_closed_index_no_more
         return real_load()
 
     monkeypatch.setattr(engine.embedder, "_load", slow_load)
-    listener = Quiet()
+    listener = Recording()
     worker = IndexWorker(engine, ChangeQueue(), listener)
     worker.start()
     assert loading.wait(120), "the worker never started loading its model"
