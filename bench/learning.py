@@ -23,6 +23,9 @@ hybrid, `Engine.search`, as users get them) with:
   measured on those pairs too (``adapter-testsmeasured``: as it was before they
   only trained); ``adapter-allfit`` keeps the adapter fitted on every pair, the
   run's held-out files too, instead of its training side alone;
+- ``adapter-weak25``, ``adapter-noweak``: the adapter with signature and identifier
+  pairs at most a quarter of its training pairs, or none (`train.max_signature_share`
+  0.25 and 0 instead of 0.5);
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
 - ``adapter-minibatch`` (not run any more): werkzeug's adapter rows from before
@@ -104,6 +107,11 @@ ABLATIONS = (
     "adapter-testsmeasured",
     "adapter-allfit",
 )
+ADAPTER_SETTINGS: dict[str, dict[str, Any]] = {
+    "adapter-weak25": {"max_signature_share": 0.25},
+    "adapter-noweak": {"max_signature_share": 0.0},
+}
+"""Adapter ablations that change a `train.*` setting rather than the trainer's code."""
 MODEL_SYSTEMS: dict[str, dict[str, Any]] = {
     "model": {},
     "model-e3": {"epochs": 3},
@@ -379,6 +387,11 @@ def run_one(
     elif system in ABLATIONS:
         index = fresh_copy(base, f"{system}-s{seed}")
         row["train"] = train(index, workspace, "adapter", seed or 0, system.split("-", 1)[1])
+    elif system in ADAPTER_SETTINGS:
+        index = fresh_copy(base, f"{system}-s{seed}")
+        row["train"] = train(
+            index, workspace, "adapter", seed or 0, settings_changes=ADAPTER_SETTINGS[system]
+        )
     elif system in BOTH_OF:
         source = base.parent / f"{BOTH_OF[system]}-s{seed}"
         if not (source / "index.sqlite").is_file():
