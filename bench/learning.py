@@ -24,7 +24,7 @@ hybrid, `Engine.search`, as users get them) with:
   only trained); ``adapter-allfit`` keeps the adapter fitted on every pair, the
   run's held-out files too, instead of its training side alone;
 - ``adapter-weak25``, ``adapter-noweak``: the adapter with signature and identifier
-  pairs at most a quarter of its training pairs, or none (`train.max_signature_share`
+  pairs at most a quarter of its training pairs, or none (`TrainOptions.max_signature_share`
   0.25 and 0 instead of 0.5);
 - ``adapter-split`` (not run any more): rows kept from the adapter before
   cross-fitting (one validation split, one held-out split), for the ablation;
@@ -82,6 +82,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -191,44 +192,40 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
 @contextlib.contextmanager
 def ablated(variant: str | None) -> Iterator[None]:
     """The trainer with one ingredient taken out, for an ablation row."""
+    with contextlib.ExitStack() as stack:
+        for module, name, value in _ablation_patches(variant):
+            stack.enter_context(mock.patch.object(module, name, value))
+        yield
+
+
+def _ablation_patches(variant: str | None) -> list[tuple[Any, str, Any]]:
+    """(module, attribute, value while the variant trains) for `variant`."""
     from kenning.trainer import adapter, adapter_step, cross_fit, pairs, run
     from kenning.trainer.pairs import KINDS
 
-    saved = (adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs)
-    warm_steps = adapter.WARM_STEPS
-    grouping, choose_on = cross_fit.GROUP_BY, cross_fit.CHOOSE_ON
-    pick_weight = adapter_step.PICK_WEIGHT
-    measure_tests = pairs.MEASURE_TESTS_OWN_CODE
-    keep_unseen = adapter_step.KEEP_HELDOUT_UNSEEN
-    if variant == "nohard":
-        total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
-        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES = 0, 0, total
-    elif variant == "noid":
-        kinds = tuple(k for k in KINDS if k != "identifier")
-        run.mine_pairs = functools.partial(saved[3], kinds=kinds)  # type: ignore[assignment]
-    elif variant == "testsmeasured":
-        pairs.MEASURE_TESTS_OWN_CODE = True
-    elif variant == "notests":
-        run.mine_pairs = _without_test_code(saved[3])  # type: ignore[assignment]
-    elif variant == "bychunk":
-        cross_fit.GROUP_BY = "chunk"
-    elif variant == "docchoice":
-        cross_fit.CHOOSE_ON = ("docstring", "pick")
-    elif variant == "halfsteps":
-        adapter.WARM_STEPS = warm_steps // 2
-    elif variant == "allfit":
-        adapter_step.KEEP_HELDOUT_UNSEEN = False
-    elif variant == "heavypicks":
-        adapter_step.PICK_WEIGHT = HEAVY_PICK_WEIGHT
-    try:
-        yield
-    finally:
-        adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES, run.mine_pairs = saved
-        cross_fit.GROUP_BY, cross_fit.CHOOSE_ON = grouping, choose_on
-        adapter_step.PICK_WEIGHT = pick_weight
-        pairs.MEASURE_TESTS_OWN_CODE = measure_tests
-        adapter.WARM_STEPS = warm_steps
-        adapter_step.KEEP_HELDOUT_UNSEEN = keep_unseen
+    total = adapter.HARD_NEGATIVES + adapter.SIBLINGS + adapter.RANDOM_NEGATIVES
+    kinds = tuple(k for k in KINDS if k != "identifier")
+    patches: dict[str, list[tuple[Any, str, Any]]] = {
+        # Hard negatives and file siblings replaced by as many random chunks.
+        "nohard": [
+            (adapter, "HARD_NEGATIVES", 0),
+            (adapter, "SIBLINGS", 0),
+            (adapter, "RANDOM_NEGATIVES", total),
+        ],
+        "noid": [(run, "mine_pairs", functools.partial(run.mine_pairs, kinds=kinds))],
+        "testsmeasured": [(pairs, "MEASURE_TESTS_OWN_CODE", True)],
+        "notests": [(run, "mine_pairs", _without_test_code(run.mine_pairs))],
+        "bychunk": [(cross_fit, "GROUP_BY", "chunk")],
+        "docchoice": [(cross_fit, "CHOOSE_ON", ("docstring", "pick"))],
+        "halfsteps": [(adapter, "WARM_STEPS", adapter.WARM_STEPS // 2)],
+        "allfit": [(adapter_step, "KEEP_HELDOUT_UNSEEN", False)],
+        "heavypicks": [(adapter_step, "PICK_WEIGHT", HEAVY_PICK_WEIGHT)],
+    }
+    if variant is None:
+        return []
+    if variant not in patches:
+        raise ValueError(f"unknown trainer variant {variant!r}: one of {', '.join(patches)}")
+    return patches[variant]
 
 
 def _without_test_code(mine: Any) -> Any:

@@ -180,3 +180,23 @@ def test_the_learning_report_keeps_its_paired_tests_once_the_ranks_are_gone(lear
     rows.append(learning_run(learning, "adapter", 44, better, ids))
     report_of.SUMMARY.write_text(json.dumps(rows))
     assert "| flask | 8 | 0.381 | 0.498 (0.394-0.550) **+0.117** |" in report_of.learning_section()
+
+
+def test_an_ablation_changes_the_trainer_only_while_it_trains():
+    from kenning.trainer import adapter, run
+
+    from bench import learning
+
+    def negatives():
+        return adapter.HARD_NEGATIVES, adapter.SIBLINGS, adapter.RANDOM_NEGATIVES
+
+    mine, before = run.mine_pairs, negatives()
+    with learning.ablated("nohard"):
+        assert negatives() == (0, 0, sum(before))
+        with learning.ablated("notests"):
+            assert run.mine_pairs is not mine
+    assert negatives() == before
+    assert run.mine_pairs is mine
+    with pytest.raises(ValueError, match="unknown trainer variant 'nohrad'"):
+        with learning.ablated("nohrad"):
+            pass
