@@ -132,8 +132,9 @@ def test_a_part_run_again_replaces_the_earlier_one():
 
 @pytest.fixture
 def learning(tmp_path, monkeypatch):
-    from bench import learning, learning_report
+    from bench import fusion_weight, learning, learning_report
 
+    monkeypatch.setattr(fusion_weight, "OUT", tmp_path / "fusion_weight.json")
     monkeypatch.setattr(learning, "RANKS_DIR", tmp_path / "learning")
     monkeypatch.setattr(learning_report, "SUMMARY", tmp_path / "learning.json")
     monkeypatch.setattr(learning_report, "KEPT", tmp_path / "learning_kept.json")
@@ -180,6 +181,26 @@ def test_the_learning_report_keeps_its_paired_tests_once_the_ranks_are_gone(lear
     rows.append(learning_run(learning, "adapter", 44, better, ids))
     report_of.SUMMARY.write_text(json.dumps(rows))
     assert "| flask | 8 | 0.381 | 0.498 (0.394-0.550) **+0.117** |" in report_of.learning_section()
+
+
+def test_the_fusion_weight_sweep_shows_each_weights_change_from_base(learning):
+    from bench import fusion_weight
+
+    learning, report_of = learning
+    ids = [f"flask:{n}" for n in range(4)]
+    rows = [learning_run(learning, "base", None, [1.0, 0.5, 0.0, 0.5], ids)]  # MRR 0.5
+    report_of.SUMMARY.write_text(json.dumps(rows))
+    assert "python -m bench.fusion_weight" not in report_of.learning_section()
+
+    values = [0.5, 0.52, 0.55, 0.56, 0.53, 0.5, 0.45]
+    mrr = dict(zip(map(str, fusion_weight.WEIGHTS), values, strict=True))
+    sweep = {"package": "flask", "protocol": "partial", "system": "adapter", "seeds": [42, 43]}
+    fusion_weight.OUT.write_text(json.dumps([sweep | {"mrr": mrr}]))
+    rendered = report_of.learning_section()
+    assert "| 1.5 | 2 | 2.5 | 3 | 4 | 6 | 10 |" in rendered
+    changes = "+0.000 | +0.020 | +0.050 | +0.060 | +0.030 | +0.000 | -0.050"
+    assert f"| flask | partial | adapter | 2 | 0.500 | {changes} |" in rendered
+    assert "| mean of 1 (tuning) | partial | adapter | | | **+0.000** | **+0.020** |" in rendered
 
 
 def test_an_ablation_changes_the_trainer_only_while_it_trains():
