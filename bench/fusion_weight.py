@@ -49,7 +49,7 @@ def trained_runs(pkg: str, protocol: str, system: str) -> list[tuple[int, Path]]
     return [(s, index) for s, index in found if (index / "index.sqlite").is_file()]
 
 
-def reciprocal_ranks(index: Path, workspace: Path, queries: Sequence[Any]) -> dict[float, float]:
+def mrr_by_weight(index: Path, workspace: Path, queries: Sequence[Any]) -> dict[float, float]:
     """Hybrid MRR@10 of `queries` on `index` with each weight of WEIGHTS."""
     from kenning.server.engine import Engine
     from kenning.server.ranking import DEFAULT
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs = trained_runs(pkg, protocol, system)
                 if not runs:
                     continue
-                per_seed = [reciprocal_ranks(index, workspace, queries) for _, index in runs]
+                per_seed = [mrr_by_weight(index, workspace, queries) for _, index in runs]
                 row = {
                     "package": pkg,
                     "protocol": protocol,
