@@ -28,20 +28,23 @@ from pathlib import Path
 from typing import Any
 
 from bench import learning
-from bench.quality import CUTOFF, RESULTS_DIR, Answer, Span, first_hit_rank
+from bench.quality import CUTOFF, RESULTS_DIR
 
 WEIGHTS = (1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 SYSTEMS = ("adapter", "model-s60", "both-s60")
 OUT = RESULTS_DIR / "fusion_weight.json"
 
 
-def trained_runs(pkg: str, protocol: str, system: str) -> list[tuple[int, Path]]:
-    """(seed, index) of every finished run of `system`: one with a row in the summary
-    (a row is saved once its index is measured, so a run still training has none)."""
+def trained_runs(
+    summary: Sequence[dict[str, Any]], pkg: str, protocol: str, system: str
+) -> list[tuple[int, Path]]:
+    """(seed, index) of every finished run of `system`: one with a row in `summary`,
+    `bench.learning`'s (a row is saved once its index is measured, so a run still
+    training has none)."""
     seeds = sorted(
         {
             r["seed"]
-            for r in learning.load_summary()
+            for r in summary
             if (r["package"], r["protocol"], r["system"]) == (pkg, protocol, system)
         }
     )
@@ -77,9 +80,7 @@ def mrr_by_weight(index: Path, workspace: Path, queries: Sequence[Any]) -> dict[
                     adapter=adapter,
                     ranking=ranking,
                 ).results
-                answer = Answer(q.id, 0.0, [Span(h.path, h.start_line, h.end_line) for h in hits])
-                rank = first_hit_rank(answer, q)
-                rr.append(1.0 / rank if rank else 0.0)
+                rr.append(learning.reciprocal_rank(q, hits))
             out[weight] = statistics.fmean(rr)
     return out
 
@@ -93,11 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     packages, protocols = args.packages.split(","), args.protocols.split(",")
     rows = [r for r in load() if r["package"] not in packages or r["protocol"] not in protocols]
+    summary = learning.load_summary()
     for pkg in packages:
         for protocol in protocols:
             workspace, queries = learning.workspace_and_queries(pkg, protocol)
             for system in SYSTEMS:
-                runs = trained_runs(pkg, protocol, system)
+                runs = trained_runs(summary, pkg, protocol, system)
                 if not runs:
                     continue
                 per_seed = [mrr_by_weight(index, workspace, queries) for _, index in runs]

@@ -162,6 +162,14 @@ def fresh_copy(source: Path, name: str) -> Path:
     return target
 
 
+def reciprocal_rank(query: Query, hits: Sequence[Any]) -> float:
+    """1 / the place of the first of `hits` (search results) that answers `query`; 0 when
+    none of them does."""
+    answer = Answer(query.id, 0.0, [Span(h.path, h.start_line, h.end_line) for h in hits])
+    rank = first_hit_rank(answer, query)
+    return 1.0 / rank if rank else 0.0
+
+
 def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[str, Any]:
     """Reciprocal ranks of every query per mode, after bringing the index up to date
     (which re-embeds it when training promoted a new model)."""
@@ -174,10 +182,7 @@ def measure(index_dir: Path, workspace: Path, queries: Sequence[Query]) -> dict[
         for mode in MODES:
             rr[mode] = []
             for q in queries:
-                hits = engine.search(q.query, limit=CUTOFF, mode=mode)
-                answer = Answer(q.id, 0.0, [Span(h.path, h.start_line, h.end_line) for h in hits])
-                rank = first_hit_rank(answer, q)
-                rr[mode].append(1.0 / rank if rank else 0.0)
+                rr[mode].append(reciprocal_rank(q, engine.search(q.query, CUTOFF, mode)))
         status = engine.status()
     return {
         "rr": rr,

@@ -540,7 +540,8 @@ def learning_section() -> str:
     sweep = weight_sweep_table(rows)
     if sweep:
         parts.append(
-            "The weight again on today's trained indexes (`python -m bench.fusion_weight`): "
+            "### The trained model's weight, swept\n\nThe weight above again, on today's "
+            "trained indexes (`python -m bench.fusion_weight`): "
             "hybrid MRR@10's change from base with the trained model weighing each weight, "
             "the mean over the seeds each system ran (the full protocol's adapter indexes "
             "were not kept, so it has no rows). Nothing else in the ranking changes. On the "
